@@ -1,0 +1,129 @@
+"""Settings: paths (mirror, data, cache), the LLM endpoint and options, from file and env.
+
+Precedence (highest first): environment variables, the committed ``perturb_core.toml`` at
+the repository root (or the file named by ``PERTURB_CORE_CONFIG``), built-in defaults.
+Relative paths in the config file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from perturb_core.errors import ConfigError
+
+__all__ = ["Settings", "get_settings", "repo_root"]
+
+_ENV = {
+    "mirror": "PERTURB_CORE_MIRROR",
+    "data_dir": "PERTURB_CORE_DATA_DIR",
+    "cache_dir": "PERTURB_CORE_CACHE_DIR",
+    "llm_base_url": "OPENAI_BASE_URL",
+    "llm_api_key": "OPENAI_API_KEY",
+    "llm_model": "PERTURB_CORE_LLM_MODEL",
+}
+
+
+def repo_root() -> Path:
+    """The folder that holds ``perturb_core/`` (the repository root in a checkout)."""
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. ``llm_api_key`` is never shown in ``repr``.
+
+    Attributes:
+        mirror: folder holding a mirror of the raw files (``None``: download from URLs).
+        data_dir: where ``raw/`` (verified copies) and ``processed/`` (built artifacts) go.
+        cache_dir: LLM response cache.
+        llm_base_url: OpenAI-compatible endpoint (``None``: the client's default).
+        llm_api_key: its key (``None``: no LLM methods).
+        llm_model: model name sent to the endpoint.
+        llm_timeout: seconds before one LLM request times out.
+        llm_max_retries: retries of one request on 429, 5xx or timeouts.
+        llm_concurrency: parallel requests in a batch.
+        enable_corum: include CORUM complexes in the graph (licence CC BY-NC).
+    """
+
+    mirror: Path | None
+    data_dir: Path
+    cache_dir: Path
+    llm_base_url: str | None = None
+    llm_api_key: str | None = field(default=None, repr=False)
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 60.0
+    llm_max_retries: int = 4
+    llm_concurrency: int = 8
+    enable_corum: bool = False
+
+    @property
+    def raw_dir(self) -> Path:
+        """Verified copies of the raw files."""
+        return self.data_dir / "raw"
+
+    @property
+    def processed_dir(self) -> Path:
+        """Built artifacts (AnnData, parquet, graph)."""
+        return self.data_dir / "processed"
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether an endpoint or key is set, so LLM methods can be offered."""
+        return bool(self.llm_api_key or self.llm_base_url)
+
+    def with_(self, **changes: object) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _config_file() -> Path:
+    env = os.environ.get("PERTURB_CORE_CONFIG")
+    return Path(env) if env else repo_root() / "perturb_core.toml"
+
+
+def _path(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def get_settings() -> Settings:
+    """Read the config file and the environment into :class:`Settings`.
+
+    Raises:
+        ConfigError: the config file is unreadable or a value has the wrong type.
+    """
+    cfg_path = _config_file()
+    cfg: dict[str, object] = {}
+    if cfg_path.exists():
+        try:
+            doc = tomllib.loads(cfg_path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {cfg_path}: {exc}") from exc
+        for section in ("data", "llm"):
+            cfg.update(doc.get(section, {}))
+    base = cfg_path.parent
+    values: dict[str, object] = {}
+    for key in ("mirror", "data_dir", "cache_dir"):
+        raw = os.environ.get(_ENV[key]) or cfg.get(key)
+        if raw not in (None, ""):
+            values[key] = _path(str(raw), Path.cwd() if os.environ.get(_ENV[key]) else base)
+    values.setdefault("mirror", None)
+    values.setdefault("data_dir", repo_root() / "data")
+    values.setdefault("cache_dir", Path(values["data_dir"]) / "llm_cache")  # type: ignore[arg-type]
+    for key, cfg_key in (("llm_base_url", "base_url"), ("llm_model", "model")):
+        raw = os.environ.get(_ENV[key]) or cfg.get(cfg_key)
+        if raw:
+            values[key] = str(raw)
+    values["llm_api_key"] = os.environ.get(_ENV["llm_api_key"]) or None
+    for key, cast in (("timeout", float), ("max_retries", int), ("concurrency", int)):
+        if key in cfg:
+            try:
+                values[f"llm_{key}"] = cast(cfg[key])  # type: ignore[arg-type]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{cfg_path}: [llm] {key} = {cfg[key]!r} is not a {cast.__name__}") from exc
+    corum = os.environ.get("PERTURB_CORE_ENABLE_CORUM", cfg.get("enable_corum", False))
+    values["enable_corum"] = str(corum).lower() in ("1", "true", "yes")
+    return Settings(**values)  # type: ignore[arg-type]
