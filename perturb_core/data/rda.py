@@ -25,7 +25,12 @@ from perturb_core.errors import DataError
 
 _NILVALUE, _REF, _ALTREP = 254, 255, 238
 _EMPTYENV, _BASEENV, _GLOBALENV, _UNBOUND, _MISSINGARG, _BASENAMESPACE = (
-    242, 241, 253, 252, 251, 247,
+    242,
+    241,
+    253,
+    252,
+    251,
+    247,
 )
 _SPECIAL_NILS = {_NILVALUE, _EMPTYENV, _BASEENV, _GLOBALENV, _UNBOUND, _MISSINGARG, _BASENAMESPACE}
 _NA_INT = -(2**31)
@@ -202,7 +207,9 @@ class _Reader:
             return np.empty(0, dtype=object)
         start = self.pos
         i0 = int(np.searchsorted(self._cand, start))
-        heads = self._cand[i0 : i0 + n]
+        window = self._cand[i0 : i0 + 2 * n + 1]
+        # a length field of 9 (00 00 00 09) looks like a header: it sits 4 bytes after one
+        heads = window[~np.isin(window - 4, window)][:n]
         if len(heads) == n and heads[0] == start:
             a = self._arr
             lens = (

@@ -1,0 +1,321 @@
+"""Chemistry with RDKit: molecules from SMILES, Morgan fingerprints, similarity matrices, depictions.
+
+Chemistry failures are values: an empty or unparsable SMILES gives ``None`` (or an invalid
+fingerprint row), while an argument of the wrong type raises :class:`TypeError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from rdkit import Chem, RDLogger, rdBase
+from rdkit.Chem import rdFingerprintGenerator
+from rdkit.Chem.Draw import rdMolDraw2D
+from rdkit.Chem.MolStandardize import rdMolStandardize
+
+from perturb_core.errors import ValidationError
+
+__all__ = [
+    "canonical_smiles",
+    "cosine_similarity_matrix",
+    "depict_grid_svg",
+    "depict_svg",
+    "morgan_fingerprints",
+    "rdkit_quiet",
+    "tanimoto_matrix",
+    "to_mol",
+]
+
+_XML_DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>\s*")
+
+
+@contextmanager
+def rdkit_quiet() -> Iterator[None]:
+    """Silence all of RDKit's log channels inside the block, then restore their previous state.
+
+    Example:
+        >>> with rdkit_quiet():
+        ...     to_mol("not a smiles")  # no "SMILES Parse Error" on stderr
+    """
+    enabled = [
+        line.split(":", 1)[0] for line in rdBase.LogStatus().splitlines() if line.strip().endswith(":enabled")
+    ]
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        yield
+    finally:
+        for channel in enabled:
+            RDLogger.EnableLog(channel)
+
+
+def _largest_fragment(mol: Chem.Mol) -> Chem.Mol:
+    """The parent of a salt or mixture: its largest organic fragment."""
+    return rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
+
+
+def to_mol(smiles: str, *, largest_fragment: bool = False) -> Chem.Mol | None:
+    """Parse a SMILES string into a sanitised RDKit molecule.
+
+    Args:
+        smiles: the SMILES; surrounding whitespace is ignored.
+        largest_fragment: keep only the parent of a salt or mixture (its largest organic
+            fragment, e.g. aspirin from its sodium salt), as fingerprints do.
+
+    Returns:
+        The molecule, or ``None`` when ``smiles`` is empty or RDKit cannot parse or
+        sanitise it (RDKit's error log is silenced).
+
+    Raises:
+        TypeError: ``smiles`` is not a string (e.g. ``None`` or a float NaN from pandas).
+    """
+    if not isinstance(smiles, str):
+        raise TypeError(f"smiles must be a str; got {type(smiles).__name__} {smiles!r}")
+    text = smiles.strip()
+    if not text:
+        return None
+    with rdkit_quiet():
+        mol = Chem.MolFromSmiles(text)
+        if mol is not None and largest_fragment:
+            mol = _largest_fragment(mol)
+    return mol
+
+
+def canonical_smiles(smiles: str, *, largest_fragment: bool = False) -> str | None:
+    """RDKit canonical isomeric SMILES of ``smiles``.
+
+    Args:
+        smiles: the SMILES.
+        largest_fragment: canonicalise only the parent of a salt or mixture.
+
+    Returns:
+        The canonical SMILES, or ``None`` when ``smiles`` is empty or unparsable.
+
+    Raises:
+        TypeError: ``smiles`` is not a string.
+    """
+    mol = to_mol(smiles, largest_fragment=largest_fragment)
+    return None if mol is None else Chem.MolToSmiles(mol)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def morgan_fingerprints(
+    smiles: Sequence[str | None],
+    *,
+    radius: int = 2,
+    n_bits: int = 2048,
+    largest_fragment: bool = True,
+) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Morgan (ECFP-like) bit fingerprints of many SMILES, via ``rdFingerprintGenerator``.
+
+    Each distinct SMILES is parsed once. By default salts and mixtures are reduced to their
+    parent (largest organic fragment), so a hydrochloride and its free base share a fingerprint.
+
+    Args:
+        smiles: SMILES strings; ``None`` or a float NaN marks a missing structure.
+        radius: Morgan radius (2 gives ECFP4-like bits).
+        n_bits: fingerprint length.
+        largest_fragment: fingerprint only the parent of a salt or mixture.
+
+    Returns:
+        ``(fingerprints, valid)``: a boolean (N, n_bits) matrix and a boolean (N,) vector.
+        Rows of missing, empty or unparsable SMILES are all False and have ``valid`` False.
+
+    Raises:
+        ValidationError: ``radius`` < 0 or ``n_bits`` < 1.
+        TypeError: an entry is neither a string nor missing.
+    """
+    if isinstance(radius, bool) or not isinstance(radius, int | np.integer) or radius < 0:
+        raise ValidationError(f"radius must be a non-negative integer (2 = ECFP4-like); got {radius!r}")
+    if isinstance(n_bits, bool) or not isinstance(n_bits, int | np.integer) or n_bits < 1:
+        raise ValidationError(f"n_bits must be a positive integer, e.g. 2048; got {n_bits!r}")
+    if isinstance(smiles, str):
+        raise TypeError("smiles must be a sequence of SMILES strings, not one string; wrap it in a list")
+    items = list(smiles)
+    fps = np.zeros((len(items), int(n_bits)), dtype=np.bool_)
+    valid = np.zeros(len(items), dtype=np.bool_)
+    generator = rdFingerprintGenerator.GetMorganGenerator(radius=int(radius), fpSize=int(n_bits))
+    seen: dict[str, NDArray[np.bool_] | None] = {}
+    for i, item in enumerate(items):
+        if _is_missing(item):
+            continue
+        if item not in seen:
+            mol = to_mol(item, largest_fragment=largest_fragment)
+            seen[item] = None if mol is None else generator.GetFingerprintAsNumPy(mol).astype(np.bool_)
+        bits = seen[item]
+        if bits is not None:
+            fps[i] = bits
+            valid[i] = True
+    return fps, valid
+
+
+def _fingerprint_matrices(
+    a: ArrayLike, b: ArrayLike | None, *, binary: bool
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Validate one or two (rows, bits) matrices and return them as float32."""
+    mats = []
+    for name, x in (("a", a), ("b", a if b is None else b)):
+        arr = np.asarray(x)
+        if arr.ndim != 2:
+            raise ValidationError(f"{name} must be a 2-D (molecules, bits) matrix; got shape {arr.shape}")
+        if arr.dtype != np.bool_:
+            if not np.issubdtype(arr.dtype, np.number):
+                raise ValidationError(f"{name} must be boolean or numeric; got dtype {arr.dtype}")
+            if binary and not np.isin(arr, (0, 1)).all():
+                raise ValidationError(
+                    f"{name} must be a binary fingerprint (bool or 0/1); "
+                    "use cosine_similarity_matrix for count or real-valued vectors"
+                )
+            if not np.isfinite(arr).all():
+                raise ValidationError(f"{name} has non-finite values; fingerprints must be finite")
+        mats.append(arr.astype(np.float32))
+    fa, fb = mats
+    if fa.shape[1] != fb.shape[1]:
+        raise ValidationError(
+            f"a has shape {fa.shape} but b has shape {fb.shape}; both need the same number of bits"
+        )
+    return fa, fb
+
+
+def tanimoto_matrix(a: ArrayLike, b: ArrayLike | None = None) -> NDArray[np.float32]:
+    """Tanimoto (Jaccard) similarity of every pair of binary fingerprints, by matrix products.
+
+    T(x, y) = |x ∧ y| / (|x| + |y| − |x ∧ y|); 0 where both fingerprints are empty.
+
+    Args:
+        a: fingerprints, boolean (or 0/1) of shape (N, B).
+        b: fingerprints of shape (M, B); ``None`` compares ``a`` with itself.
+
+    Returns:
+        float32 similarity matrix of shape (N, M).
+
+    Raises:
+        ValidationError: not 2-D, not binary, or different numbers of bits.
+    """
+    fa, fb = _fingerprint_matrices(a, b, binary=True)
+    common = fa @ fb.T
+    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - common
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, common / union, np.float32(0.0)).astype(np.float32)
+
+
+def cosine_similarity_matrix(a: ArrayLike, b: ArrayLike | None = None) -> NDArray[np.float32]:
+    """Cosine similarity of every pair of fingerprint (or other feature) vectors.
+
+    cos(x, y) = x·y / (‖x‖‖y‖); 0 where either vector is all zero. For binary fingerprints
+    this is |x ∧ y| / √(|x||y|), the similarity of the LGR chemistry kNN baseline.
+
+    Args:
+        a: vectors of shape (N, B), boolean or numeric.
+        b: vectors of shape (M, B); ``None`` compares ``a`` with itself.
+
+    Returns:
+        float32 similarity matrix of shape (N, M).
+
+    Raises:
+        ValidationError: not 2-D, not numeric or finite, or different numbers of columns.
+    """
+    fa, fb = _fingerprint_matrices(a, b, binary=False)
+    dot = fa @ fb.T
+    # norms multiplied before the square root: exact for binary fingerprints (self-similarity 1)
+    norm = np.sqrt((fa * fa).sum(1)[:, None] * (fb * fb).sum(1)[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sim = np.where(norm > 0, dot / norm, np.float32(0.0))
+    return np.clip(sim, -1.0, 1.0).astype(np.float32)
+
+
+def _svg_text(drawer: rdMolDraw2D.MolDraw2DSVG) -> str:
+    drawer.FinishDrawing()
+    return _XML_DECLARATION.sub("", drawer.GetDrawingText())
+
+
+def depict_svg(smiles: str, *, size: tuple[int, int] = (260, 200), legend: str = "") -> str | None:
+    """2-D depiction of a molecule as SVG text, ready to embed in HTML.
+
+    Args:
+        smiles: the SMILES (salts are drawn with all fragments).
+        size: (width, height) in pixels.
+        legend: text drawn under the molecule.
+
+    Returns:
+        SVG markup starting with ``<svg``, or ``None`` when ``smiles`` is empty or unparsable.
+
+    Raises:
+        TypeError: ``smiles`` is not a string.
+        ValidationError: a size is not a positive integer.
+    """
+    width, height = _check_size(size, "size")
+    mol = to_mol(smiles)
+    if mol is None:
+        return None
+    drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
+    with rdkit_quiet():
+        rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol, legend=legend)
+    return _svg_text(drawer)
+
+
+def depict_grid_svg(
+    smiles_list: Sequence[str],
+    legends: Sequence[str] | None = None,
+    mols_per_row: int = 4,
+    sub_img_size: tuple[int, int] = (220, 180),
+) -> str:
+    """Grid of 2-D depictions as one SVG; an unparsable SMILES leaves an empty, labelled cell.
+
+    Args:
+        smiles_list: the SMILES to draw, in reading order.
+        legends: one caption per molecule (default: none).
+        mols_per_row: molecules per grid row.
+        sub_img_size: (width, height) of one cell in pixels.
+
+    Returns:
+        SVG markup starting with ``<svg``.
+
+    Raises:
+        TypeError: an entry of ``smiles_list`` is not a string.
+        ValidationError: empty list, legends of another length, or bad sizes.
+    """
+    if isinstance(smiles_list, str):
+        raise TypeError("smiles_list must be a sequence of SMILES strings, not one string; wrap it in a list")
+    items = list(smiles_list)
+    if not items:
+        raise ValidationError("smiles_list is empty; pass at least one SMILES to draw")
+    labels = [""] * len(items) if legends is None else [str(x) for x in legends]
+    if len(labels) != len(items):
+        raise ValidationError(
+            f"legends has {len(labels)} entries but smiles_list has {len(items)}; pass one legend per SMILES"
+        )
+    if isinstance(mols_per_row, bool) or not isinstance(mols_per_row, int) or mols_per_row < 1:
+        raise ValidationError(f"mols_per_row must be a positive integer; got {mols_per_row!r}")
+    width, height = _check_size(sub_img_size, "sub_img_size")
+    mols = []
+    for smi, label in zip(items, labels, strict=True):
+        mol = to_mol(smi)
+        if mol is None:
+            mols.append(Chem.Mol())
+            labels[len(mols) - 1] = f"{label} (invalid SMILES)".strip()
+        else:
+            mols.append(mol)
+    per_row = min(mols_per_row, len(mols))
+    rows = -(-len(mols) // per_row)
+    drawer = rdMolDraw2D.MolDraw2DSVG(per_row * width, rows * height, width, height)
+    with rdkit_quiet():
+        drawer.DrawMolecules(mols, legends=labels)
+    return _svg_text(drawer)
+
+
+def _check_size(size: tuple[int, int], name: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{name} must be (width, height) in pixels; got {size!r}") from exc
+    if width < 1 or height < 1:
+        raise ValidationError(f"{name} must be positive (width, height) in pixels; got {size!r}")
+    return width, height

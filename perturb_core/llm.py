@@ -1,0 +1,755 @@
+"""OpenAI-compatible LLM access: one client, prompt helpers, a content-addressed disk cache, retries.
+
+Every call goes through :class:`LLM`: it looks the prompt up in a :class:`ResponseCache` (a hit
+makes no HTTP request), otherwise asks the endpoint, retrying rate limits, server errors,
+timeouts and dropped connections with exponential backoff, and stores the answer. Cache
+entries are one human-readable JSON line per file, written atomically; they never hold the
+API key. Works with any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
+
+Example:
+    >>> llm = LLM.from_settings()  # doctest: +SKIP
+    >>> llm.complete(render_messages("You are terse.", "Say OK.")).text  # doctest: +SKIP
+    'OK'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import openai
+
+from perturb_core.config import Settings, get_settings
+from perturb_core.errors import LLMError, ValidationError
+
+try:  # POSIX only; on other systems appends rely on a single write() per line
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "LLM",
+    "PLACEHOLDER_API_KEY",
+    "LLMResponse",
+    "Message",
+    "Messages",
+    "ResponseCache",
+    "append_jsonl",
+    "cache_key",
+    "get_client",
+    "prompt_hash",
+    "read_jsonl",
+    "render_messages",
+    "test_connection",
+]
+
+log = logging.getLogger(__name__)
+
+Message = Mapping[str, str]
+"""One chat message: ``{"role": "system" | "user" | "assistant" | "developer", "content": str}``."""
+Messages = Sequence[Message]
+"""A chat prompt: a non-empty sequence of :data:`Message`."""
+
+PLACEHOLDER_API_KEY = "not-needed"
+"""Key sent to a local server (vLLM, Ollama, llama.cpp) when only ``OPENAI_BASE_URL`` is set."""
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+
+_ROLES = ("system", "user", "assistant", "developer")
+_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+_RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
+_DETAIL_CHARS = 300
+_MODEL_HINT = "PERTURB_CORE_LLM_MODEL (or [llm] model in perturb_core.toml)"
+# How to fix a non-retryable HTTP status; {model}/{endpoint} are filled in.
+_STATUS_FIX: dict[int, str] = {
+    400: "check that model {model!r} accepts these options and that the prompt fits its context window",
+    401: "set OPENAI_API_KEY to a valid key for {endpoint}",
+    403: "use a key with access to model {model!r}, or set " + _MODEL_HINT + " to a model it may use",
+    404: (
+        "set " + _MODEL_HINT + " to a model the endpoint serves (GET {endpoint}/models lists them) "
+        "and check OPENAI_BASE_URL (it usually ends in /v1)"
+    ),
+    413: "shorten the prompt (fewer candidates or less evidence)",
+    422: "check that model {model!r} accepts these options",
+}
+_DEFAULT_FIX = "check OPENAI_BASE_URL, " + _MODEL_HINT + " and the endpoint's logs"
+
+
+# --------------------------------------------------------------------------- prompts and keys
+
+
+def render_messages(system: str, user: str) -> list[dict[str, str]]:
+    """Build a chat prompt from a system and a user message.
+
+    Args:
+        system: instructions; an empty string leaves the system message out.
+        user: the request.
+
+    Returns:
+        ``[{"role": "system", ...}, {"role": "user", ...}]``.
+    """
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user})
+    return messages
+
+
+def _validate_messages(messages: Messages) -> list[dict[str, str]]:
+    """Copy ``messages`` into plain dicts, checking roles and contents."""
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
+        raise ValidationError(
+            f"messages must be a non-empty list of {{'role', 'content'}} dicts, got {messages!r:.80}; "
+            "build one with render_messages(system, user)"
+        )
+    out = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise ValidationError(f"messages[{i}] is {message!r:.80}, not a dict with 'role' and 'content'")
+        role, content = message.get("role"), message.get("content")
+        if role not in _ROLES:
+            raise ValidationError(f"messages[{i}] has role {role!r}; valid roles: {', '.join(_ROLES)}")
+        if not isinstance(content, str):
+            raise ValidationError(f"messages[{i}] content is {type(content).__name__}, not str")
+        out.append(dict(message))
+    return out
+
+
+def _canonical_json(obj: object) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _drop_none(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def prompt_hash(messages: Messages) -> str:
+    """Short stable id of a prompt (12 hex digits of the SHA-256 of its canonical JSON).
+
+    Args:
+        messages: the chat prompt.
+
+    Returns:
+        A 12-character lower-case hex string, the same across runs and machines.
+    """
+    return hashlib.sha256(_canonical_json(_validate_messages(messages)).encode()).hexdigest()[:12]
+
+
+def cache_key(model: str, messages: Messages, options: Mapping[str, Any] | None = None) -> str:
+    """Content hash of one request: SHA-256 of the canonical JSON of model, messages and options.
+
+    Options whose value is ``None`` are dropped first, so ``{"max_tokens": None}`` and ``{}``
+    give the same key.
+
+    Args:
+        model: model name sent to the endpoint.
+        messages: the chat prompt.
+        options: request options such as ``temperature`` and ``max_tokens``.
+
+    Returns:
+        64 lower-case hex digits.
+    """
+    payload = {"model": model, "messages": _validate_messages(messages), "options": _drop_none(options or {})}
+    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- JSON and JSONL files
+
+
+def _json_default(obj: object) -> object:
+    """JSON fallback for NumPy scalars/arrays, paths and datetimes."""
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "tolist"):  # NumPy scalar or array
+        return obj.tolist()
+    raise TypeError(f"cannot write {type(obj).__name__} {obj!r:.60} as JSON; convert it to str, int or float")
+
+
+def _dumps_line(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def append_jsonl(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Append one record as one JSON line, safely when several processes append at once.
+
+    The file is locked (``fcntl.flock``) while the line is written, parent folders are
+    created, and a line left unfinished by a killed writer is closed off first so the new
+    record stays readable.
+
+    Args:
+        path: the ``.jsonl`` log file.
+        record: a JSON-serialisable mapping (NumPy values, paths and datetimes are converted).
+
+    Raises:
+        TypeError: a value cannot be written as JSON.
+    """
+    path = Path(path)
+    data = _dumps_line(record).encode("utf-8")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            end = fh.seek(0, os.SEEK_END)
+            if end > 0:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":
+                    data = b"\n" + data
+            fh.write(data)
+            fh.flush()
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read the records of a JSONL file, skipping blank and unreadable lines.
+
+    Args:
+        path: the ``.jsonl`` file; a missing file reads as no records.
+
+    Returns:
+        The records (JSON objects) in file order.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                log.warning("skipping unreadable line %d of %s", lineno, path)
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+# --------------------------------------------------------------------------- the response cache
+
+
+def _check_key(key: str) -> str:
+    if not isinstance(key, str) or not _KEY_RE.match(key):
+        raise ValidationError(
+            f"cache key {key!r:.80} is not 64 lower-case hex digits; compute it with cache_key()"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class ResponseCache:
+    """Content-addressed disk cache of LLM answers.
+
+    Entry ``key`` lives in ``directory/<key[:2]>/<key>.jsonl`` as ONE JSON line with fields
+    ``key, model, messages, options, response, created`` (ISO 8601, UTC) and ``elapsed_s``.
+    Writes go to a temporary file in the same folder and are renamed into place
+    (``os.replace``), so readers in any process see a whole entry or none, and a writer killed
+    mid-write leaves no partial entry. An unreadable entry file reads as a miss. The API key
+    is never part of an entry.
+
+    Attributes:
+        directory: the cache folder (created on first write).
+    """
+
+    directory: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "directory", Path(self.directory).expanduser())
+
+    def path_for(self, key: str) -> Path:
+        """The file that holds (or would hold) entry ``key``."""
+        _check_key(key)
+        return self.directory / key[:2] / f"{key}.jsonl"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """Read entry ``key``.
+
+        Args:
+            key: a :func:`cache_key`.
+
+        Returns:
+            The record, or ``None`` when absent or unreadable (truncated, not JSON, wrong key
+            or no ``response`` text); an unreadable file is logged and later overwritten.
+        """
+        path = self.path_for(key)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            log.warning("ignoring unreadable LLM cache entry %s: %s", path, exc)
+            return None
+        record = self._parse(text)
+        if record is None or record.get("key") != key:
+            log.warning("ignoring corrupt LLM cache entry %s", path)
+            return None
+        return record
+
+    @staticmethod
+    def _parse(text: str) -> dict[str, Any] | None:
+        try:
+            record = json.loads(text)
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(record, dict) or not isinstance(record.get("response"), str):
+            return None
+        return record
+
+    def put(self, record: Mapping[str, Any]) -> Path:
+        """Store ``record`` atomically under ``record["key"]``, replacing any older entry.
+
+        Args:
+            record: a mapping with at least ``key`` (a :func:`cache_key`) and ``response`` (str).
+
+        Returns:
+            The entry's file.
+
+        Raises:
+            ValidationError: ``key`` or ``response`` is missing or malformed.
+            OSError: the folder is not writable (no partial entry is left behind).
+        """
+        path = self.path_for(record.get("key", ""))
+        if not isinstance(record.get("response"), str):
+            raise ValidationError(f"cache record {record.get('key')} has no 'response' text")
+        line = _dumps_line(record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(line)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return path
+
+    def _entry_files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.glob("??/*.jsonl") if _KEY_RE.match(p.stem))
+
+    def iter_records(self) -> Iterator[dict[str, Any]]:
+        """Yield every readable entry, in key order; unreadable ones are skipped."""
+        for path in self._entry_files():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                record = self._parse(path.read_text(encoding="utf-8"))
+                if record is not None and record.get("key") == path.stem:
+                    yield record
+
+    def stats(self) -> dict[str, Any]:
+        """Size of the cache.
+
+        Returns:
+            ``{"n_entries": int, "bytes": int, "directory": str}``.
+        """
+        n = size = 0
+        for path in self._entry_files():
+            with contextlib.suppress(OSError):
+                size += path.stat().st_size
+                n += 1
+        return {"n_entries": n, "bytes": size, "directory": str(self.directory)}
+
+    def clear(self) -> int:
+        """Delete every entry (and temporary files left by killed writers).
+
+        Returns:
+            The number of entries removed.
+        """
+        n = 0
+        for path in self._entry_files():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                n += 1
+        if self.directory.is_dir():
+            for tmp in self.directory.glob("??/.*.tmp"):
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            for sub in self.directory.iterdir():
+                with contextlib.suppress(OSError):
+                    sub.rmdir()  # only succeeds when empty
+        return n
+
+
+# --------------------------------------------------------------------------- the client
+
+
+def get_client(settings: Settings) -> openai.OpenAI:
+    """Build the OpenAI-compatible client: the one place this happens.
+
+    Uses ``settings.llm_base_url`` (default: OpenAI's) and ``settings.llm_api_key``; with a base
+    URL but no key, a placeholder key is sent, since local servers (vLLM, Ollama, llama.cpp)
+    need none. The client itself never retries (``max_retries=0``): :class:`LLM` does.
+
+    Args:
+        settings: resolved settings.
+
+    Returns:
+        An ``openai.OpenAI`` client with ``timeout=settings.llm_timeout``.
+
+    Raises:
+        LLMError: neither an endpoint nor a key is configured.
+    """
+    if not (settings.llm_base_url or settings.llm_api_key):
+        raise LLMError(
+            "no LLM endpoint configured: set OPENAI_BASE_URL (e.g. http://localhost:8000/v1 for a local "
+            "vLLM/Ollama server) and/or OPENAI_API_KEY, or choose a method that needs no LLM"
+        )
+    if settings.llm_timeout <= 0:
+        raise LLMError(f"[llm] timeout = {settings.llm_timeout!r} must be > 0 seconds (perturb_core.toml)")
+    return openai.OpenAI(
+        base_url=settings.llm_base_url or DEFAULT_BASE_URL,
+        api_key=settings.llm_api_key or PLACEHOLDER_API_KEY,
+        timeout=settings.llm_timeout,
+        max_retries=0,
+    )
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    """One answer.
+
+    Attributes:
+        text: the model's answer, as returned (not stripped or parsed).
+        model: the model that was asked.
+        key: the request's :func:`cache_key`.
+        cache_hit: whether the answer came from the cache (no HTTP request was made).
+        elapsed_s: wall time of this call in seconds (a hit takes milliseconds; the original
+            request's time is in the cache entry).
+    """
+
+    text: str
+    model: str
+    key: str
+    cache_hit: bool
+    elapsed_s: float
+
+
+class _Retryable(Exception):
+    """A failed attempt worth repeating; ``description`` says what happened."""
+
+    def __init__(self, description: str, retry_after: float | None = None) -> None:
+        super().__init__(description)
+        self.description = description
+        self.retry_after = retry_after
+
+
+def _retry_after(response: Any) -> float | None:
+    try:
+        value = response.headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class LLM:
+    """A model behind an OpenAI-compatible endpoint, with cache and retries.
+
+    Build it with :meth:`from_settings`. Thread-safe: :meth:`complete_many` shares one
+    instance across worker threads.
+
+    Attributes:
+        client: the ``openai.OpenAI`` client (from :func:`get_client`).
+        model: model name sent with every request.
+        cache: where answers are stored; ``None`` disables caching.
+        max_retries: extra attempts after a 429, 408/409, 5xx, timeout or connection error.
+        concurrency: worker threads in :meth:`complete_many`.
+        backoff_s: first retry delay; it doubles each retry, with random jitter in [50%, 100%].
+        max_backoff_s: upper bound of one retry delay (also caps a server's ``Retry-After``).
+        sleep: the sleep function (tests inject a no-op).
+    """
+
+    client: openai.OpenAI = field(repr=False)
+    model: str
+    cache: ResponseCache | None = None
+    max_retries: int = 4
+    concurrency: int = 8
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_retries": (self.max_retries >= 0, ">= 0"),
+            "concurrency": (self.concurrency >= 1, ">= 1"),
+            "backoff_s": (self.backoff_s >= 0, ">= 0"),
+            "max_backoff_s": (self.max_backoff_s >= 0, ">= 0"),
+        }
+        for name, (ok, rule) in checks.items():
+            if not ok:
+                raise ValidationError(f"LLM {name} = {getattr(self, name)!r} must be {rule}")
+        if not self.model:
+            raise ValidationError("LLM model name is empty; set " + _MODEL_HINT)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        use_cache: bool = True,
+        backoff_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> LLM:
+        """Build from settings: endpoint, key, model, timeout, retries, concurrency, cache folder.
+
+        Args:
+            settings: resolved settings; ``None`` reads them with :func:`get_settings`.
+            use_cache: cache answers in ``settings.cache_dir``.
+            backoff_s: first retry delay in seconds.
+            sleep: the sleep function used between retries.
+
+        Returns:
+            The configured :class:`LLM`.
+
+        Raises:
+            LLMError: no endpoint or key is configured.
+        """
+        settings = settings if settings is not None else get_settings()
+        return cls(
+            client=get_client(settings),
+            model=settings.llm_model,
+            cache=ResponseCache(settings.cache_dir) if use_cache else None,
+            max_retries=settings.llm_max_retries,
+            concurrency=settings.llm_concurrency,
+            backoff_s=backoff_s,
+            sleep=sleep,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        """The endpoint's base URL (never includes the key)."""
+        return str(self.client.base_url).rstrip("/")
+
+    def _redact(self, text: str) -> str:
+        key = self.client.api_key
+        if isinstance(key, str) and len(key) >= 4 and key != PLACEHOLDER_API_KEY:
+            text = text.replace(key, "***")
+        return text[:_DETAIL_CHARS]
+
+    def _detail(self, exc: openai.APIStatusError) -> str:
+        body = exc.body
+        if isinstance(body, Mapping) and isinstance(body.get("message"), str):
+            detail = body["message"]
+        elif isinstance(body, str) and body:
+            detail = body
+        else:
+            detail = exc.message
+        return self._redact(" ".join(str(detail).split()))
+
+    def _attempt(self, messages: list[dict[str, str]], options: dict[str, Any]) -> str:
+        """One request; returns the answer text or raises :class:`_Retryable` / :class:`LLMError`."""
+        where = f"{self.endpoint} (model {self.model!r})"
+        try:
+            completion = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                **options,
+            )
+        except openai.APITimeoutError:
+            raise _Retryable("timed out") from None
+        except openai.APIConnectionError as exc:
+            raise _Retryable(f"cannot connect ({self._redact(str(exc.__cause__ or exc))})") from None
+        except openai.APIStatusError as exc:
+            status, detail = exc.status_code, self._detail(exc)
+            if status in _RETRYABLE_STATUS or status >= 500:
+                raise _Retryable(f"HTTP {status}: {detail}", _retry_after(exc.response)) from None
+            fix = _STATUS_FIX.get(status, _DEFAULT_FIX).format(model=self.model, endpoint=self.endpoint)
+            raise LLMError(f"LLM endpoint {where} answered HTTP {status}: {detail}; {fix}") from None
+        except openai.OpenAIError as exc:  # malformed response and the like
+            raise LLMError(
+                f"LLM endpoint {where} gave an unusable response: {self._redact(str(exc))}; "
+                "check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API"
+            ) from None
+        choices = getattr(completion, "choices", None)
+        if not choices:
+            raise LLMError(
+                f"empty answer from {where}: the response has no choices; "
+                "check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API"
+            )
+        content = choices[0].message.content
+        if content is None or not content.strip():
+            reason = getattr(choices[0], "finish_reason", None)
+            raise LLMError(
+                f"empty answer from {where} (finish_reason={reason!r}); if it is 'length', raise "
+                "max_tokens; otherwise the model may refuse the prompt; try again or another model"
+            )
+        return content
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+        if retry_after is not None and self.backoff_s > 0:
+            delay = max(delay, min(retry_after, self.max_backoff_s))
+        return delay
+
+    def complete(
+        self,
+        messages: Messages,
+        *,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+        use_cache: bool = True,
+    ) -> LLMResponse:
+        """Answer one prompt, from the cache when possible.
+
+        Args:
+            messages: the chat prompt (see :func:`render_messages`).
+            temperature: sampling temperature; ``None`` leaves it to the endpoint (some
+                reasoning models accept only their default).
+            max_tokens: answer length limit; ``None`` leaves it to the endpoint.
+            use_cache: look the answer up in, and store it into, the cache; ``False`` always
+                asks the endpoint and stores nothing.
+
+        Returns:
+            The answer; ``cache_hit`` says whether an HTTP request was made.
+
+        Raises:
+            ValidationError: ``messages`` is malformed.
+            LLMError: the endpoint refused the request (bad key, unknown model, bad request:
+                raised at once), kept failing after ``max_retries`` retries (429, 5xx, timeouts,
+                connection errors), or gave an empty answer.
+        """
+        start = time.perf_counter()
+        msgs = _validate_messages(messages)
+        options = _drop_none({"temperature": temperature, "max_tokens": max_tokens})
+        key = cache_key(self.model, msgs, options)
+        cache = self.cache if use_cache else None
+        if cache is not None and (hit := cache.get(key)) is not None:
+            return LLMResponse(hit["response"], self.model, key, True, time.perf_counter() - start)
+
+        attempts = self.max_retries + 1
+        for attempt in range(attempts):
+            try:
+                text = self._attempt(msgs, options)
+                break
+            except _Retryable as exc:
+                if attempt + 1 == attempts:
+                    raise LLMError(
+                        f"LLM request to {self.endpoint} (model {self.model!r}) failed after {attempts} "
+                        f"attempt(s), last: {exc.description}; the endpoint is overloaded, slow or "
+                        "unreachable: check OPENAI_BASE_URL, raise [llm] timeout or max_retries in "
+                        "perturb_core.toml, lower [llm] concurrency, or try again later"
+                    ) from None
+                delay = self._backoff(attempt, exc.retry_after)
+                log.warning(
+                    "LLM %s attempt %d/%d: %s; retrying in %.1fs",
+                    self.model,
+                    attempt + 1,
+                    attempts,
+                    exc.description,
+                    delay,
+                )
+                self.sleep(delay)
+        elapsed = time.perf_counter() - start
+        if cache is not None:
+            record = {
+                "key": key,
+                "model": self.model,
+                "messages": msgs,
+                "options": options,
+                "response": text,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "elapsed_s": round(elapsed, 3),
+            }
+            try:
+                cache.put(record)
+            except OSError as exc:  # the answer is still good; only caching failed
+                log.warning("could not write LLM cache entry in %s: %s", cache.directory, exc)
+        return LLMResponse(text, self.model, key, False, elapsed)
+
+    def _complete_or_error(
+        self, messages: Messages, temperature: float | None, max_tokens: int | None, use_cache: bool
+    ) -> LLMResponse | LLMError:
+        try:
+            return self.complete(
+                messages, temperature=temperature, max_tokens=max_tokens, use_cache=use_cache
+            )
+        except LLMError as exc:
+            return exc
+
+    def complete_many(
+        self,
+        batch: Sequence[Messages],
+        *,
+        temperature: float | None = 0.0,
+        max_tokens: int | None = None,
+        use_cache: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[LLMResponse | LLMError]:
+        """Answer many prompts concurrently (``concurrency`` threads), keeping their order.
+
+        A prompt that fails does not stop the others: its slot holds the :class:`LLMError`.
+
+        Args:
+            batch: the prompts.
+            temperature: as in :meth:`complete`.
+            max_tokens: as in :meth:`complete`.
+            use_cache: as in :meth:`complete`.
+            progress: called as ``progress(done, total)`` after each prompt finishes, in the
+                calling thread (safe for UI updates such as a Streamlit progress bar).
+
+        Returns:
+            One :class:`LLMResponse` or :class:`LLMError` per prompt, in ``batch`` order.
+
+        Raises:
+            ValidationError: a prompt is malformed (checked before any request is sent).
+        """
+        prompts = [_validate_messages(m) for m in batch]
+        total = len(prompts)
+        results: list[LLMResponse | LLMError | None] = [None] * total
+        if total == 0:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.concurrency, total), thread_name_prefix="llm") as pool:
+            futures = {
+                pool.submit(self._complete_or_error, m, temperature, max_tokens, use_cache): i
+                for i, m in enumerate(prompts)
+            }
+            try:
+                for done, future in enumerate(as_completed(futures), 1):
+                    results[futures[future]] = future.result()
+                    if progress is not None:
+                        progress(done, total)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        return results  # type: ignore[return-value]
+
+
+def test_connection(settings: Settings | None = None) -> str:
+    """Send a tiny prompt (never cached, no retries) to check the endpoint, key and model.
+
+    Args:
+        settings: resolved settings; ``None`` reads them with :func:`get_settings`.
+
+    Returns:
+        The model's reply, stripped.
+
+    Raises:
+        LLMError: nothing is configured, or the endpoint fails; the message says how to fix it.
+    """
+    settings = settings if settings is not None else get_settings()
+    llm = LLM.from_settings(settings.with_(llm_max_retries=0), use_cache=False)
+    messages = render_messages("You are a connection test. Answer with one word.", "Reply with: OK")
+    return llm.complete(messages, temperature=None, use_cache=False).text.strip()
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

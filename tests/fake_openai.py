@@ -1,0 +1,282 @@
+"""A fake OpenAI-compatible HTTP server on 127.0.0.1 for tests: it answers from the prompt it receives.
+
+No real model is involved: a ``responder`` callable turns each request body into an answer,
+so a test decides what "the model" says, which HTTP errors it returns and how slow it is.
+
+Server (``FakeOpenAI``):
+    - ``POST /v1/chat/completions``: passes the request JSON to ``server.responder`` and answers
+      in the OpenAI ``chat.completion`` schema. The responder returns
+      ``str`` (the answer), ``None`` (``content: null``) or ``(status, body_dict)`` (an HTTP
+      error, e.g. ``(429, error_body("slow down"))``). It may ``time.sleep`` to force a
+      client timeout.
+    - ``GET /v1/models``: lists ``server.model_ids``.
+    - ``server.delay_s``: seconds slept before every chat answer (simulated latency).
+    - ``server.api_key``: when set, requests without ``Authorization: Bearer <api_key>`` get
+      an OpenAI-style 401 (which echoes the wrong key, as a careless server would).
+    - ``server.requests``: the chat request bodies received, in order (thread-safe).
+    - ``server.base_url``: ``"http://127.0.0.1:PORT/v1"``.
+    Use it as a context manager: ``with FakeOpenAI(responder) as server: ...``.
+
+Responders: ``echo_responder`` (default; answers ``"echo: <last user message>"``),
+``scripted(*replies)`` (replies in turn, then repeats the last), ``error_body(message)``.
+
+Pytest fixtures (stable names; import them into ``conftest.py`` or a test module):
+    - ``fake_openai_server``: a running :class:`FakeOpenAI` with the echo responder.
+    - ``fake_llm_settings``: :class:`perturb_core.config.Settings` pointing at that server
+      (model ``FAKE_MODEL``, key ``FAKE_API_KEY``, cache in ``tmp_path/llm_cache``, timeout
+      2 s, 2 retries, concurrency 8). Change fields with ``settings.with_(...)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from perturb_core.config import Settings
+
+__all__ = [
+    "FAKE_API_KEY",
+    "FAKE_MODEL",
+    "FakeOpenAI",
+    "Responder",
+    "echo_responder",
+    "error_body",
+    "fake_llm_settings",
+    "fake_openai_server",
+    "last_user_message",
+    "scripted",
+]
+
+FAKE_MODEL = "fake-model"
+FAKE_API_KEY = "sk-fake-test-0123456789abcdef"
+
+Reply = str | None | tuple[int, dict[str, Any]]
+Responder = Callable[[dict[str, Any]], Reply]
+
+
+def error_body(message: str, type_: str = "server_error", code: str | None = None) -> dict[str, Any]:
+    """An OpenAI-style error body: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def last_user_message(request: dict[str, Any]) -> str:
+    """Content of the last ``user`` message of a chat request (``""`` if none)."""
+    users = [m.get("content", "") for m in request.get("messages", []) if m.get("role") == "user"]
+    return str(users[-1]) if users else ""
+
+
+def echo_responder(request: dict[str, Any]) -> Reply:
+    """Answer ``"echo: <last user message>"``."""
+    return f"echo: {last_user_message(request)}"
+
+
+def scripted(*replies: Reply) -> Responder:
+    """A responder giving ``replies`` in turn (across threads), then repeating the last one."""
+    if not replies:
+        raise ValueError("scripted() needs at least one reply")
+    lock = threading.Lock()
+    queue = list(replies)
+
+    def respond(request: dict[str, Any]) -> Reply:
+        with lock:
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return respond
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+    fake: FakeOpenAI
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client hung up (e.g. after its timeout)."""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr."""
+
+    def _send(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):  # the client gave up
+            pass
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") != "/v1/models":
+            self._send(404, error_body(f"no route GET {self.path}", "invalid_request_error"))
+            return
+        models = [
+            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.server.fake.model_ids
+        ]
+        self._send(200, {"object": "list", "data": models})
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send(404, error_body(f"no route POST {self.path}", "invalid_request_error"))
+            return
+        try:
+            request = json.loads(raw)
+        except json.JSONDecodeError:
+            self._send(400, error_body("request body is not JSON", "invalid_request_error"))
+            return
+        fake._record(request)
+        if fake.api_key is not None:
+            given = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if given != fake.api_key:
+                body = error_body(
+                    f"Incorrect API key provided: {given}", "invalid_request_error", "invalid_api_key"
+                )
+                self._send(401, body)
+                return
+        if fake.delay_s:
+            time.sleep(fake.delay_s)
+        reply = fake.responder(request)
+        if isinstance(reply, tuple):
+            self._send(*reply)
+            return
+        self._send(200, fake._completion(request, reply))
+
+
+class FakeOpenAI:
+    """A fake OpenAI-compatible server running in a background thread (see the module docstring).
+
+    Args:
+        responder: turns a chat request body into a reply; default :func:`echo_responder`.
+        delay_s: seconds slept before each chat answer.
+        api_key: when set, the bearer key every request must carry (else HTTP 401).
+        model_ids: models listed by ``GET /v1/models``.
+    """
+
+    def __init__(
+        self,
+        responder: Responder = echo_responder,
+        *,
+        delay_s: float = 0.0,
+        api_key: str | None = None,
+        model_ids: tuple[str, ...] = (FAKE_MODEL,),
+    ) -> None:
+        self.responder = responder
+        self.delay_s = delay_s
+        self.api_key = api_key
+        self.model_ids = model_ids
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1`` (the server must be started)."""
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAI is not started; use it as a context manager or call start()")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    @property
+    def n_requests(self) -> int:
+        """Number of chat requests received so far."""
+        with self._lock:
+            return len(self.requests)
+
+    def _record(self, request: dict[str, Any]) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _completion(self, request: dict[str, Any], content: str | None) -> dict[str, Any]:
+        prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        completion_tokens = len((content or "").split())
+        return {
+            "id": f"chatcmpl-fake-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", FAKE_MODEL),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+    def reset(self) -> None:
+        """Forget the recorded requests."""
+        with self._lock:
+            self.requests.clear()
+
+    def start(self) -> FakeOpenAI:
+        """Bind a free port on 127.0.0.1 and serve in a daemon thread."""
+        if self._httpd is None:
+            self._httpd = _Server(("127.0.0.1", 0), _Handler)
+            self._httpd.fake = self
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, args=(0.02,), name="fake-openai", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving (requests still sleeping in handler threads are abandoned)."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeOpenAI:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@pytest.fixture
+def fake_openai_server() -> Iterator[FakeOpenAI]:
+    """A running :class:`FakeOpenAI` with the echo responder; tests may change its attributes."""
+    with FakeOpenAI() as server:
+        yield server
+
+
+@pytest.fixture
+def fake_llm_settings(fake_openai_server: FakeOpenAI, tmp_path: Path) -> Settings:
+    """Settings pointing at ``fake_openai_server``, with the LLM cache in ``tmp_path``."""
+    return Settings(
+        mirror=None,
+        data_dir=tmp_path / "data",
+        cache_dir=tmp_path / "llm_cache",
+        llm_base_url=fake_openai_server.base_url,
+        llm_api_key=FAKE_API_KEY,
+        llm_model=FAKE_MODEL,
+        llm_timeout=2.0,
+        llm_max_retries=2,
+        llm_concurrency=8,
+    )
