@@ -63,7 +63,7 @@ def split_drugs(drug_ids: list[str], *, test_fraction: float = TEST_FRACTION, se
     """The held-out drug ids: a seeded permutation of the sorted ids, first ``test_fraction``."""
     ids = sorted(set(drug_ids))
     order = np.random.default_rng(seed).permutation(len(ids))
-    n_test = int(round(test_fraction * len(ids)))
+    n_test = round(test_fraction * len(ids))
     return {ids[i] for i in order[:n_test]}
 
 

@@ -8,6 +8,7 @@ the middle ≈ 0. A gene absent from a list was not tested there and is missing 
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -82,7 +83,7 @@ def read_signature_file(path: str | Path) -> RankedSignatures:
     allg = np.concatenate(chunks) if chunks else np.empty(0, dtype=object)
     codes_all, vocab = pd.factorize(allg)
     bounds = np.cumsum([0] + [len(c) for c in chunks])
-    codes = tuple(codes_all[a:b].astype(np.int32) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    codes = tuple(codes_all[a:b].astype(np.int32) for a, b in itertools.pairwise(bounds))
     return RankedSignatures(path.name, tuple(drugs), np.asarray(vocab, dtype=object), codes, tuple(n_up))
 
 
