@@ -61,6 +61,6 @@ def unknown_name(kind: str, name: str, known: Iterable[str], *, limit: int = 5) 
     suggestions = [by_key[c] for c in close] or sorted(known)[:limit]
     more = f" (and {len(known) - len(suggestions)} more)" if len(known) > len(suggestions) else ""
     return UnknownNameError(
-        f"unknown {kind} {name!r}; closest known: {', '.join(suggestions)}{more} "
+        f"unknown {kind}: {name!r}; closest known: {', '.join(suggestions)}{more} "
         "(names are case-, space- and punctuation-insensitive)"
     )

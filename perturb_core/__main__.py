@@ -1,0 +1,7 @@
+"""``python -m perturb_core``: the command line."""
+
+import sys
+
+from perturb_core.cli import main
+
+sys.exit(main())

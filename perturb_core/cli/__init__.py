@@ -1,0 +1,68 @@
+"""Command line: ``python -m perturb_core {data,lgr,core} ...`` (contract in DESIGN.md).
+
+Each command group lives in its own module with a ``register(subparsers)`` function that
+adds its parser and sets ``func`` (called with the parsed namespace, returning an exit
+code). Errors of this package print one line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from collections.abc import Sequence
+
+from perturb_core.errors import PerturbCoreError
+
+__all__ = ["main", "print_json"]
+
+_GROUPS = ("data", "lgr", "core")
+
+
+def print_json(obj: object) -> None:
+    """Print ``obj`` as JSON (NaN -> null, NumPy scalars -> numbers)."""
+    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
+
+
+def _jsonable(obj: object) -> object:
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser with every command group registered."""
+    parser = argparse.ArgumentParser(
+        prog="python -m perturb_core",
+        description="LLM- and knowledge-graph-based perturbation reasoning (LGR, CORE) on real data.",
+    )
+    sub = parser.add_subparsers(dest="group", required=True, metavar="{data,lgr,core}")
+    for group in _GROUPS:
+        importlib.import_module(f"perturb_core.cli.{group}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except PerturbCoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

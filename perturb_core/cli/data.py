@@ -1,0 +1,129 @@
+"""``python -m perturb_core data {fetch,build,info,import}``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from perturb_core.cli import print_json
+from perturb_core.config import get_settings
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from perturb_core.data.fetch import fetch
+
+    settings = get_settings()
+    if args.corum:
+        settings = settings.with_(enable_corum=True)
+    mirror = None if args.no_mirror else (Path(args.mirror) if args.mirror else "settings")
+    bar = tqdm(total=None, unit="file", desc="fetch", disable=args.quiet, file=sys.stderr)
+
+    def progress(i: int, n: int, name: str) -> None:
+        bar.total = n
+        bar.set_postfix_str(name[-40:])
+        bar.update(1)
+
+    results = fetch(mirror=mirror, settings=settings, progress=progress)
+    bar.close()
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    print(f"{len(results)} files verified in {settings.raw_dir}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from perturb_core.data.build import build
+
+    settings = get_settings()
+    if args.corum:
+        settings = settings.with_(enable_corum=True)
+    bars: dict[str, tqdm] = {}
+
+    def progress(artifact: str, i: int, n: int, msg: str) -> None:
+        if args.quiet:
+            return
+        bar = bars.get(artifact)
+        if bar is None:
+            bar = bars[artifact] = tqdm(total=n, desc=f"build {artifact}", unit="step", file=sys.stderr, leave=True)
+        bar.total = n
+        bar.n = i
+        bar.set_postfix_str(msg[-40:])
+        bar.refresh()
+
+    steps = build(settings=settings, force=args.force, progress=progress, workers=args.workers)
+    for bar in bars.values():
+        bar.close()
+    for s in steps:
+        print(f"{s.artifact:<14} {s.status:<11} {s.seconds:6.1f} s")
+    print(f"artifacts in {settings.processed_dir}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from perturb_core.data.info import data_info
+
+    info = data_info()
+    if args.json:
+        print_json(info)
+        return 0
+    for name, d in info["datasets"].items():
+        if d["kind"] == "signatures":
+            print(
+                f"{name:<22} signatures  {d['cell_lines']:>3} cell lines  {d['drugs']:>4} drugs  "
+                f"{d['signatures']:>5} signatures  {d['genes']:>6} genes"
+            )
+        else:
+            de = d["de"]
+            print(
+                f"{name:<22} labels      DE pairs train {de['train']['pairs']:>7} test {de['test']['pairs']:>6}  "
+                f"positive rate {de['train']['positive_rate']:.3f}"
+            )
+    dr = info["drugs"]
+    print(f"drugs: {dr['drugs']} ({dr['with_fingerprint']} with fingerprints); unmatched: {', '.join(dr['unmatched'])}")
+    g = info["graph"]
+    print("graph nodes: " + ", ".join(f"{k} {v}" for k, v in g["nodes"].items()))
+    print("graph edges: " + ", ".join(f"{k} {v}" for k, v in g["edges"].items()))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from perturb_core.data.importer import import_dataset
+
+    out = import_dataset(args.path, name=args.name, cell_line_col=args.cell_line_col, drug_col=args.drug_col)
+    print(f"imported {args.name!r} -> {out}; use --dataset {args.name}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``data`` command group."""
+    p = sub.add_parser("data", help="fetch, build, inspect and import datasets")
+    dsub = p.add_subparsers(dest="command", required=True)
+
+    f = dsub.add_parser("fetch", help="copy (from the mirror) or download the raw files, verifying sha256")
+    f.add_argument("--mirror", help="mirror folder (default: perturb_core.toml or PERTURB_CORE_MIRROR)")
+    f.add_argument("--no-mirror", action="store_true", help="download from the public URLs")
+    f.add_argument("--corum", action="store_true", help="also fetch CORUM (CC BY-NC licence)")
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=_fetch)
+
+    b = dsub.add_parser("build", help="build datasets, labels, drug table and graph (idempotent)")
+    b.add_argument("--force", action="store_true", help="rebuild everything")
+    b.add_argument("--workers", type=int, default=None, help="parallel signature readers (default: all cores)")
+    b.add_argument("--corum", action="store_true", help="include CORUM complexes (CC BY-NC licence)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=_build)
+
+    i = dsub.add_parser("info", help="counts per dataset, drugs and graph")
+    i.add_argument("--json", action="store_true", help="machine-readable output")
+    i.set_defaults(func=_info)
+
+    m = dsub.add_parser("import", help="register your own .h5ad or folder of signature files")
+    m.add_argument("path", help=".h5ad (obs: cell line and drug columns; X: deltas) or folder of .rda files")
+    m.add_argument("--name", required=True, help="dataset name to use with --dataset")
+    m.add_argument("--cell-line-col", default=None, help="obs column with cell lines (auto-detected)")
+    m.add_argument("--drug-col", default=None, help="obs column with drugs (auto-detected)")
+    m.set_defaults(func=_import)

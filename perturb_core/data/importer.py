@@ -1,0 +1,165 @@
+"""Bring your own data: register an ``.h5ad`` of deltas or a folder of signature files.
+
+The result is a signature dataset like the built-in ones (same ``obs``/``var`` layout),
+written to ``<data dir>/user/<name>.h5ad`` and listed by ``data info``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from perturb_core.config import Settings, get_settings
+from perturb_core.data.build import SIGNATURE_DATASETS
+from perturb_core.data.names import slug
+from perturb_core.data.signatures import signatures_to_anndata
+from perturb_core.errors import DataError, ValidationError
+
+__all__ = ["CELL_LINE_COLUMNS", "DRUG_COLUMNS", "import_dataset", "validate_delta_anndata"]
+
+CELL_LINE_COLUMNS = ("cell_line", "cell_name", "cell_type", "cell_line_id", "cellline", "cell")
+DRUG_COLUMNS = ("drug", "perturbation", "compound", "pert_iname", "treatment", "condition")
+
+
+def _pick(obs: pd.DataFrame, given: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
+    if given is not None:
+        if given not in obs.columns:
+            raise DataError(f"{path}: obs has no column {given!r} for the {what}; columns are {list(obs.columns)}")
+        return given
+    for c in candidates:
+        if c in obs.columns:
+            return c
+    raise DataError(
+        f"{path}: obs needs a {what} column (one of {', '.join(candidates)}); found {list(obs.columns)}. "
+        f"Name it with --{what.replace(' ', '-')}-col"
+    )
+
+
+def validate_delta_anndata(
+    adata: ad.AnnData, *, path: Path, cell_line_col: str | None = None, drug_col: str | None = None
+) -> ad.AnnData:
+    """Check an AnnData of deltas and return it in the standard layout.
+
+    Raises:
+        DataError: missing columns, duplicate (cell line, drug) rows, NaN or infinite values,
+            non-numeric X, empty data.
+    """
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise DataError(f"{path}: the AnnData is empty ({adata.n_obs} x {adata.n_vars})")
+    cc = _pick(adata.obs, cell_line_col, CELL_LINE_COLUMNS, "cell line", path)
+    dc = _pick(adata.obs, drug_col, DRUG_COLUMNS, "drug", path)
+    X = adata.X.toarray() if sp.issparse(adata.X) else np.asarray(adata.X)
+    if not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"{path}: X must be numeric deltas, found dtype {X.dtype}")
+    X = X.astype(np.float32)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        kind = "NaN" if np.isnan(X[r, c]) else "infinite"
+        raise DataError(
+            f"{path}: X has {int(bad.sum())} non-finite values ({kind} at row {adata.obs_names[r]!r}, "
+            f"gene {adata.var_names[c]!r}); replace or drop them before importing"
+        )
+    cells = adata.obs[cc].astype(str).str.strip()
+    drugs = adata.obs[dc].astype(str).str.strip()
+    pair = cells.map(slug) + "|" + drugs.map(slug)
+    dup = pair[pair.duplicated()]
+    if len(dup):
+        raise DataError(
+            f"{path}: {len(dup)} duplicate (cell line, drug) rows, e.g. {dup.iloc[0]!r}; "
+            "average or drop replicates so each pair appears once"
+        )
+    genes = pd.Index(adata.var_names.astype(str))
+    if not genes.is_unique:
+        raise DataError(f"{path}: duplicate gene names, e.g. {genes[genes.duplicated()][0]!r}; make var_names unique")
+    obs = pd.DataFrame(
+        {
+            "cell_line": cells.to_numpy(),
+            "cell_line_id": cells.map(slug).to_numpy(),
+            "drug": drugs.to_numpy(),
+            "drug_id": drugs.map(slug).to_numpy(),
+            "n_genes_tested": np.full(len(cells), X.shape[1], dtype=np.int32),
+            "n_up_significant": np.zeros(len(cells), dtype=np.int32),
+        },
+        index=pd.Index(pair.to_numpy(), name="signature"),
+    )
+    for col in ("cell_line", "cell_line_id", "drug", "drug_id"):
+        obs[col] = obs[col].astype("category")
+    var = pd.DataFrame({"gene_id": genes, "n_signatures": len(cells)}, index=pd.Index(genes, name="gene"))
+    return ad.AnnData(X=X, obs=obs, var=var)
+
+
+def import_dataset(
+    path: str | Path,
+    *,
+    name: str,
+    cell_line_col: str | None = None,
+    drug_col: str | None = None,
+    settings: Settings | None = None,
+) -> Path:
+    """Validate and register a user dataset.
+
+    Args:
+        path: an ``.h5ad`` (obs with cell line and drug columns, X deltas) or a folder of
+            ``.rda`` signature files in the Tahoe format (one file per cell line; the cell
+            line is the file name without extension and without a ``prefix.``).
+        name: dataset name (letters, digits, ``-``, ``_``; not a built-in name).
+        cell_line_col, drug_col: obs columns (auto-detected when ``None``).
+
+    Returns:
+        The written ``.h5ad``.
+
+    Raises:
+        ValidationError: bad name. DataError: invalid content (one message per problem).
+    """
+    settings = settings or get_settings()
+    path = Path(path)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}", name):
+        raise ValidationError(f"dataset name {name!r} must be letters, digits, '-' or '_' (e.g. my-screen)")
+    if slug(name) in SIGNATURE_DATASETS or slug(name).startswith(("perturbqa", "tahoe-")):
+        raise ValidationError(f"dataset name {name!r} is taken by a built-in dataset; choose another")
+    if not path.exists():
+        raise DataError(f"{path} does not exist; give an .h5ad file or a folder of .rda signature files")
+    if path.is_dir():
+        files = {p.name[: -len(".rda")].split(".", 1)[-1]: p for p in sorted(path.glob("*.rda"))}
+        if not files:
+            raise DataError(f"{path}: no .rda signature files in this folder")
+        adata = signatures_to_anndata(files, dataset=name, workers=1)
+        source = "signature folder"
+    elif path.suffix == ".h5ad":
+        try:
+            raw = ad.read_h5ad(path)
+        except (OSError, KeyError, ValueError) as exc:
+            raise DataError(f"{path}: not a readable .h5ad ({exc}); check the file is complete") from exc
+        adata = validate_delta_anndata(raw, path=path, cell_line_col=cell_line_col, drug_col=drug_col)
+        source = "h5ad"
+    else:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; give an .h5ad or a folder of .rda files")
+    adata.uns["dataset"] = name
+    adata.uns["provenance"] = {"source": source, "imported_from": path.name, "imported": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    out_dir = settings.data_dir / "user"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"{slug(name)}.h5ad"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    adata.write_h5ad(tmp)
+    os.replace(tmp, out)
+    reg_path = out_dir / "datasets.json"
+    try:
+        reg = json.loads(reg_path.read_text())
+    except (FileNotFoundError, ValueError):
+        reg = {}
+    reg[name] = {"path": str(out), "description": f"user dataset ({source}: {path.name})"}
+    fd, tmpname = tempfile.mkstemp(dir=out_dir, prefix=".datasets.")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(reg, fh, indent=1)
+    os.replace(tmpname, reg_path)
+    return out

@@ -1,0 +1,387 @@
+"""Loaded datasets: signature datasets (AnnData of deltas), label sets, the drug table.
+
+Every name lookup (dataset, cell line, drug, gene, perturbation) is case-, space- and
+punctuation-insensitive; an unknown name raises :class:`UnknownNameError` listing the
+closest known names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+
+from perturb_core.config import Settings, get_settings
+from perturb_core.data.build import ARTIFACTS, PERTURBQA_LINES, SIGNATURE_DATASETS
+from perturb_core.data.names import drug_keys, slug
+from perturb_core.errors import DataError, NotBuiltError, ValidationError, name_key, unknown_name
+
+__all__ = [
+    "DatasetInfo",
+    "DrugTable",
+    "LabelSet",
+    "SignatureDataset",
+    "Task",
+    "label_dataset_names",
+    "list_datasets",
+    "load_drugs",
+    "load_labels",
+    "load_signatures",
+    "resolve_dataset",
+]
+
+Task = Literal["de", "dir"]
+Kind = Literal["signatures", "labels"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset name with its kind, description and file."""
+
+    name: str
+    kind: Kind
+    description: str
+    path: Path
+    user: bool = False
+
+
+def _resolver(kind: str, names: list[str]) -> dict[str, str]:
+    return {name_key(n): n for n in names}
+
+
+@dataclass(frozen=True)
+class SignatureDataset:
+    """A validated signature dataset: ``adata.X`` holds deltas (NaN = gene not measured).
+
+    ``obs`` has ``cell_line``, ``cell_line_id``, ``drug``, ``drug_id``; one row per pair.
+    Treat ``adata`` as read-only (it is shared between callers).
+    """
+
+    name: str
+    adata: ad.AnnData
+    _rows: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
+    _cell_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _drug_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _gene_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        obs = self.adata.obs
+        cells = obs["cell_line"].astype(str).to_numpy()
+        drugs = obs["drug"].astype(str).to_numpy()
+        self._rows.update({(c, d): i for i, (c, d) in enumerate(zip(cells, drugs, strict=True))})
+        self._cell_keys.update(_resolver("cell line", list(pd.unique(cells))))
+        for d in pd.unique(drugs):
+            for k in drug_keys(d):
+                self._drug_keys.setdefault(k, d)
+        self._gene_keys.update(_resolver("gene", list(self.adata.var_names)))
+
+    @property
+    def cell_lines(self) -> list[str]:
+        """Cell line display names, sorted case-insensitively."""
+        return sorted(set(self.adata.obs["cell_line"].astype(str)), key=str.lower)
+
+    @property
+    def genes(self) -> pd.Index:
+        """Gene symbols (columns of X)."""
+        return self.adata.var_names
+
+    def drugs(self, cell_line: str | None = None) -> list[str]:
+        """Drugs measured in ``cell_line`` (all drugs when ``None``), sorted."""
+        obs = self.adata.obs
+        if cell_line is not None:
+            obs = obs[obs["cell_line"] == self.resolve_cell_line(cell_line)]
+        return sorted(set(obs["drug"].astype(str)), key=str.lower)
+
+    def resolve_cell_line(self, name: str) -> str:
+        """Display name of a cell line given any spelling (``'nci h23'`` -> ``'NCI-H23'``)."""
+        hit = self._cell_keys.get(name_key(name))
+        if hit is None:
+            raise unknown_name(f"cell line in dataset {self.name!r}", name, self.cell_lines)
+        return hit
+
+    def resolve_drug(self, name: str) -> str:
+        """Display name of a drug given any spelling (salt words and aliases ignored)."""
+        for k in drug_keys(name):
+            if k in self._drug_keys:
+                return self._drug_keys[k]
+        raise unknown_name(f"drug in dataset {self.name!r}", name, self.drugs())
+
+    def resolve_gene(self, name: str) -> str:
+        """Gene symbol given any case."""
+        hit = self._gene_keys.get(name_key(name))
+        if hit is None:
+            raise unknown_name(f"gene in dataset {self.name!r}", name, list(self.genes))
+        return hit
+
+    def row(self, cell_line: str, drug: str) -> int:
+        """Row index of the (cell line, drug) signature.
+
+        Raises:
+            UnknownNameError: either name is unknown, or the drug was not profiled there.
+        """
+        c, d = self.resolve_cell_line(cell_line), self.resolve_drug(drug)
+        if (c, d) not in self._rows:
+            raise unknown_name(f"drug profiled in {c}", drug, self.drugs(c))
+        return self._rows[(c, d)]
+
+    def delta(self, cell_line: str, drug: str) -> np.ndarray:
+        """The delta vector (float32, NaN = not measured) of one pair."""
+        return np.asarray(self.adata.X[self.row(cell_line, drug)])
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Gene-level outcome labels of one dataset and task.
+
+    ``table`` has ``pert``, ``gene``, ``label`` (0/1), ``split`` (train/test), categoricals.
+    """
+
+    name: str
+    task: Task
+    table: pd.DataFrame
+    cell_line: str
+    perturbation_kind: Literal["knockdown", "drug"]
+
+    @property
+    def perturbations(self) -> list[str]:
+        """All perturbations (train and test)."""
+        return sorted(self.table["pert"].cat.categories, key=str.lower)
+
+    @property
+    def genes(self) -> list[str]:
+        """All genes with a label."""
+        return sorted(self.table["gene"].cat.categories, key=str.lower)
+
+    def resolve_perturbation(self, name: str) -> str:
+        """Perturbation name given any spelling."""
+        keys = {name_key(p): p for p in self.table["pert"].cat.categories}
+        for k in drug_keys(name) if self.perturbation_kind == "drug" else [name_key(name)]:
+            if k in keys:
+                return keys[k]
+        raise unknown_name(f"perturbation in {self.name!r}", name, self.perturbations)
+
+    def resolve_gene(self, name: str) -> str:
+        """Gene name given any case."""
+        keys = {name_key(g): g for g in self.table["gene"].cat.categories}
+        hit = keys.get(name_key(name))
+        if hit is None:
+            raise unknown_name(f"gene in {self.name!r}", name, self.genes)
+        return hit
+
+
+@dataclass(frozen=True)
+class DrugTable:
+    """Every drug of every dataset: ``table`` indexed by ``drug_id`` (name, smiles, targets,
+    moa_fine, moa_broad, source, ...) and Morgan fingerprints (radius 2, 2048 bits)."""
+
+    table: pd.DataFrame
+    fingerprints: np.ndarray  # bool (n_drugs, 2048), rows aligned with table
+    valid: np.ndarray  # bool (n_drugs,), False where no structure is known
+
+    def resolve(self, name: str) -> str:
+        """Drug id for any spelling of a drug name or id."""
+        for k in drug_keys(name):
+            hit = self._keys().get(k)
+            if hit is not None:
+                return hit
+        raise unknown_name("drug", name, list(self.table["name"]))
+
+    def _keys(self) -> dict[str, str]:
+        keys: dict[str, str] = {}
+        for did, n in zip(self.table.index, self.table["name"], strict=True):
+            for k in [*drug_keys(n), name_key(did)]:
+                keys.setdefault(k, did)
+        return keys
+
+    def rows(self, drug_ids: list[str]) -> np.ndarray:
+        """Row positions of drug ids (-1 for unknown)."""
+        return self.table.index.get_indexer(drug_ids)
+
+
+def _settings(settings: Settings | None) -> Settings:
+    return settings or get_settings()
+
+
+def _user_dir(settings: Settings) -> Path:
+    return settings.data_dir / "user"
+
+
+def _user_registry(settings: Settings) -> dict[str, dict]:
+    path = _user_dir(settings) / "datasets.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise DataError(f"{path} is corrupt ({exc}); delete it and re-import your datasets") from exc
+
+
+def label_dataset_names(settings: Settings | None = None) -> list[str]:
+    """``perturbqa-<line>`` and ``tahoe-<cell line id>`` label dataset names."""
+    settings = _settings(settings)
+    names = [f"perturbqa-{line}" for line in PERTURBQA_LINES]
+    tl = settings.processed_dir / "labels" / "tahoe.parquet"
+    if tl.exists():
+        lines = pd.read_parquet(tl, columns=["cell_line"])["cell_line"].cat.categories
+        names += [f"tahoe-{slug(c)}" for c in sorted(lines, key=str.lower)]
+    return names
+
+
+def list_datasets(settings: Settings | None = None) -> list[DatasetInfo]:
+    """All datasets: built-in signature and label datasets plus user imports."""
+    settings = _settings(settings)
+    p = settings.processed_dir
+    out = [
+        DatasetInfo(name, "signatures", spec.description, p / f"{name}.h5ad")
+        for name, spec in SIGNATURE_DATASETS.items()
+    ]
+    for name in label_dataset_names(settings):
+        if name.startswith("perturbqa-"):
+            line = name.removeprefix("perturbqa-")
+            desc = f"PerturbQA CRISPRi knock-down labels, {line.upper()} (DE, direction; given split)"
+            path = p / "labels" / f"{name}.de.parquet"
+        else:
+            desc = "Tahoe drug DE labels derived from ranked signatures (seeded drug split)"
+            path = p / "labels" / "tahoe.parquet"
+        out.append(DatasetInfo(name, "labels", desc, path))
+    for name, meta in _user_registry(settings).items():
+        out.append(DatasetInfo(name, "signatures", meta.get("description", "user dataset"), Path(meta["path"]), True))
+    return out
+
+
+def resolve_dataset(name: str, kind: Kind | None = None, settings: Settings | None = None) -> DatasetInfo:
+    """Find a dataset by any spelling of its name.
+
+    Raises:
+        UnknownNameError: unknown name (with the closest names of that kind).
+    """
+    infos = [d for d in list_datasets(settings) if kind is None or d.kind == kind]
+    for d in infos:
+        if name_key(d.name) == name_key(name):
+            return d
+    what = f"{kind} dataset" if kind else "dataset"
+    raise unknown_name(what, name, [d.name for d in infos])
+
+
+@lru_cache(maxsize=8)
+def _read_h5ad(path: Path, mtime: float) -> ad.AnnData:
+    del mtime
+    try:
+        return ad.read_h5ad(path)
+    except (OSError, KeyError, ValueError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); rebuild it with `python -m perturb_core data build --force`") from exc
+
+
+def load_signatures(name: str = "tahoe", settings: Settings | None = None) -> SignatureDataset:
+    """Load a signature dataset (``tahoe``, ``sciplex``, ``openproblems`` or an import).
+
+    Cached per process; reloaded when the file changes.
+
+    Raises:
+        NotBuiltError: not built yet (the message gives the command).
+        UnknownNameError: unknown dataset name.
+    """
+    info = resolve_dataset(name, "signatures", settings)
+    if not info.path.exists():
+        raise NotBuiltError(
+            f"dataset {info.name!r} is not built ({info.path} missing); run `python -m perturb_core data fetch` "
+            "then `python -m perturb_core data build`"
+        )
+    return _signature_dataset(info.name, info.path, info.path.stat().st_mtime)
+
+
+@lru_cache(maxsize=8)
+def _signature_dataset(name: str, path: Path, mtime: float) -> SignatureDataset:
+    return SignatureDataset(name, _read_h5ad(path, mtime))
+
+
+@lru_cache(maxsize=16)
+def _read_parquet(path: Path, mtime: float) -> pd.DataFrame:
+    del mtime
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); rebuild with `python -m perturb_core data build --force`") from exc
+
+
+def load_labels(name: str, task: Task = "de", settings: Settings | None = None) -> LabelSet:
+    """Load a label dataset (``perturbqa-k562`` ... or ``tahoe-c32`` ...) for a task.
+
+    Raises:
+        ValidationError: task is not ``de`` or ``dir``.
+        NotBuiltError / UnknownNameError: as for :func:`load_signatures`.
+    """
+    if task not in ("de", "dir"):
+        raise ValidationError(f"unknown task {task!r}; use 'de' (responds or not) or 'dir' (up or down)")
+    settings = _settings(settings)
+    info = resolve_dataset(name, "labels", settings)
+    if not info.path.exists():
+        raise NotBuiltError(f"labels {info.name!r} are not built; run `python -m perturb_core data build`")
+    if info.name.startswith("perturbqa-"):
+        path = settings.processed_dir / "labels" / f"{info.name}.{task}.parquet"
+        table = _read_parquet(path, path.stat().st_mtime)
+        line = info.name.removeprefix("perturbqa-").upper()
+        return LabelSet(info.name, task, table, line, "knockdown")
+    full = _read_parquet(info.path, info.path.stat().st_mtime)
+    return _tahoe_labels(info.name, task, full)
+
+
+_TAHOE_CACHE: dict[tuple[str, str, int], LabelSet] = {}
+
+
+def _tahoe_labels(name: str, task: Task, full: pd.DataFrame) -> LabelSet:
+    key = (name, task, id(full))
+    if key not in _TAHOE_CACHE:
+        line_id = name.removeprefix("tahoe-")
+        cats = full["cell_line"].cat.categories
+        line = next(c for c in cats if slug(c) == line_id)
+        sub = full[full["cell_line"] == line]
+        if task == "de":
+            t = pd.DataFrame({"pert": sub["pert"], "gene": sub["gene"], "label": sub["de"], "split": sub["split"]})
+        else:
+            sub = sub[sub["de"] == 1]
+            t = pd.DataFrame({"pert": sub["pert"], "gene": sub["gene"], "label": sub["direction"], "split": sub["split"]})
+        t = t.reset_index(drop=True)
+        for c in ("pert", "gene", "split"):
+            t[c] = t[c].cat.remove_unused_categories()
+        _TAHOE_CACHE[key] = LabelSet(name, task, t, line, "drug")
+    return _TAHOE_CACHE[key]
+
+
+def load_drugs(settings: Settings | None = None) -> DrugTable:
+    """Load the drug table with fingerprints.
+
+    Raises:
+        NotBuiltError: not built yet.
+    """
+    settings = _settings(settings)
+    path = settings.processed_dir / "drugs.parquet"
+    fp = settings.processed_dir / "drug_fingerprints.npz"
+    if not (path.exists() and fp.exists()):
+        raise NotBuiltError("the drug table is not built; run `python -m perturb_core data build`")
+    return _drug_table(path, fp, path.stat().st_mtime)
+
+
+@lru_cache(maxsize=2)
+def _drug_table(path: Path, fp: Path, mtime: float) -> DrugTable:
+    table = _read_parquet(path, mtime)
+    table["targets"] = table["targets"].map(lambda t: [] if t is None else list(t))
+    with np.load(fp) as z:
+        ids = z["drug_id"]
+        bits = np.unpackbits(z["bits"], axis=1).astype(bool)[:, :2048]
+        valid = z["valid"]
+    if list(ids) != list(table.index):
+        raise DataError(f"{fp} does not match {path}; rebuild with `python -m perturb_core data build --force`")
+    return DrugTable(table, bits, valid)
+
+
+def _unused() -> None:  # keep imports used by later additions explicit
+    del os, re, ARTIFACTS
