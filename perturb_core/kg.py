@@ -103,7 +103,9 @@ class KnowledgeGraph:
             return f"{kind}:{name}"
         sub = self.nodes[self.nodes["kind"] == kind]
         key = name_key(name)
-        hit = sub[(sub["name"].map(name_key) == key) | (sub["id"].map(name_key) == name_key(f"{kind}:{name}"))]
+        hit = sub[
+            (sub["name"].map(name_key) == key) | (sub["id"].map(name_key) == name_key(f"{kind}:{name}"))
+        ]
         if len(hit):
             return str(hit["id"].iloc[0])
         raise unknown_name(f"{kind} in the knowledge graph", name, sub["name"].astype(str))
@@ -118,8 +120,10 @@ class KnowledgeGraph:
         Raises:
             ValidationError: an unknown relation name.
         """
-        rels = tuple(sorted(relations)) if relations is not None else tuple(
-            r for r in RELATIONS if r not in LEAKY_RELATIONS
+        rels = (
+            tuple(sorted(relations))
+            if relations is not None
+            else tuple(r for r in RELATIONS if r not in LEAKY_RELATIONS)
         )
         bad = [r for r in rels if r not in RELATIONS]
         if bad:
@@ -144,7 +148,7 @@ class KnowledgeGraph:
         """
         i = self.idx(node_id)[0]
         if i < 0:
-            kind, _, name = node_id.partition(":")
+            kind = node_id.partition(":")[0]
             raise unknown_name("node", node_id, self.nodes.loc[self.nodes["kind"] == kind, "id"].astype(str))
         e = self.edges
         if relations is not None:

@@ -31,7 +31,10 @@ def _fetch(args: argparse.Namespace) -> int:
     counts: dict[str, int] = {}
     for r in results:
         counts[r.status] = counts.get(r.status, 0) + 1
-    print(f"{len(results)} files verified in {settings.raw_dir}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+    print(
+        f"{len(results)} files verified in {settings.raw_dir}: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+    )
     return 0
 
 
@@ -48,7 +51,9 @@ def _build(args: argparse.Namespace) -> int:
             return
         bar = bars.get(artifact)
         if bar is None:
-            bar = bars[artifact] = tqdm(total=n, desc=f"build {artifact}", unit="step", file=sys.stderr, leave=True)
+            bar = bars[artifact] = tqdm(
+                total=n, desc=f"build {artifact}", unit="step", file=sys.stderr, leave=True
+            )
         bar.total = n
         bar.n = i
         bar.set_postfix_str(msg[-40:])
@@ -83,7 +88,9 @@ def _info(args: argparse.Namespace) -> int:
                 f"positive rate {de['train']['positive_rate']:.3f}"
             )
     dr = info["drugs"]
-    print(f"drugs: {dr['drugs']} ({dr['with_fingerprint']} with fingerprints); unmatched: {', '.join(dr['unmatched'])}")
+    print(
+        f"drugs: {dr['drugs']} ({dr['with_fingerprint']} with fingerprints); unmatched: {', '.join(dr['unmatched'])}"
+    )
     g = info["graph"]
     print("graph nodes: " + ", ".join(f"{k} {v}" for k, v in g["nodes"].items()))
     print("graph edges: " + ", ".join(f"{k} {v}" for k, v in g["edges"].items()))
@@ -112,7 +119,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     b = dsub.add_parser("build", help="build datasets, labels, drug table and graph (idempotent)")
     b.add_argument("--force", action="store_true", help="rebuild everything")
-    b.add_argument("--workers", type=int, default=None, help="parallel signature readers (default: all cores)")
+    b.add_argument(
+        "--workers", type=int, default=None, help="parallel signature readers (default: all cores)"
+    )
     b.add_argument("--corum", action="store_true", help="include CORUM complexes (CC BY-NC licence)")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     b.set_defaults(func=_build)

@@ -28,7 +28,7 @@ from perturb_core.data.labels import read_perturbqa, tahoe_drug_labels
 from perturb_core.data.manifest import load_manifest
 from perturb_core.data.names import OPENPROBLEMS_CELL_TYPES, name_key
 from perturb_core.data.signatures import signatures_to_anndata
-from perturb_core.errors import DataError, NotBuiltError
+from perturb_core.errors import NotBuiltError
 
 __all__ = [
     "ARTIFACTS",
@@ -278,7 +278,12 @@ def build(
         if built:
             cache.pop(ds, None)
             signatures(ds)
-        report(ds, 1, 1, "done")
+            report(
+                ds,
+                len(_signature_files(settings, SIGNATURE_DATASETS[ds])),
+                len(_signature_files(settings, SIGNATURE_DATASETS[ds])),
+                "done",
+            )
         done(ds, t0, built)
 
     # drug table + fingerprints
@@ -305,7 +310,7 @@ def build(
                 fh, drug_id=np.asarray(drugs.index, dtype=str), bits=np.packbits(fps, axis=1), valid=valid
             )
         os.replace(tmp, out_dir / "drug_fingerprints.npz")
-    report("drugs", 1, 1, "done")
+        report("drugs", 1, 1, "done")
     done("drugs", t0, built)
 
     # labels
@@ -327,7 +332,7 @@ def build(
         tmp = _atomic_path(out_dir / "labels/tahoe.parquet")
         labels.to_parquet(tmp)
         os.replace(tmp, out_dir / "labels/tahoe.parquet")
-    report("tahoe_labels", 1, 1, "done")
+        report("tahoe_labels", 1, 1, "done")
     done("tahoe_labels", t0, built)
 
     # knowledge graph
@@ -351,7 +356,7 @@ def build(
             df.to_parquet(tmp)
             os.replace(tmp, out_dir / name)
         _write_json_atomic(out_dir / "kg_dropped.json", dropped)
-    report("graph", 1, 1, "done")
+        report("graph", 1, 1, "done")
     done("graph", t0, built)
     return steps
 
@@ -378,6 +383,3 @@ def require_built(settings: Settings | None = None) -> Settings:
             "then `python -m perturb_core data build` (or start the app, which builds it)"
         )
     return settings
-
-
-_ = DataError

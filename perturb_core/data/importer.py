@@ -33,7 +33,9 @@ DRUG_COLUMNS = ("drug", "perturbation", "compound", "pert_iname", "treatment", "
 def _pick(obs: pd.DataFrame, given: str | None, candidates: tuple[str, ...], what: str, path: Path) -> str:
     if given is not None:
         if given not in obs.columns:
-            raise DataError(f"{path}: obs has no column {given!r} for the {what}; columns are {list(obs.columns)}")
+            raise DataError(
+                f"{path}: obs has no column {given!r} for the {what}; columns are {list(obs.columns)}"
+            )
         return given
     for c in candidates:
         if c in obs.columns:
@@ -80,7 +82,9 @@ def validate_delta_anndata(
         )
     genes = pd.Index(adata.var_names.astype(str))
     if not genes.is_unique:
-        raise DataError(f"{path}: duplicate gene names, e.g. {genes[genes.duplicated()][0]!r}; make var_names unique")
+        raise DataError(
+            f"{path}: duplicate gene names, e.g. {genes[genes.duplicated()][0]!r}; make var_names unique"
+        )
     obs = pd.DataFrame(
         {
             "cell_line": cells.to_numpy(),
@@ -143,9 +147,15 @@ def import_dataset(
         adata = validate_delta_anndata(raw, path=path, cell_line_col=cell_line_col, drug_col=drug_col)
         source = "h5ad"
     else:
-        raise DataError(f"{path}: unsupported file type {path.suffix!r}; give an .h5ad or a folder of .rda files")
+        raise DataError(
+            f"{path}: unsupported file type {path.suffix!r}; give an .h5ad or a folder of .rda files"
+        )
     adata.uns["dataset"] = name
-    adata.uns["provenance"] = {"source": source, "imported_from": path.name, "imported": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    adata.uns["provenance"] = {
+        "source": source,
+        "imported_from": path.name,
+        "imported": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     out_dir = settings.data_dir / "user"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{slug(name)}.h5ad"

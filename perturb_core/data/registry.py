@@ -8,8 +8,6 @@ closest known names.
 from __future__ import annotations
 
 import json
-import os
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from perturb_core.config import Settings, get_settings
-from perturb_core.data.build import ARTIFACTS, PERTURBQA_LINES, SIGNATURE_DATASETS
+from perturb_core.data.build import PERTURBQA_LINES, SIGNATURE_DATASETS
 from perturb_core.data.names import drug_keys, slug
 from perturb_core.errors import DataError, NotBuiltError, ValidationError, name_key, unknown_name
 
@@ -253,7 +251,9 @@ def list_datasets(settings: Settings | None = None) -> list[DatasetInfo]:
             path = p / "labels" / "tahoe.parquet"
         out.append(DatasetInfo(name, "labels", desc, path))
     for name, meta in _user_registry(settings).items():
-        out.append(DatasetInfo(name, "signatures", meta.get("description", "user dataset"), Path(meta["path"]), True))
+        out.append(
+            DatasetInfo(name, "signatures", meta.get("description", "user dataset"), Path(meta["path"]), True)
+        )
     return out
 
 
@@ -277,7 +277,9 @@ def _read_h5ad(path: Path, mtime: float) -> ad.AnnData:
     try:
         return ad.read_h5ad(path)
     except (OSError, KeyError, ValueError) as exc:
-        raise DataError(f"{path} is unreadable ({exc}); rebuild it with `python -m perturb_core data build --force`") from exc
+        raise DataError(
+            f"{path} is unreadable ({exc}); rebuild it with `python -m perturb_core data build --force`"
+        ) from exc
 
 
 def load_signatures(name: str = "tahoe", settings: Settings | None = None) -> SignatureDataset:
@@ -309,7 +311,9 @@ def _read_parquet(path: Path, mtime: float) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is unreadable ({exc}); rebuild with `python -m perturb_core data build --force`") from exc
+        raise DataError(
+            f"{path} is unreadable ({exc}); rebuild with `python -m perturb_core data build --force`"
+        ) from exc
 
 
 def load_labels(name: str, task: Task = "de", settings: Settings | None = None) -> LabelSet:
@@ -345,10 +349,14 @@ def _tahoe_labels(name: str, task: Task, full: pd.DataFrame) -> LabelSet:
         line = next(c for c in cats if slug(c) == line_id)
         sub = full[full["cell_line"] == line]
         if task == "de":
-            t = pd.DataFrame({"pert": sub["pert"], "gene": sub["gene"], "label": sub["de"], "split": sub["split"]})
+            t = pd.DataFrame(
+                {"pert": sub["pert"], "gene": sub["gene"], "label": sub["de"], "split": sub["split"]}
+            )
         else:
             sub = sub[sub["de"] == 1]
-            t = pd.DataFrame({"pert": sub["pert"], "gene": sub["gene"], "label": sub["direction"], "split": sub["split"]})
+            t = pd.DataFrame(
+                {"pert": sub["pert"], "gene": sub["gene"], "label": sub["direction"], "split": sub["split"]}
+            )
         t = t.reset_index(drop=True)
         for c in ("pert", "gene", "split"):
             t[c] = t[c].cat.remove_unused_categories()
@@ -379,9 +387,7 @@ def _drug_table(path: Path, fp: Path, mtime: float) -> DrugTable:
         bits = np.unpackbits(z["bits"], axis=1).astype(bool)[:, :2048]
         valid = z["valid"]
     if list(ids) != list(table.index):
-        raise DataError(f"{fp} does not match {path}; rebuild with `python -m perturb_core data build --force`")
+        raise DataError(
+            f"{fp} does not match {path}; rebuild with `python -m perturb_core data build --force`"
+        )
     return DrugTable(table, bits, valid)
-
-
-def _unused() -> None:  # keep imports used by later additions explicit
-    del os, re, ARTIFACTS
