@@ -40,7 +40,7 @@ __all__ = [
     "is_built",
 ]
 
-BUILD_VERSION = "1"
+BUILD_VERSION = "2"
 PERTURBQA_LINES = ("k562", "rpe1", "hepg2", "jurkat")
 
 
@@ -263,7 +263,7 @@ def build(
             progress=lambda i, n, name: report(ds, i, n, f"read {name}"),
             provenance={
                 "description": spec.description,
-                "sha256": {e.file: e.sha256 for e in load_manifest() if e.file.startswith(spec.folder)},
+                "sha256": {Path(e.file).name: e.sha256 for e in load_manifest() if e.file.startswith(spec.folder)},
                 "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )

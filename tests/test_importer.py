@@ -1,0 +1,97 @@
+"""Bring-your-own-data imports: good files register, bad ones get one clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from rxdr import signature_rda
+
+from perturb_core.config import get_settings
+from perturb_core.data.importer import import_dataset
+from perturb_core.data.registry import list_datasets, load_signatures
+from perturb_core.errors import DataError, ValidationError
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    return get_settings().with_(data_dir=tmp_path / "data")
+
+
+def _h5ad(tmp_path: Path, *, x=None, obs=None, name: str = "in.h5ad") -> Path:
+    obs = obs if obs is not None else pd.DataFrame({"cell_line": ["A", "A", "B"], "drug": ["x", "y", "x"]})
+    x = x if x is not None else np.arange(9, dtype=np.float32).reshape(3, 3)
+    a = ad.AnnData(X=x, obs=obs.set_axis([f"r{i}" for i in range(len(obs))]))
+    a.var_names = ["G1", "G2", "G3"]
+    p = tmp_path / name
+    a.write_h5ad(p)
+    return p
+
+
+def test_import_h5ad_is_usable_like_builtin(tmp_path: Path, settings) -> None:
+    import_dataset(_h5ad(tmp_path), name="my-screen", settings=settings)
+    assert "my-screen" in [d.name for d in list_datasets(settings)]
+    ds = load_signatures("My Screen", settings)
+    assert ds.cell_lines == ["A", "B"]
+    np.testing.assert_allclose(ds.delta("a", "Y"), [3, 4, 5])
+
+
+def test_import_folder_of_signature_files(tmp_path: Path, settings) -> None:
+    folder = tmp_path / "sigs"
+    folder.mkdir()
+    (folder / "mine.line1.rda").write_bytes(signature_rda({"D1": ["G1", "G2"], "D2": ["G2", "G1"]}))
+    import_dataset(folder, name="folder_ds", settings=settings)
+    ds = load_signatures("folder_ds", settings)
+    assert ds.cell_lines == ["line1"] and ds.drugs() == ["D1", "D2"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"obs": pd.DataFrame({"cell": ["A"], "foo": ["x"]}), "x": np.ones((1, 3), np.float32)},
+            "needs a drug column",
+        ),
+        (
+            {
+                "obs": pd.DataFrame({"cell_line": ["A", "A"], "drug": ["x", "X"]}),
+                "x": np.ones((2, 3), np.float32),
+            },
+            "duplicate \\(cell line, drug\\)",
+        ),
+        (
+            {"x": np.array([[0, np.nan, 0]] * 3, dtype=np.float32)},
+            "non-finite values \\(NaN at row 'r0', gene 'G2'\\)",
+        ),
+        ({"x": np.array([[0, 0, np.inf]] * 3, dtype=np.float32)}, "infinite at row"),
+    ],
+)
+def test_bad_h5ad(tmp_path: Path, settings, kwargs, match) -> None:
+    with pytest.raises(DataError, match=match):
+        import_dataset(_h5ad(tmp_path, **kwargs), name="bad", settings=settings)
+    assert not (settings.data_dir / "user" / "bad.h5ad").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "exc", "match"),
+    [("tahoe", ValidationError, "taken by a built-in"), ("bad name!", ValidationError, "letters, digits")],
+)
+def test_bad_names(tmp_path: Path, settings, name, exc, match) -> None:
+    with pytest.raises(exc, match=match):
+        import_dataset(_h5ad(tmp_path), name=name, settings=settings)
+
+
+def test_missing_and_corrupt_paths(tmp_path: Path, settings) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        import_dataset(tmp_path / "nope.h5ad", name="x", settings=settings)
+    bad = tmp_path / "broken.h5ad"
+    bad.write_bytes(b"\x89HDF\r\n garbage")
+    with pytest.raises(DataError, match="not a readable .h5ad"):
+        import_dataset(bad, name="x", settings=settings)
+    txt = tmp_path / "table.csv"
+    txt.write_text("a,b\n")
+    with pytest.raises(DataError, match="unsupported file type"):
+        import_dataset(txt, name="x", settings=settings)

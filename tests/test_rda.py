@@ -1,0 +1,81 @@
+"""The fast R data reader: fixtures written in code, and equality with `rdata` on real files."""
+
+from __future__ import annotations
+
+import bz2
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rxdr import serialize_rda, signature_rda
+
+from perturb_core.data.rda import RList, read_rda
+from perturb_core.errors import DataError
+
+
+def _write(tmp_path: Path, data: bytes, name: str = "x.rda") -> Path:
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+@pytest.mark.parametrize("compression", ["bz2", "gzip", "none"])
+def test_reads_named_lists_of_strings(tmp_path: Path, compression: str) -> None:
+    genes = ["TP53", "ABCDEFGHI", None, "ENSG00000141510", "β-gene", ""]  # 9-char name mimics a header
+    data = serialize_rda({"obj": {"drug A": {"up": genes[:2], "up_full": genes}}}, compression=compression)
+    out = read_rda(_write(tmp_path, data))
+    top = out["obj"]
+    assert isinstance(top, RList)
+    assert top.names == ["drug A"]
+    entry = top[0].to_dict()
+    assert list(entry["up_full"]) == genes
+    assert list(entry["up"]) == genes[:2]
+
+
+def test_many_length_nine_strings_take_the_fast_path(tmp_path: Path) -> None:
+    genes = [f"GENE{i:05d}" for i in range(3000)]  # all 9 characters long
+    out = read_rda(_write(tmp_path, signature_rda({"d": genes})))
+    assert list(out["sig"][0].to_dict()["up_full"]) == genes
+
+
+def test_numeric_vectors(tmp_path: Path) -> None:
+    out = read_rda(_write(tmp_path, serialize_rda({"i": np.arange(4), "f": np.array([0.5, np.nan])})))
+    np.testing.assert_array_equal(out["i"], [0, 1, 2, 3])
+    np.testing.assert_allclose(out["f"], [0.5, np.nan])
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        (b"not an R file at all", "not an R data file"),
+        (bz2.compress(b"RDX3\nX\n\x00\x00\x00\x03"), "unexpected end of data"),
+        (b"BZh91AY&SY" + b"\x00" * 40, "corrupt or truncated"),
+    ],
+)
+def test_bad_files_raise_one_clear_error(tmp_path: Path, data: bytes, match: str) -> None:
+    with pytest.raises(DataError, match=match):
+        read_rda(_write(tmp_path, data))
+
+
+def test_truncated_compressed_file(tmp_path: Path) -> None:
+    data = signature_rda({"d": ["A", "B"]})
+    with pytest.raises(DataError, match="corrupt or truncated|unexpected end"):
+        read_rda(_write(tmp_path, data[: len(data) // 2]))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cannot read"):
+        read_rda(tmp_path / "nope.rda")
+
+
+@pytest.mark.realdata
+def test_equals_rdata_on_a_real_file(real_data) -> None:
+    rdata = pytest.importorskip("rdata")
+    path = real_data.raw_dir / "sciplex_signatures" / "sciplex.a549.rda"
+    ref = rdata.conversion.convert(rdata.parser.parse_file(path))["sciplex.a549"]
+    ours = read_rda(path)["sciplex.a549"]
+    assert [str(k) for k in ref] == ours.names
+    for name, entry in zip(ours.names, ours, strict=True):
+        e = entry.to_dict()
+        assert list(ref[name]["up_full"]) == list(e["up_full"])
+        assert list(ref[name]["up"]) == list(e["up"])
