@@ -14,10 +14,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from fake_openai import fake_llm_settings as fake_llm_settings  # noqa: E402
-from fake_openai import fake_openai_server as fake_openai_server  # noqa: E402
+from fake_openai import fake_llm_settings as fake_llm_settings
+from fake_openai import fake_openai_server as fake_openai_server
 
-from perturb_core.config import Settings, get_settings  # noqa: E402
+from perturb_core.config import Settings, get_settings
 
 
 @pytest.fixture(autouse=True)

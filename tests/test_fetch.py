@@ -56,7 +56,7 @@ def test_size_mismatch_is_named(setup) -> None:
 
 
 def test_missing_mirror_file_names_file_and_url(setup, tmp_path: Path) -> None:
-    settings, entries, mirror = setup
+    settings, _, mirror = setup
     (mirror / "grp/b.txt").unlink()
     e = _entry("grp/b.txt", b"beta\n", url=(tmp_path / "nowhere.txt").as_uri())
     with pytest.raises(DataError, match=r"grp/b.txt is missing from the mirror .* put the file from file:"):
