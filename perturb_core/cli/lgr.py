@@ -1,11 +1,251 @@
-"""``python -m perturb_core lgr ...`` (placeholder until its issue lands)."""
+"""``python -m perturb_core lgr {evaluate,predict,selectors,mechanisms}`` (contract in DESIGN.md)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from perturb_core.cli import print_json
+from perturb_core.config import get_settings
+from perturb_core.errors import ValidationError
+
+_REGIMES = ("unseen-drug", "unseen-cell-line", "open-world")
+
+
+def _method_list(text: str) -> list[str]:
+    from perturb_core.evaluate.lgr import METHODS, NON_LLM_METHODS
+
+    names = [m.strip() for m in text.split(",") if m.strip()]
+    out: list[str] = []
+    for m in names:
+        expanded = {"all": list(METHODS), "non-llm": list(NON_LLM_METHODS)}.get(m, [m])
+        out.extend(x for x in expanded if x not in out)
+    return out
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from perturb_core.evaluate.lgr import evaluate_lgr
+
+    methods = _method_list(args.methods)
+    bars: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if args.quiet:
+            return
+        if not bars:
+            bars.append(tqdm(total=total, unit="query", desc=f"lgr {args.regime}", file=sys.stderr))
+        bars[0].n = done
+        bars[0].refresh()
+
+    result = evaluate_lgr(
+        args.dataset,
+        regime=args.regime,
+        methods=methods,
+        k=args.k,
+        seed=args.seed,
+        aggregation=args.aggregation,
+        n_boot=args.n_boot,
+        progress=progress,
+        settings=get_settings(),
+        max_queries=args.max_queries,
+        hybrid_min_k=args.hybrid_min_k,
+        test_fraction=args.test_fraction,
+        concurrency=args.concurrency,
+    )
+    for bar in bars:
+        bar.close()
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.per_query.to_csv(out, index=False)
+        print(f"per-query rows written to {out}", file=sys.stderr)
+    if args.json:
+        print_json(result.to_dict())
+        return 0
+    doc = result.to_dict()
+    print(
+        f"{doc['dataset']} {doc['regime']} k={doc['k']} seed={doc['seed']} split {doc['split_id']} "
+        f"({doc['aggregation']}; metrics on {doc['n_eval_genes']} genes; 95% bootstrap intervals)"
+    )
+    header = (
+        f"{'method':<20}"
+        + "".join(f"{m:>22}" for m in ("pearson", "sign_accuracy", "mse"))
+        + f"{'n':>6}{'k_used':>8}"
+    )
+    print(header)
+    for m, v in doc["methods"].items():
+        cells = []
+        for metric in ("pearson", "sign_accuracy", "mse"):
+            lo, hi = doc["ci"][m][metric]
+            val = v[metric]
+            cells.append(
+                f"{'—' if val is None else f'{val:.3f}'} [{'—' if lo is None else f'{lo:.3f}'}, {'—' if hi is None else f'{hi:.3f}'}]".rjust(
+                    22
+                )
+            )
+        k_used = "—" if v["mean_k_used"] is None else f"{v['mean_k_used']:.1f}"
+        print(f"{m:<20}" + "".join(cells) + f"{v['n_queries']:>6}{k_used:>8}")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from perturb_core.retrieval import predict_query
+
+    ex = predict_query(
+        args.dataset,
+        cell_line=args.cell_line,
+        drug=args.drug,
+        selector=args.selector,
+        k=args.k,
+        aggregation=args.aggregation,
+        regime=args.regime,
+        seed=args.seed,
+        settings=get_settings(),
+        hybrid_min_k=args.hybrid_min_k,
+    )
+    doc = ex.to_dict()
+    if args.json:
+        print_json(doc)
+        return 0
+    m = doc["metrics"]
+    print(f"{doc['drug']} in {doc['cell_line']} ({doc['dataset']}, {doc['regime']}): {doc['selector_label']}")
+    print(f"k={doc['k']} k_used={doc['k_used']} pool={doc['pool_size']} fallback={doc['fallback'] or 'none'}")
+    for n in doc["neighbours"]:
+        sim = "—" if n["similarity"] is None else f"{n['similarity']:.2f}"
+        own = "—" if n["own_pearson"] is None else f"{n['own_pearson']:+.2f}"
+        print(f"  {n['rank']:>2}. {n['name']:<34} tanimoto {sim:>5}  own r {own:>6}  {n['justification']}")
+    if doc["filtered"]:
+        print(f"filtered (not in pool): {', '.join(doc['filtered'])}")
+    fmt = lambda d: ", ".join(f"{k} {'—' if v is None else f'{v:.3f}'}" for k, v in d.items())  # noqa: E731
+    print(f"prediction: {fmt(m)}")
+    for b, bm in doc["baselines"].items():
+        print(f"  {b:<10} {fmt(bm)}")
+    if doc["llm"]:
+        print(
+            f"llm: model {doc['llm']['model']} cache_hit={doc['llm']['cache_hit']} error={doc['llm']['error']}"
+        )
+    return 0
+
+
+def _selectors(args: argparse.Namespace) -> int:
+    from perturb_core.evaluate.lgr import METHODS
+    from perturb_core.retrieval import SELECTOR_DEFINITIONS, SELECTOR_LABELS
+
+    doc = {
+        "selectors": {
+            s: {"label": SELECTOR_LABELS[s], "definition": SELECTOR_DEFINITIONS[s]} for s in SELECTOR_LABELS
+        },
+        "methods": {
+            m: {"kind": spec.kind, "runs": spec.target, "label": spec.label, "needs_llm": spec.needs_llm}
+            for m, spec in METHODS.items()
+        },
+    }
+    if args.json:
+        print_json(doc)
+        return 0
+    print("selectors (lgr predict --selector):")
+    for s, v in doc["selectors"].items():
+        print(f"  {s:<18} {v['label']}")
+    print("methods (lgr evaluate --methods):")
+    for m, v in doc["methods"].items():
+        print(f"  {m:<18} {v['label']}")
+    return 0
+
+
+def _mechanisms(args: argparse.Namespace) -> int:
+    from perturb_core.data.registry import load_drugs, load_signatures
+    from perturb_core.mechanism import annotate_drugs, drug_mechanism, tag_coverage
+
+    settings = get_settings()
+    if args.drug:
+        doc = drug_mechanism(args.drug, settings=settings).to_dict()
+        if args.json:
+            print_json(doc)
+        else:
+            print(
+                f"{doc['name']}: tags {', '.join(doc['tags']) or '—'}; programs {', '.join(doc['programs']) or '—'}"
+            )
+            for tag, src in doc["evidence"].items():
+                print(f"  {tag}: {src}")
+        return 0
+    table = load_drugs(settings)
+    annotated = annotate_drugs(table)
+    ids = None
+    if args.dataset:
+        ds = load_signatures(args.dataset, settings)
+        ids = [i for i in ds.adata.obs["drug_id"].astype(str).unique() if i in annotated.index]
+        if not ids:
+            raise ValidationError(f"no drug of dataset {ds.name!r} is in the drug table")
+    cov = tag_coverage(annotated, ids)
+    if args.json:
+        print_json(cov)
+        return 0
+    print(
+        f"{cov['n_drugs']} drugs: {cov['with_tags']} with mechanism tags ({cov['tag_fraction']:.0%}), "
+        f"{cov['with_programs']} in one of the five programs ({cov['program_fraction']:.0%})"
+    )
+    for p, n in cov["per_program"].items():
+        print(f"  {p:<36} {n}")
+    print(f"untagged: {', '.join(cov['untagged']) or '—'}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``lgr`` command group."""
-    p = sub.add_parser("lgr", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: 1)
+    p = sub.add_parser("lgr", help="LLM-guided retrieval: evaluate methods, explain one prediction")
+    lsub = p.add_subparsers(dest="command", required=True)
+
+    e = lsub.add_parser("evaluate", help="evaluate methods on a regime's seeded split")
+    e.add_argument(
+        "--dataset", default="tahoe", help="signature dataset (tahoe, sciplex, openproblems, an import)"
+    )
+    e.add_argument("--regime", required=True, choices=_REGIMES)
+    e.add_argument(
+        "--methods",
+        default="non-llm",
+        help="comma-separated methods, or 'all' / 'non-llm' (default); see `lgr selectors`",
+    )
+    e.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
+    e.add_argument("--seed", type=int, default=0, help="split and method seed (default 0)")
+    e.add_argument("--aggregation", default="mean", choices=("mean", "rank_weighted"))
+    e.add_argument("--max-queries", type=int, default=None, help="evaluate a seeded subset of test pairs")
+    e.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    e.add_argument(
+        "--hybrid-min-k", type=int, default=3, help="pad with chemistry below this k_used (default 3)"
+    )
+    e.add_argument("--test-fraction", type=float, default=0.2, help="held-out fraction (default 0.2)")
+    e.add_argument(
+        "--concurrency", type=int, default=None, help="parallel LLM requests (default: [llm] concurrency)"
+    )
+    e.add_argument("--out", default=None, help="write per-query rows to this CSV")
+    e.add_argument("--json", action="store_true", help="machine-readable output (contract in DESIGN.md)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_evaluate)
+
+    q = lsub.add_parser("predict", help="predict one (cell line, drug) and explain it")
+    q.add_argument("--dataset", default="tahoe")
+    q.add_argument("--cell-line", required=True)
+    q.add_argument("--drug", required=True)
+    q.add_argument(
+        "--selector", required=True, help="llm, kg_mechanism, chem_knn, transcriptome_knn, random, oracle"
+    )
+    q.add_argument("--k", type=int, default=10)
+    q.add_argument("--regime", default="open-world", choices=_REGIMES)
+    q.add_argument("--aggregation", default="mean", choices=("mean", "rank_weighted"))
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--hybrid-min-k", type=int, default=3)
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(func=_predict)
+
+    s = lsub.add_parser("selectors", help="list selectors and evaluable methods")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_selectors)
+
+    m = lsub.add_parser("mechanisms", help="mechanism-tag coverage of a dataset, or one drug's tags")
+    m.add_argument("--dataset", default=None, help="restrict coverage to this dataset's drugs")
+    m.add_argument("--drug", default=None, help="show one drug's tags, programs and their evidence")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_mechanisms)

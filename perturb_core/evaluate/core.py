@@ -1,0 +1,495 @@
+"""Evaluate CORE methods and baselines on a label set's test split: aggregate and per-gene metrics.
+
+Methods (:data:`CORE_METHODS`) score every test (perturbation, gene) pair; the scores are
+compared with the labels by :func:`perturb_core.metrics.classification_metrics` (aggregate
+AUROC and AUPRC, macro per-gene AUROC over genes with both classes, predicted positive rate
+at 0.5 against the true rate, Brier score), reliability bins and percentile-bootstrap 95%
+intervals. Only training labels ever reach a method; test labels are read here, after scoring.
+
+LLM methods make one call per pair, so ``max_pairs`` evaluates a seeded sample: whole genes
+are drawn (seeded permutation) until the next gene would pass ``max_pairs`` pairs, so each
+sampled gene keeps all its test perturbations and its per-gene AUROC stays defined. The same
+sample is used for every method of a run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from perturb_core.config import Settings
+from perturb_core.data.registry import LabelSet
+from perturb_core.errors import ValidationError, unknown_name
+from perturb_core.evidence import CoreIndex, VotingOptions, core_index, gene_frequency
+from perturb_core.kg import KnowledgeGraph
+from perturb_core.llm import LLM
+from perturb_core.metrics import (
+    CLASSIFICATION_METRICS,
+    bootstrap_classification,
+    classification_metrics,
+    macro_gene_auroc,
+    reliability_curve,
+)
+
+__all__ = [
+    "CONTRACT_KEYS",
+    "CORE_METHODS",
+    "CORE_NON_LLM_METHODS",
+    "LLM_PAIR_LIMIT",
+    "COREResult",
+    "CoreMethod",
+    "evaluate_core",
+    "sample_pairs",
+]
+
+CONTRACT_KEYS: tuple[str, ...] = (
+    "auroc",
+    "auprc",
+    "macro_gene_auroc",
+    "n_pairs",
+    "n_genes_macro",
+    "predicted_positive_rate",
+    "true_positive_rate",
+)
+"""Keys of each method in the ``core evaluate --json`` contract (DESIGN.md)."""
+
+LLM_PAIR_LIMIT = 5000
+"""LLM methods refuse to run on more pairs than this unless ``max_pairs`` says so explicitly."""
+
+DEFAULT_N_BINS = 10
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """What a method needs: the label set, graph, the pairs to score, and shared resources."""
+
+    labels: LabelSet
+    graph: KnowledgeGraph
+    pairs: pd.DataFrame  # pert, gene (str), pert_code, gene_code
+    seed: int
+    budget: int | None
+    llm: Callable[[], LLM]
+    progress: Callable[[int, int], None] | None
+
+    def index(self, **kwargs: Any) -> CoreIndex:
+        return core_index(self.labels, self.graph, **kwargs)
+
+
+MethodFn = Callable[[_Run], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class CoreMethod:
+    """One evaluable CORE method.
+
+    Attributes:
+        name: method name (snake_case, as in the CLI contract).
+        label: human label (says whether it is an LLM, a baseline or an ablation).
+        definition: one-line definition.
+        run: function of the run returning a DataFrame with ``score`` (and optionally
+            ``fallback``, ``error``), one row per pair in order.
+        needs_llm: whether it calls the LLM endpoint.
+    """
+
+    name: str
+    label: str
+    definition: str
+    run: MethodFn = field(repr=False)
+    needs_llm: bool = False
+
+
+def _voting(**kwargs: Any) -> MethodFn:
+    def run(r: _Run) -> pd.DataFrame:
+        idx = r.index(**kwargs)
+        s = idx.score(r.pairs["pert_code"].to_numpy(), r.pairs["gene_code"].to_numpy())
+        out = pd.DataFrame({"score": s["score"].to_numpy(), "vote": s["vote"].to_numpy()})
+        out.attrs["model"] = idx.model.to_dict()
+        return out
+
+    return run
+
+
+def _gene_frequency(r: _Run) -> pd.DataFrame:
+    return pd.DataFrame({"score": gene_frequency(r.labels).to_numpy()[r.pairs["gene_code"].to_numpy()]})
+
+
+def _random(r: _Run) -> pd.DataFrame:
+    return pd.DataFrame({"score": np.random.default_rng(r.seed).random(len(r.pairs))})
+
+
+def _core_reasoning(r: _Run) -> pd.DataFrame:
+    from perturb_core.reasoning import core_reasoning
+
+    out = core_reasoning(
+        r.labels,
+        r.graph,
+        r.pairs[["pert", "gene"]],
+        llm=r.llm(),
+        budget=r.budget,
+        index=r.index(),
+        progress=r.progress,
+    )
+    return out.drop(columns=["pert", "gene"]).reset_index(drop=True)
+
+
+def _isolated_llm(r: _Run) -> pd.DataFrame:
+    from perturb_core.reasoning import isolated_llm
+
+    out = isolated_llm(
+        r.labels, r.graph, r.pairs[["pert", "gene"]], llm=r.llm(), index=r.index(), progress=r.progress
+    )
+    return out.drop(columns=["pert", "gene"]).reset_index(drop=True)
+
+
+CORE_METHODS: dict[str, CoreMethod] = {
+    m.name: m
+    for m in (
+        CoreMethod(
+            "gene_frequency",
+            "baseline: gene frequency",
+            "training response rate of the gene (same score for every perturbation; 0.5 per gene)",
+            _gene_frequency,
+        ),
+        CoreMethod(
+            "core_voting",
+            "CORE-Voting (no LLM)",
+            "weighted positive fraction of graph-related training evidence, shrunk toward the gene's "
+            "training frequency; relation weights and shrinkage fitted by CV inside train",
+            _voting(),
+        ),
+        CoreMethod(
+            "core_voting_no_shrinkage",
+            "ablation: CORE-Voting without shrinkage",
+            "CORE-Voting with m = 0: the raw weighted positive fraction (the prior only without evidence)",
+            _voting(options=VotingOptions(shrinkage=0.0)),
+        ),
+        CoreMethod(
+            "core_voting_strict",
+            "ablation: CORE-Voting, measured evidence only",
+            "CORE-Voting with u = 0: unmeasured related perturbations cast no negative vote",
+            _voting(options=VotingOptions(unmeasured=0.0)),
+        ),
+        CoreMethod(
+            "core_voting_with_regulates",
+            "ablation: CORE-Voting + leaky regulates",
+            "CORE-Voting that also uses Gene-regulates-Gene, built from LINCS perturbation outcomes (leaky)",
+            _voting(relations=None, include_leaky=True),
+        ),
+        CoreMethod(
+            "core_reasoning",
+            "CORE-Reasoning (LLM)",
+            "an LLM given the pair's context and its positive and negative evidence gives a probability; "
+            "failures fall back to CORE-Voting",
+            _core_reasoning,
+            needs_llm=True,
+        ),
+        CoreMethod(
+            "isolated_llm",
+            "baseline: isolated LLM (plausibility)",
+            "the same LLM asked about the pair with no evidence; failures fall back to gene frequency",
+            _isolated_llm,
+            needs_llm=True,
+        ),
+        CoreMethod(
+            "random",
+            "floor: random",
+            "uniform random score in [0, 1] (seeded)",
+            _random,
+        ),
+    )
+}
+"""Every evaluable CORE method, by name."""
+
+CORE_NON_LLM_METHODS: tuple[str, ...] = tuple(n for n, m in CORE_METHODS.items() if not m.needs_llm)
+"""Methods that run without an LLM endpoint."""
+
+
+@dataclass(frozen=True, eq=False)
+class COREResult:
+    """Results of :func:`evaluate_core`.
+
+    Attributes:
+        dataset: label dataset.
+        task: ``de`` or ``dir``.
+        methods: evaluated methods, in order.
+        per_pair: one row per (method, pair): ``method, pert, gene, label, score`` plus
+            ``fallback`` and ``error`` (LLM methods) and ``vote`` (voting methods).
+        per_gene: one row per (method, gene): ``method, gene, auroc`` (NaN with one class), ``n``.
+        reliability: ``method, bin, p_mean, y_rate, count`` (methods with scores in [0, 1]).
+        summary: one row per (method, metric): ``method, metric, mean, ci_low, ci_high, n``
+            (``mean`` is the point estimate; intervals for auroc, auprc, macro_gene_auroc, brier).
+        metrics: method -> :func:`perturb_core.metrics.classification_metrics` dict.
+        ci: method -> metric -> (low, high) bootstrap 95% interval.
+        n_test_pairs: test pairs in the label set.
+        max_pairs: the pair cap (``None``: all test pairs).
+        seed: sample, random-method and bootstrap seed.
+        n_boot: bootstrap replicates.
+        models: method -> fitted CORE-Voting parameters (voting methods).
+        elapsed_s: seconds per method.
+    """
+
+    dataset: str
+    task: str
+    methods: tuple[str, ...]
+    per_pair: pd.DataFrame = field(repr=False)
+    per_gene: pd.DataFrame = field(repr=False)
+    reliability: pd.DataFrame = field(repr=False)
+    summary: pd.DataFrame = field(repr=False)
+    metrics: dict[str, dict[str, float]] = field(repr=False)
+    ci: dict[str, dict[str, tuple[float, float]]] = field(repr=False)
+    n_test_pairs: int = 0
+    max_pairs: int | None = None
+    seed: int = 0
+    n_boot: int = 200
+    models: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    elapsed_s: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """Wide table: one row per method, the :data:`~perturb_core.metrics.CLASSIFICATION_METRICS` columns."""
+        return pd.DataFrame.from_dict(self.metrics, orient="index")[list(CLASSIFICATION_METRICS)].reindex(
+            list(self.methods)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``core evaluate --json`` document: the DESIGN.md contract plus extra keys.
+
+        ``methods[M]`` holds the contract keys plus ``brier``, ``ci`` (metric -> [low, high]),
+        ``n_fallback`` and ``n_failed`` (LLM methods).
+        """
+        methods: dict[str, dict[str, Any]] = {}
+        pp = self.per_pair.groupby("method", sort=False)
+        for m in self.methods:
+            d = {k: _num(self.metrics[m][k]) for k in CONTRACT_KEYS}
+            d["n_pairs"] = int(self.metrics[m]["n_pairs"])
+            d["n_genes_macro"] = int(self.metrics[m]["n_genes_macro"])
+            d["brier"] = _num(self.metrics[m]["brier"])
+            d["ci"] = {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci[m].items()}
+            if CORE_METHODS[m].needs_llm:
+                g = pp.get_group(m)
+                d["n_fallback"] = int(g["fallback"].fillna(False).astype(bool).sum())
+                d["n_failed"] = int(g["error"].notna().sum())
+            methods[m] = d
+        return {
+            "dataset": self.dataset,
+            "task": self.task,
+            "methods": methods,
+            "labels": {m: CORE_METHODS[m].label for m in self.methods},
+            "n_test_pairs": self.n_test_pairs,
+            "max_pairs": self.max_pairs,
+            "seed": self.seed,
+            "n_boot": self.n_boot,
+            "threshold": 0.5,
+            "models": self.models,
+            "elapsed_s": {m: round(v, 3) for m, v in self.elapsed_s.items()},
+        }
+
+
+def _num(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
+    names = (
+        [m.strip() for m in methods.split(",")]
+        if isinstance(methods, str)
+        else [str(m).strip() for m in methods]
+    )
+    names = [m for m in names if m]
+    if not names:
+        raise ValidationError(f"no method given; choose from {', '.join(CORE_METHODS)}")
+    for m in names:
+        if m not in CORE_METHODS:
+            raise unknown_name("CORE method", m, CORE_METHODS)
+    return tuple(dict.fromkeys(names))
+
+
+def sample_pairs(test: pd.DataFrame, max_pairs: int | None, *, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of whole genes holding at most ``max_pairs`` test pairs (all when ``None``).
+
+    Genes are taken in a seeded random order while the running total of their pairs stays
+    within ``max_pairs`` (at least one gene is always taken), so every sampled gene keeps
+    all its test perturbations.
+
+    Args:
+        test: test pairs with a ``gene`` column.
+        max_pairs: the cap (``None`` or >= the number of pairs: everything).
+        seed: seed of the gene order.
+
+    Returns:
+        The sampled rows, in their original order.
+
+    Raises:
+        ValidationError: ``max_pairs`` < 1.
+    """
+    if max_pairs is None or max_pairs >= len(test):
+        return test
+    if max_pairs < 1:
+        raise ValidationError(f"max_pairs = {max_pairs} must be >= 1 (or None for every test pair)")
+    genes = test["gene"].astype(str)
+    sizes = genes.value_counts().sort_index()
+    order = np.random.default_rng(seed).permutation(len(sizes))
+    cum = np.cumsum(sizes.to_numpy()[order])
+    n_take = max(1, int(np.searchsorted(cum, max_pairs, side="right")))
+    keep = set(sizes.index[order[:n_take]])
+    return test[genes.isin(keep).to_numpy()]
+
+
+def evaluate_core(
+    labels: LabelSet,
+    graph: KnowledgeGraph,
+    *,
+    methods: Sequence[str] | str = ("gene_frequency", "core_voting"),
+    n_boot: int = 200,
+    seed: int = 0,
+    progress: Callable[[str, int, int], None] | None = None,
+    settings: Settings | None = None,
+    llm: LLM | None = None,
+    max_pairs: int | None = None,
+    budget: int | None = 20,
+) -> COREResult:
+    """Score the test pairs of a label set with each method and compute the CORE metrics.
+
+    Args:
+        labels: the label set (task ``de`` or ``dir``; its test split is evaluated).
+        graph: the knowledge graph.
+        methods: names from :data:`CORE_METHODS` (a list or a comma-separated string).
+        n_boot: bootstrap replicates of the 95% intervals.
+        seed: seed of the pair sample, the ``random`` method and the bootstrap.
+        progress: called as ``progress(stage, done, total)``; ``stage`` is a method name
+            (``done``/``total`` count methods, or pairs while an LLM method runs).
+        settings: settings used to build the LLM when ``llm`` is not given.
+        llm: the model for LLM methods (default: :meth:`LLM.from_settings` on first use).
+        max_pairs: evaluate a seeded sample of whole genes with at most this many test pairs
+            (see :func:`sample_pairs`); required above :data:`LLM_PAIR_LIMIT` pairs for LLM methods.
+        budget: evidence items per CORE-Reasoning prompt.
+
+    Returns:
+        A :class:`COREResult`.
+
+    Raises:
+        UnknownNameError: an unknown method (closest names in the message).
+        ValidationError: no test pairs, or an LLM method on too many pairs.
+        LLMError: an LLM method was asked for and no endpoint is configured (the message says how).
+    """
+    names = _check_methods(methods)
+    t = labels.table
+    test = t.loc[(t["split"] == "test").to_numpy(), ["pert", "gene", "label"]].reset_index(drop=True)
+    if test.empty:
+        raise ValidationError(f"{labels.name} ({labels.task}) has no test pairs to evaluate")
+    sample = sample_pairs(test, max_pairs, seed=seed).reset_index(drop=True)
+    llm_methods = [m for m in names if CORE_METHODS[m].needs_llm]
+    if llm_methods and len(sample) > LLM_PAIR_LIMIT:
+        raise ValidationError(
+            f"{', '.join(llm_methods)} would make {len(sample):,} LLM calls (one per test pair); pass "
+            f"max_pairs (--max-pairs), e.g. 500, to evaluate a seeded sample of genes (set it to "
+            f"{len(sample)} or more to run them all)"
+        )
+    pairs = pd.DataFrame(
+        {
+            "pert": sample["pert"].astype(str).to_numpy(),
+            "gene": sample["gene"].astype(str).to_numpy(),
+            "pert_code": sample["pert"].cat.codes.to_numpy().astype(np.intp),
+            "gene_code": sample["gene"].cat.codes.to_numpy().astype(np.intp),
+        }
+    )
+    y = sample["label"].to_numpy().astype(np.float64)
+    holder: dict[str, LLM] = {}
+
+    def get_llm() -> LLM:
+        if "llm" not in holder:
+            holder["llm"] = llm if llm is not None else LLM.from_settings(settings)
+        return holder["llm"]
+
+    if llm_methods:
+        get_llm()  # fail fast, before any other work, when no endpoint is configured
+
+    frames, per_gene, rel, metrics, ci, models, elapsed = [], [], [], {}, {}, {}, {}
+    genes = pairs["gene"].to_numpy()
+    for k, m in enumerate(names):
+        if progress is not None:
+            progress(m, k, len(names))
+        pair_progress = (lambda d, n, m=m: progress(m, d, n)) if progress is not None else None
+        run = _Run(
+            labels,
+            graph,
+            pairs[["pert", "gene", "pert_code", "gene_code"]],
+            seed,
+            budget,
+            get_llm,
+            pair_progress,
+        )
+        start = time.perf_counter()
+        out = CORE_METHODS[m].run(run)
+        elapsed[m] = time.perf_counter() - start
+        if "model" in out.attrs:
+            models[m] = out.attrs["model"]
+        score = out["score"].to_numpy(dtype=np.float64)
+        frame = pd.DataFrame(
+            {"method": m, "pert": pairs["pert"], "gene": pairs["gene"], "label": y.astype(np.int8)}
+        )
+        frame = pd.concat([frame, out.reset_index(drop=True)], axis=1)
+        frames.append(frame)
+        metrics[m] = classification_metrics(y, score, genes)
+        ci[m] = bootstrap_classification(y, score, genes, n_boot=n_boot, seed=seed)
+        g = macro_gene_auroc(y, score, genes)
+        counts = pd.Series(genes).value_counts()
+        per_gene.append(
+            pd.DataFrame(
+                {
+                    "method": m,
+                    "gene": g.per_group.index.astype(str),
+                    "auroc": g.per_group.to_numpy(),
+                    "n": counts.reindex(g.per_group.index).to_numpy(),
+                }
+            )
+        )
+        if ((score >= 0) & (score <= 1)).all():
+            rel.append(reliability_curve(y, score, n_bins=DEFAULT_N_BINS).assign(method=m))
+        if progress is not None:
+            progress(m, k + 1, len(names))
+
+    summary_rows = []
+    for m in names:
+        for metric in CLASSIFICATION_METRICS:
+            lo, hi = ci[m].get(metric, (np.nan, np.nan))
+            summary_rows.append(
+                {
+                    "method": m,
+                    "metric": metric,
+                    "mean": metrics[m][metric],
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": len(pairs),
+                }
+            )
+    reliability = (
+        pd.concat(rel, ignore_index=True)[["method", "bin", "p_mean", "y_rate", "count"]]
+        if rel
+        else pd.DataFrame(columns=["method", "bin", "p_mean", "y_rate", "count"])
+    )
+    return COREResult(
+        dataset=labels.name,
+        task=labels.task,
+        methods=names,
+        per_pair=pd.concat(frames, ignore_index=True),
+        per_gene=pd.concat(per_gene, ignore_index=True),
+        reliability=reliability,
+        summary=pd.DataFrame(summary_rows),
+        metrics=metrics,
+        ci=ci,
+        n_test_pairs=len(test),
+        max_pairs=max_pairs,
+        seed=seed,
+        n_boot=n_boot,
+        models=models,
+        elapsed_s=elapsed,
+    )

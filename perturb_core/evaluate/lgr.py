@@ -1,0 +1,398 @@
+"""Evaluate LGR selectors and baselines on a regime's seeded split: per-query metrics and bootstrap means.
+
+Methods (:data:`METHODS`) are the LGR selectors (the prediction is the mean of the selected
+neighbours' deltas in the query's cell line) and the DESIGN.md baselines. ``chem_knn`` is the
+paper's chemistry baseline (mean of the k nearest training drugs' drug means, no cell line);
+LGR with the ``chem_knn`` *selector* (Tanimoto neighbours inside the query's cell line) is the
+method ``chem_knn_retrieval``.
+
+Metrics are computed per query on the ``N_EVAL_GENES`` (2,000) most variable genes of the
+split's training deltas (genes missing in the truth or the prediction are excluded), then
+averaged over queries with percentile-bootstrap 95% intervals.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from perturb_core.baselines import BASELINE_DEFINITIONS, BASELINE_LABELS, predict_baseline
+from perturb_core.config import Settings, get_settings
+from perturb_core.data.registry import load_signatures
+from perturb_core.errors import UnknownNameError, ValidationError
+from perturb_core.llm import LLM
+from perturb_core.metrics import REGRESSION_METRICS, regression_metrics, summarise
+from perturb_core.retrieval import (
+    DEFAULT_HYBRID_MIN_K,
+    DEFAULT_K,
+    N_EVAL_GENES,
+    SELECTOR_DEFINITIONS,
+    SELECTOR_LABELS,
+    Aggregation,
+    Regime,
+    SelectOptions,
+    Split,
+    SplitData,
+    aggregate,
+    blas_threads,
+    lgr_index,
+    make_split,
+    neighbour_log_path,
+    resolve_llm,
+    select_neighbours,
+    split_data,
+)
+
+__all__ = [
+    "LGR_METHODS",
+    "LGR_NON_LLM_METHODS",
+    "METHODS",
+    "NON_LLM_METHODS",
+    "LGRResult",
+    "MethodSpec",
+    "evaluate_lgr",
+    "make_split",
+]
+
+MethodKind = Literal["selector", "baseline"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One evaluable LGR method.
+
+    Attributes:
+        name: method name (snake_case, as in the CLI contract).
+        kind: ``"selector"`` (LGR retrieval + aggregation) or ``"baseline"``.
+        target: the selector (:data:`perturb_core.retrieval.SELECTORS`) or baseline
+            (:data:`perturb_core.baselines.BASELINES`) it runs.
+        label: human label (says whether it is an LLM, rule-based, a floor or a ceiling).
+        definition: one-line definition.
+        needs_llm: whether it calls the LLM endpoint.
+    """
+
+    name: str
+    kind: MethodKind
+    target: str
+    label: str
+    definition: str
+    needs_llm: bool = False
+
+
+def _selector(name: str, target: str) -> MethodSpec:
+    return MethodSpec(
+        name, "selector", target, SELECTOR_LABELS[target], SELECTOR_DEFINITIONS[target], target == "llm"
+    )
+
+
+METHODS: dict[str, MethodSpec] = {
+    "llm": _selector("llm", "llm"),
+    "kg_mechanism": _selector("kg_mechanism", "kg_mechanism"),
+    "chem_knn_retrieval": _selector("chem_knn_retrieval", "chem_knn"),
+    "transcriptome_knn": _selector("transcriptome_knn", "transcriptome_knn"),
+    "random": _selector("random", "random"),
+    "oracle": _selector("oracle", "oracle"),
+    **{
+        b: MethodSpec(b, "baseline", b, BASELINE_LABELS[b], BASELINE_DEFINITIONS[b])
+        for b in ("cell_mean", "drug_mean", "chem_knn", "pca_ridge")
+    },
+}
+"""Every evaluable LGR method, by name. ``chem_knn`` is the paper's baseline; ``chem_knn_retrieval``
+is LGR with the chemistry selector."""
+
+LGR_METHODS = METHODS
+"""Alias of :data:`METHODS` (the name re-exported by :mod:`perturb_core.evaluate`)."""
+
+NON_LLM_METHODS: tuple[str, ...] = tuple(n for n, m in METHODS.items() if not m.needs_llm)
+"""Methods that run without an LLM endpoint (the default of ``lgr evaluate``)."""
+
+LGR_NON_LLM_METHODS = NON_LLM_METHODS
+"""Alias of :data:`NON_LLM_METHODS` (the name re-exported by :mod:`perturb_core.evaluate`)."""
+
+
+@dataclass(frozen=True, eq=False)
+class LGRResult:
+    """Results of :func:`evaluate_lgr`.
+
+    Attributes:
+        dataset: dataset name.
+        regime: the regime.
+        k: neighbours per query.
+        seed: split and method seed.
+        aggregation: ``"mean"`` or ``"rank_weighted"``.
+        hybrid_min_k: chemistry padding threshold.
+        n_boot: bootstrap replicates of the intervals.
+        methods: evaluated methods, in order.
+        split: the split (held-out drugs or lines, split id).
+        per_query: one row per (method, query): method, cell_line, drug, k_used,
+            n_neighbours, fallback, error, and the six metrics.
+        summary: one row per (method, metric): mean, ci_low, ci_high, n.
+        n_eval_genes: genes the metrics use.
+        max_queries: the query cap (``None``: all test pairs).
+        elapsed_s: seconds per method.
+    """
+
+    dataset: str
+    regime: str
+    k: int
+    seed: int
+    aggregation: str
+    hybrid_min_k: int
+    n_boot: int
+    methods: tuple[str, ...]
+    split: Split
+    per_query: pd.DataFrame = field(repr=False)
+    summary: pd.DataFrame = field(repr=False)
+    n_eval_genes: int = N_EVAL_GENES
+    max_queries: int | None = None
+    elapsed_s: dict[str, float] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """Wide table: one row per method, one column per metric mean (plus n_queries, mean_k_used)."""
+        wide = self.summary.pivot(index="method", columns="metric", values="mean").reindex(self.methods)
+        wide = wide[list(REGRESSION_METRICS)]
+        grouped = self.per_query.groupby("method", sort=False)
+        wide["n_queries"] = grouped.size().reindex(self.methods)
+        wide["mean_k_used"] = grouped["k_used"].mean().reindex(self.methods)
+        return wide
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``lgr evaluate --json`` document (the DESIGN.md contract plus extra keys)."""
+        table = self.table()
+        methods: dict[str, dict[str, Any]] = {}
+        ci: dict[str, dict[str, list[float | None]]] = {}
+        for m in self.methods:
+            row = table.loc[m]
+            methods[m] = {metric: _num(row[metric]) for metric in REGRESSION_METRICS}
+            methods[m]["n_queries"] = int(row["n_queries"])
+            methods[m]["mean_k_used"] = _num(row["mean_k_used"])
+            s = self.summary[self.summary["method"] == m].set_index("metric")
+            ci[m] = {
+                metric: [_num(s.at[metric, "ci_low"]), _num(s.at[metric, "ci_high"])]
+                for metric in REGRESSION_METRICS
+            }
+        pq = self.per_query.groupby("method", sort=False)
+        return {
+            "dataset": self.dataset,
+            "regime": self.regime,
+            "k": self.k,
+            "methods": methods,
+            "ci": ci,
+            "labels": {m: METHODS[m].label for m in self.methods},
+            "fallbacks": {m: int(pq.get_group(m)["fallback"].notna().sum()) for m in self.methods},
+            "failed": {m: int(pq.get_group(m)["error"].notna().sum()) for m in self.methods},
+            "seed": self.seed,
+            "split_id": self.split.split_id,
+            "held_out": list(self.split.held_out),
+            "aggregation": self.aggregation,
+            "hybrid_min_k": self.hybrid_min_k,
+            "n_boot": self.n_boot,
+            "n_eval_genes": self.n_eval_genes,
+            "max_queries": self.max_queries,
+            "test_fraction": self.split.test_fraction,
+            "elapsed_s": {m: round(v, 3) for m, v in self.elapsed_s.items()},
+        }
+
+
+def _num(x: object) -> float | None:
+    try:
+        v = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if np.isfinite(v) else None
+
+
+@dataclass(frozen=True, eq=False)
+class _MethodOutput:
+    prediction: NDArray[np.float64]
+    k_used: NDArray[np.float64]
+    n_used: NDArray[np.float64]
+    fallback: tuple[str | None, ...]
+    error: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    sd: SplitData
+    cells: NDArray[np.intp]
+    drugs: NDArray[np.intp]
+    k: int
+    seed: int
+    aggregation: str
+    hybrid_min_k: int
+    llm: LLM | None
+    settings: Settings
+    progress: Callable[[int, int], None] | None
+
+
+def _run_selector(spec: MethodSpec, ctx: _RunContext) -> _MethodOutput:
+    opts = SelectOptions(
+        k=ctx.k,
+        seed=ctx.seed,
+        llm=ctx.llm if spec.needs_llm else None,
+        progress=ctx.progress if spec.needs_llm else None,
+        log_path=neighbour_log_path(ctx.llm, ctx.settings) if spec.needs_llm else None,
+    )
+    sel = select_neighbours(ctx.sd, ctx.cells, ctx.drugs, spec.target, opts, hybrid_min_k=ctx.hybrid_min_k)
+    pred = aggregate(ctx.sd, ctx.cells, sel, ctx.aggregation)  # type: ignore[arg-type]
+    traces = sel.scores.traces or (None,) * ctx.cells.size
+    errors = tuple(t.error if t is not None else None for t in traces)
+    return _MethodOutput(
+        pred, sel.k_used.astype(np.float64), sel.n_used.astype(np.float64), sel.fallback, errors
+    )
+
+
+def _run_baseline(spec: MethodSpec, ctx: _RunContext) -> _MethodOutput:
+    res = predict_baseline(spec.target, ctx.sd.baseline_data, ctx.cells, ctx.drugs, k=ctx.k, seed=ctx.seed)
+    return _MethodOutput(res.prediction, res.k_used, res.k_used, res.fallback, (None,) * ctx.cells.size)
+
+
+_RUNNERS: dict[str, Callable[[MethodSpec, _RunContext], _MethodOutput]] = {
+    "selector": _run_selector,
+    "baseline": _run_baseline,
+}
+
+
+def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
+    names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
+    if not names:
+        raise ValidationError(f"no method given; valid: {', '.join(METHODS)}")
+    bad = [m for m in names if m not in METHODS]
+    if bad:
+        raise UnknownNameError(f"unknown method(s) {', '.join(map(repr, bad))}; valid: {', '.join(METHODS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def evaluate_lgr(
+    ds: Any,
+    *,
+    regime: Regime,
+    methods: Sequence[str] | str,
+    k: int = DEFAULT_K,
+    seed: int = 0,
+    aggregation: Aggregation = "mean",
+    n_boot: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+    settings: Settings | None = None,
+    llm: LLM | None = None,
+    max_queries: int | None = None,
+    hybrid_min_k: int = DEFAULT_HYBRID_MIN_K,
+    test_fraction: float = 0.2,
+    concurrency: int | None = None,
+) -> LGRResult:
+    """Evaluate LGR methods on the test pairs of a seeded split.
+
+    Args:
+        ds: a SignatureDataset or dataset name (``"tahoe"``, ``"sciplex"``, ``"openproblems"``, an import).
+        regime: ``"unseen-drug"``, ``"unseen-cell-line"`` or ``"open-world"`` (see :func:`make_split`).
+        methods: names from :data:`METHODS` (a list or a comma-separated string).
+        k: neighbours per query.
+        seed: seed of the split, the query subsample, ``random``, PCA and the bootstrap.
+        aggregation: ``"mean"`` (paper) or ``"rank_weighted"``.
+        n_boot: bootstrap replicates for the 95% intervals.
+        progress: ``progress(done, total)`` in queries over all methods.
+        settings: data location and (when ``llm`` is ``None``) the LLM endpoint.
+        llm: the model of the ``llm`` method (default: built from settings).
+        max_queries: evaluate a seeded random subset of at most this many test pairs.
+        hybrid_min_k: chemistry padding threshold (see :func:`perturb_core.retrieval.select_neighbours`).
+        test_fraction: fraction of drugs or cell lines held out.
+        concurrency: parallel LLM requests (overrides ``[llm] concurrency``).
+
+    Returns:
+        The :class:`LGRResult`.
+
+    Raises:
+        UnknownNameError: an unknown method (the message lists the valid ones).
+        ValidationError: bad regime, k, aggregation, max_queries or split parameters.
+        LLMError: ``llm`` requested but no endpoint configured. Individual failed LLM calls
+            never raise: they are recorded (``error`` column) and fall back to chemistry.
+    """
+    names = _check_methods(methods)
+    if aggregation not in ("mean", "rank_weighted"):
+        raise ValidationError(f"unknown aggregation {aggregation!r}; valid: mean, rank_weighted")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValidationError(f"k must be an integer >= 1; got {k!r}")
+    if max_queries is not None and (
+        isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
+    ):
+        raise ValidationError(f"max_queries must be a positive integer or None; got {max_queries!r}")
+    if concurrency is not None and (
+        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
+    ):
+        raise ValidationError(f"concurrency must be a positive integer; got {concurrency!r}")
+    settings = settings or get_settings()
+    model = None
+    if any(METHODS[m].needs_llm for m in names):
+        model = resolve_llm(llm, settings)
+        if concurrency is not None:
+            model = replace(model, concurrency=concurrency)
+    dataset = load_signatures(ds, settings) if isinstance(ds, str) else ds
+    with blas_threads():
+        index = lgr_index(dataset, settings)
+        split = make_split(dataset, regime, seed=seed, test_fraction=test_fraction)
+        sd = split_data(index, split)
+        cells, drugs = np.nonzero(split.test)
+        if max_queries is not None and cells.size > max_queries:
+            keep = np.sort(np.random.default_rng(seed).choice(cells.size, size=max_queries, replace=False))
+            cells, drugs = cells[keep], drugs[keep]
+        n_q = int(cells.size)
+        total = n_q * len(names)
+        frames, elapsed = [], {}
+        for i, name in enumerate(names):
+            spec = METHODS[name]
+            base = i * n_q
+
+            def step(done: int, _total: int, base: int = base) -> None:
+                if progress is not None:
+                    progress(base + done, total)
+
+            ctx = _RunContext(sd, cells, drugs, k, seed, aggregation, hybrid_min_k, model, settings, step)
+            start = time.perf_counter()
+            out = _RUNNERS[spec.kind](spec, ctx)
+            truth = sd.deltas[cells, drugs]
+            metrics = regression_metrics(out.prediction, truth)
+            elapsed[name] = time.perf_counter() - start
+            frame = pd.DataFrame(
+                {
+                    "method": name,
+                    "cell_line": [index.cell_lines[c] for c in cells],
+                    "drug": [index.drugs[d] for d in drugs],
+                    "k_used": out.k_used,
+                    "n_neighbours": out.n_used,
+                    "fallback": pd.Series(out.fallback, dtype=object),
+                    "error": pd.Series(out.error, dtype=object),
+                }
+            )
+            frames.append(pd.concat([frame, metrics.reset_index(drop=True)], axis=1))
+            if progress is not None:
+                progress(base + n_q, total)
+        per_query = pd.concat(frames, ignore_index=True)
+        summaries = []
+        for name in names:
+            rows = per_query.loc[per_query["method"] == name, list(REGRESSION_METRICS)]
+            s = summarise(rows, n_boot=n_boot, seed=seed).reset_index()
+            s.insert(0, "method", name)
+            summaries.append(s)
+    summary = pd.concat(summaries, ignore_index=True)
+    return LGRResult(
+        dataset=index.dataset,
+        regime=regime,
+        k=k,
+        seed=seed,
+        aggregation=aggregation,
+        hybrid_min_k=hybrid_min_k,
+        n_boot=n_boot,
+        methods=names,
+        split=split,
+        per_query=per_query,
+        summary=summary,
+        n_eval_genes=int(sd.gene_idx.size),
+        max_queries=max_queries,
+        elapsed_s=elapsed,
+    )

@@ -1,0 +1,165 @@
+"""Tests of ``python -m perturb_core lgr ...`` (in-process through ``perturb_core.cli.main``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI, last_user_message
+from fake_openai import fake_openai_server as fake_openai_server  # fixture
+
+from perturb_core.cli import main
+from perturb_core.config import Settings
+
+CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["lgr", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.mark.realdata
+def test_evaluate_json_contract_and_csv(
+    real_data: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    csv = tmp_path / "rows.csv"
+    code, out, _ = run(
+        capsys, "evaluate", "--dataset", "tahoe", "--regime", "unseen-cell-line", "--methods", "kg_mechanism,cell_mean,oracle",
+        "--k", "5", "--seed", "1", "--max-queries", "25", "--n-boot", "50", "--out", str(csv), "--json", "--quiet",
+    )  # fmt: skip
+    assert code == 0
+    doc = json.loads(out)
+    assert (
+        doc["dataset"] == "tahoe"
+        and doc["regime"] == "unseen-cell-line"
+        and doc["k"] == 5
+        and doc["seed"] == 1
+    )
+    assert list(doc["methods"]) == ["kg_mechanism", "cell_mean", "oracle"]
+    for m in doc["methods"].values():
+        assert set(m) == CONTRACT_METRICS and m["n_queries"] == 25
+    assert doc["methods"]["cell_mean"]["mean_k_used"] is None and doc["methods"]["oracle"]["mean_k_used"] == 5
+    rows = pd.read_csv(csv)
+    assert len(rows) == 75 and {"method", "cell_line", "drug", "k_used", "fallback", "pearson", "r2"} <= set(
+        rows.columns
+    )
+
+
+@pytest.mark.realdata
+def test_evaluate_table_and_unknown_method(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        "--regime",
+        "open-world",
+        "--methods",
+        "random",
+        "--max-queries",
+        "10",
+        "--n-boot",
+        "20",
+    )
+    assert code == 0 and out.splitlines()[0].startswith("tahoe open-world k=10") and "random" in out
+    code, out, err = run(capsys, "evaluate", "--regime", "open-world", "--methods", "random,gpt4", "--json")
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: unknown method(s) 'gpt4'; valid: llm, kg_mechanism"
+    )
+
+
+@pytest.mark.realdata
+def test_predict_json(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "predict",
+        "--dataset",
+        "tahoe",
+        "--cell-line",
+        "nci h23",
+        "--drug",
+        "Binimetinib",
+        "--selector",
+        "kg_mechanism",
+        "--k",
+        "4",
+        "--json",
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["cell_line"] == "NCI-H23" and doc["drug"] == "Binimetinib" and doc["k_used"] == 4
+    assert doc["neighbours"][0]["name"] == "Trametinib" and "MAP2K1" in doc["neighbours"][0]["justification"]
+    assert doc["llm"] is None and set(doc["baselines"]) == {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--selector", "psychic"], "unknown selector 'psychic'; valid: llm, kg_mechanism"),
+        (["--selector", "random", "--k", "0"], "k must be an integer >= 1"),
+        (["--selector", "llm"], "set OPENAI_BASE_URL"),
+    ],
+)
+def test_predict_errors(
+    real_data: Settings, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, "predict", "--cell-line", "C32", "--drug", "Trametinib", *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.realdata
+def test_predict_llm_via_environment(
+    real_data: Settings,
+    capsys: pytest.CaptureFixture[str],
+    fake_openai_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def answer(request: dict[str, Any]) -> str:
+        text = last_user_message(request)
+        block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
+        k = int(re.search(r"\(k\): (\d+)", text).group(1))
+        names = [line[2:] for line in block.splitlines()][:k]
+        return (
+            "<Final Answer>\n"
+            + "\n".join(f"{i}. {n}: similar." for i, n in enumerate(names, 1))
+            + "\n</Final Answer>"
+        )
+
+    fake_openai_server.responder = answer
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_API_KEY)
+    monkeypatch.setenv("PERTURB_CORE_LLM_MODEL", FAKE_MODEL)
+    argv = ("predict", "--cell-line", "C32", "--drug", "Afatinib", "--selector", "llm", "--k", "3", "--json")
+    code, out, _ = run(capsys, *argv)
+    doc = json.loads(out)
+    assert (
+        code == 0 and doc["k_used"] == 3 and doc["llm"]["model"] == FAKE_MODEL and not doc["llm"]["cache_hit"]
+    )
+    assert (
+        doc["llm"]["raw_answer"].startswith("<Final Answer>") and doc["llm"]["prompt"][0]["role"] == "system"
+    )
+    assert FAKE_API_KEY not in out
+    code, out, _ = run(capsys, *argv)
+    assert json.loads(out)["llm"]["cache_hit"] and fake_openai_server.n_requests == 1
+
+
+@pytest.mark.realdata
+def test_selectors_and_mechanisms(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "selectors", "--json")
+    doc = json.loads(out)
+    assert (
+        code == 0
+        and "oracle" in doc["selectors"]
+        and doc["methods"]["chem_knn_retrieval"]["runs"] == "chem_knn"
+    )
+    code, out, _ = run(capsys, "mechanisms", "--dataset", "tahoe", "--json")
+    assert json.loads(out)["n_drugs"] == 110
+    code, out, _ = run(capsys, "mechanisms", "--drug", "tucidinostat")
+    assert code == 0 and "HDAC inhibition" in out and "epigenetic or proteostasis stress" in out

@@ -1,0 +1,222 @@
+"""Tests of perturb_core.evaluate.lgr: hand-checked metrics, the JSON contract, every method in every regime."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from fake_openai import FakeOpenAI, error_body, last_user_message
+from fake_openai import fake_llm_settings as fake_llm_settings  # fixture
+from fake_openai import fake_openai_server as fake_openai_server  # fixture
+from numpy.testing import assert_allclose
+
+from perturb_core.config import Settings
+from perturb_core.data.names import slug
+from perturb_core.data.registry import SignatureDataset
+from perturb_core.errors import LLMError, UnknownNameError, ValidationError
+from perturb_core.evaluate import LGR_METHODS, LGR_NON_LLM_METHODS, evaluate_lgr
+from perturb_core.llm import LLM
+from perturb_core.retrieval import REGIMES
+
+CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
+HIGHER_IS_BETTER = {
+    "pearson": True,
+    "cosine": True,
+    "sign_accuracy": True,
+    "r2": True,
+    "mae": False,
+    "mse": False,
+}
+
+
+def lgr_answer(request: dict[str, Any]) -> Any:
+    """Answer with the first k candidates; fail (HTTP 500) for one anchor drug."""
+    text = last_user_message(request)
+    if "Anchor drug: Afatinib\n" in text:
+        return (500, error_body("model crashed"))
+    block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
+    cands = [line[2:] for line in block.splitlines()]
+    k = int(re.search(r"\(k\): (\d+)", text).group(1))
+    return (
+        "<Final Answer>\n"
+        + "\n".join(f"{i}. {c}: related." for i, c in enumerate(cands[:k], 1))
+        + "\n</Final Answer>"
+    )
+
+
+def tiny_dataset() -> SignatureDataset:
+    cells, drugs = ["C1", "C2", "C3"], ["Afatinib", "Binimetinib", "Trametinib", "Tucidinostat", "Mysterium"]
+    rng = np.random.default_rng(11)
+    pairs = [(c, d) for c in cells for d in drugs]
+    x = rng.normal(size=(len(pairs), 6)).astype(np.float32)
+    x[3, 2] = np.nan
+    obs = pd.DataFrame(
+        {
+            "cell_line": [c for c, _ in pairs],
+            "cell_line_id": [slug(c) for c, _ in pairs],
+            "drug": [d for _, d in pairs],
+            "drug_id": [slug(d) for _, d in pairs],
+        },
+        index=[f"{slug(c)}|{slug(d)}" for c, d in pairs],
+    )
+    return SignatureDataset(
+        "tiny-eval", ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(6)]))
+    )
+
+
+def test_per_query_metrics_match_hand_computation(real_data: Settings) -> None:
+    ds = tiny_dataset()
+    res = evaluate_lgr(
+        ds, regime="open-world", methods=["cell_mean", "drug_mean"], n_boot=200, settings=real_data
+    )
+    x = np.asarray(ds.adata.X, dtype=np.float64).reshape(3, 5, 6)
+    assert res.n_eval_genes == 6 and len(res.per_query) == 2 * 15
+    pq = res.per_query.set_index(["method", "cell_line", "drug"])
+    for ci, c in enumerate(["C1", "C2", "C3"]):
+        for di, d in enumerate(["Afatinib", "Binimetinib", "Trametinib", "Tucidinostat", "Mysterium"]):
+            truth = x[ci, di]
+            others = np.delete(x[ci], di, axis=0)  # leave-one-out cell mean
+            cell_pred = np.nanmean(others, axis=0)
+            drug_pred = np.nanmean(np.delete(x[:, di], ci, axis=0), axis=0)
+            for method, pred in (("cell_mean", cell_pred), ("drug_mean", drug_pred)):
+                ok = ~np.isnan(truth) & ~np.isnan(pred)
+                t, p = truth[ok], pred[ok]
+                row = pq.loc[(method, c, d)]
+                assert_allclose(row["pearson"], np.corrcoef(p, t)[0, 1], rtol=1e-5)
+                assert_allclose(row["cosine"], p @ t / np.sqrt((p @ p) * (t @ t)), rtol=1e-5)
+                assert_allclose(row["mae"], np.abs(p - t).mean(), rtol=1e-5)
+                assert_allclose(row["mse"], ((p - t) ** 2).mean(), rtol=1e-5)
+                assert_allclose(row["sign_accuracy"], (np.sign(p) == np.sign(t)).mean())
+                assert_allclose(row["r2"], np.corrcoef(p, t)[0, 1] ** 2, rtol=1e-5)
+    summ = res.summary.set_index(["method", "metric"])
+    for method in ("cell_mean", "drug_mean"):
+        rows = res.per_query[res.per_query["method"] == method]
+        for metric in HIGHER_IS_BETTER:
+            s = summ.loc[(method, metric)]
+            assert_allclose(s["mean"], rows[metric].mean())
+            assert s["ci_low"] <= s["mean"] <= s["ci_high"]
+
+
+def test_contract_json(real_data: Settings) -> None:
+    res = evaluate_lgr(
+        tiny_dataset(),
+        regime="unseen-drug",
+        methods="kg_mechanism,chem_knn",
+        k=2,
+        n_boot=50,
+        settings=real_data,
+        test_fraction=0.4,
+    )
+    doc = res.to_dict()
+    assert {"dataset", "regime", "k", "methods"} <= set(doc)
+    assert doc["dataset"] == "tiny-eval" and doc["regime"] == "unseen-drug" and doc["k"] == 2
+    assert list(doc["methods"]) == ["kg_mechanism", "chem_knn"]
+    for m in doc["methods"].values():
+        assert set(m) == CONTRACT_METRICS
+    assert doc["methods"]["chem_knn"]["mean_k_used"] == 2
+    assert doc["held_out"] == list(res.split.held_out) and len(doc["held_out"]) == 2
+    assert doc["split_id"] == res.split.split_id and doc["seed"] == 0
+    assert set(doc["ci"]["kg_mechanism"]) == set(HIGHER_IS_BETTER)
+    assert res.per_query.columns[:7].tolist() == [
+        "method",
+        "cell_line",
+        "drug",
+        "k_used",
+        "n_neighbours",
+        "fallback",
+        "error",
+    ]
+    assert res.table().shape == (2, 8)
+
+
+def test_errors(real_data: Settings) -> None:
+    ds = tiny_dataset()
+    with pytest.raises(UnknownNameError, match=r"unknown method\(s\) 'knn'; valid: llm, kg_mechanism"):
+        evaluate_lgr(ds, regime="open-world", methods=["knn"], settings=real_data)
+    with pytest.raises(ValidationError, match="k must be"):
+        evaluate_lgr(ds, regime="open-world", methods=["random"], k=0, settings=real_data)
+    with pytest.raises(ValidationError, match="max_queries"):
+        evaluate_lgr(ds, regime="open-world", methods=["random"], max_queries=0, settings=real_data)
+    with pytest.raises(ValidationError, match="unknown regime"):
+        evaluate_lgr(ds, regime="closed-world", methods=["random"], settings=real_data)  # type: ignore[arg-type]
+    with pytest.raises(LLMError, match="OPENAI_BASE_URL"):
+        evaluate_lgr(ds, regime="open-world", methods=["llm"], settings=real_data)
+    assert set(LGR_NON_LLM_METHODS) == set(LGR_METHODS) - {"llm"}
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("regime", REGIMES)
+def test_every_method_runs_in_every_regime_and_oracle_beats_random(
+    regime: str, real_data: Settings, fake_openai_server: FakeOpenAI, fake_llm_settings: Settings
+) -> None:
+    fake_openai_server.responder = lgr_answer
+    llm = LLM.from_settings(fake_llm_settings, backoff_s=0.001, sleep=lambda s: None)
+    res = evaluate_lgr(
+        "tahoe",
+        regime=regime,
+        methods=list(LGR_METHODS),
+        max_queries=60,
+        n_boot=100,
+        settings=real_data,
+        llm=llm,
+        concurrency=16,
+    )
+    doc = res.to_dict()
+    assert list(doc["methods"]) == list(LGR_METHODS)
+    for m, v in doc["methods"].items():
+        assert v["n_queries"] == 60 and v["pearson"] is not None, m
+    for metric, higher in HIGHER_IS_BETTER.items():
+        o, r = doc["methods"]["oracle"][metric], doc["methods"]["random"][metric]
+        assert (o > r) if higher else (o < r), (regime, metric, o, r)
+    llm_rows = res.per_query[res.per_query["method"] == "llm"]
+    failed = llm_rows["drug"] == "Afatinib"
+    assert llm_rows.loc[failed, "error"].str.contains("HTTP 500").all()
+    assert llm_rows.loc[failed, "fallback"].str.contains("chem_knn").all()
+    assert llm_rows.loc[~failed, "error"].isna().all() and (llm_rows.loc[~failed, "k_used"] == 10).all()
+    assert doc["failed"]["llm"] == int(failed.sum())
+    if regime == "unseen-drug":  # held-out drugs have no response in another line: recorded fallback
+        tk = res.per_query[res.per_query["method"] == "transcriptome_knn"]
+        assert tk["fallback"].notna().all() and (tk["k_used"] == 0).all()
+
+
+@pytest.mark.realdata
+def test_llm_batch_second_run_makes_no_http_call_and_progress(
+    real_data: Settings, fake_openai_server: FakeOpenAI, fake_llm_settings: Settings
+) -> None:
+    fake_openai_server.responder = lgr_answer
+    llm = LLM.from_settings(fake_llm_settings, backoff_s=0.001, sleep=lambda s: None)
+    seen: list[tuple[int, int]] = []
+    kwargs: dict[str, Any] = {
+        "regime": "unseen-cell-line",
+        "methods": ["llm", "random"],
+        "max_queries": 12,
+        "n_boot": 20,
+        "settings": real_data,
+        "llm": llm,
+    }
+    first = evaluate_lgr("tahoe", progress=lambda d, t: seen.append((d, t)), **kwargs)
+    n = fake_openai_server.n_requests
+    assert 12 <= n <= 12 * 3
+    assert seen[-1] == (24, 24) and all(t == 24 for _, t in seen)
+    fake_openai_server.reset()
+    second = evaluate_lgr("tahoe", **kwargs)
+    ok = first.per_query["error"].isna()
+    assert fake_openai_server.n_requests == int((~ok).sum()) * 3  # only failed prompts are asked again
+    pd.testing.assert_frame_equal(first.per_query[ok], second.per_query[ok])
+    rw = evaluate_lgr(
+        "tahoe",
+        regime="open-world",
+        methods=["oracle"],
+        max_queries=12,
+        n_boot=20,
+        settings=real_data,
+        aggregation="rank_weighted",
+    )
+    mean = evaluate_lgr(
+        "tahoe", regime="open-world", methods=["oracle"], max_queries=12, n_boot=20, settings=real_data
+    )
+    assert rw.aggregation == "rank_weighted" and not np.allclose(rw.per_query["mse"], mean.per_query["mse"])
