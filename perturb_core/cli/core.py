@@ -1,11 +1,201 @@
-"""``python -m perturb_core core ...`` (placeholder until its issue lands)."""
+"""``python -m perturb_core core {evaluate,explain,methods}`` (contract in DESIGN.md)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from perturb_core.cli import print_json
+from perturb_core.config import get_settings
+from perturb_core.errors import ValidationError, name_key
+
+
+def _method_list(text: str) -> list[str]:
+    """Expand ``all`` / ``non-llm`` and resolve every name (closest names on a typo)."""
+    from perturb_core.evaluate.core import CORE_METHODS, CORE_NON_LLM_METHODS, resolve_method
+
+    groups = {"all": list(CORE_METHODS), "nonllm": list(CORE_NON_LLM_METHODS)}
+    out: list[str] = []
+    for m in (x.strip() for x in text.split(",")):
+        if not m:
+            continue
+        for x in groups.get(name_key(m)) or [resolve_method(m)]:
+            if x not in out:
+                out.append(x)
+    if not out:
+        raise ValidationError("--methods is empty; e.g. --methods gene_frequency,core_voting")
+    return out
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from perturb_core.data.registry import load_labels
+    from perturb_core.evaluate.core import evaluate_core
+    from perturb_core.kg import load_graph
+
+    methods = _method_list(args.methods)
+    settings = get_settings()
+    labels = load_labels(args.dataset, args.task, settings)
+    graph = load_graph(settings)
+    bars: list[tqdm] = []
+
+    def progress(done: int, total: int) -> None:
+        if args.quiet:
+            return
+        if not bars:
+            bars.append(
+                tqdm(total=total, unit="step", desc=f"core {labels.name} {labels.task}", file=sys.stderr)
+            )
+        bars[0].total = total
+        bars[0].n = done
+        bars[0].refresh()
+
+    result = evaluate_core(
+        labels,
+        graph,
+        methods=methods,
+        n_boot=args.n_boot,
+        seed=args.seed,
+        progress=progress,
+        settings=settings,
+        max_pairs=args.max_pairs,
+        budget=args.budget,
+    )
+    for bar in bars:
+        bar.close()
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        result.per_pair.to_csv(out, index=False)
+        print(f"per-pair rows written to {out}", file=sys.stderr)
+    doc = result.to_dict()
+    if args.json:
+        print_json(doc)
+        return 0
+    first = next(iter(doc["methods"].values()))
+    print(
+        f"{doc['dataset']} task {doc['task']}: {first['n_pairs']:,} test pairs"
+        + (f" (sample of {doc['n_test_pairs']:,}, max_pairs {doc['max_pairs']})" if doc["max_pairs"] else "")
+        + f", true positive rate {_fmt(first['true_positive_rate'])}; 95% bootstrap intervals"
+    )
+    print(
+        f"{'method':<28}{'AUROC':>22}{'per-gene AUROC':>22}{'genes':>7}{'AUPRC':>8}{'pred+ rate':>11}{'Brier':>8}"
+    )
+    for m, v in doc["methods"].items():
+        cells = []
+        for metric in ("auroc", "macro_gene_auroc"):
+            lo, hi = v["ci"][metric]
+            cells.append(f"{_fmt(v[metric])} [{_fmt(lo)}, {_fmt(hi)}]".rjust(22))
+        extra = f"  ({v['n_fallback']} fallbacks)" if v.get("n_fallback") else ""
+        print(
+            f"{m:<28}{''.join(cells)}{v['n_genes_macro']:>7}{_fmt(v['auprc']):>8}"
+            f"{_fmt(v['predicted_positive_rate']):>11}{_fmt(v['brier']):>8}{extra}"
+        )
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    from perturb_core.data.registry import load_labels
+    from perturb_core.evidence import explain
+    from perturb_core.kg import load_graph
+
+    settings = get_settings()
+    labels = load_labels(args.dataset, args.task, settings)
+    graph = load_graph(settings)
+    ex = explain(labels, graph, perturbation=args.perturbation, gene=args.gene, budget=args.budget)
+    doc = ex.to_dict()
+    if args.json:
+        print_json(doc)
+        return 0
+    truth = "unlabelled" if doc["label"] is None else f"label {doc['label']} ({doc['split']})"
+    print(
+        f"{doc['perturbation']} -> {doc['gene']} in {doc['cell_line']} ({doc['dataset']}, {doc['task']}): {truth}"
+    )
+    gf = doc["gene_frequency"]
+    print(
+        f"score {_fmt(doc['score'])}  vote {_fmt(doc['vote'])}  prior {_fmt(doc['prior'])} "
+        f"({gf['n_responded']}/{gf['n_measured']} training perturbations)  "
+        f"gene AUROC {_fmt(doc['gene_auroc'])} over {doc['gene_auroc_n']} test pairs"
+    )
+    print(doc["note"])
+    for side in ("positive", "negative"):
+        print(f"{side} evidence ({doc[f'n_{side}']}):")
+        for it in doc[side][: args.show]:
+            path = " -> ".join(it["path_names"])
+            print(f"  {it['perturbation']:<16} w={it['weight']:.3g}  {it['relation']}: {path}")
+        if doc[f"n_{side}"] > args.show:
+            print(f"  ... {doc[f'n_{side}'] - args.show} more (use --json for all)")
+    print(f"unmeasured related perturbations: {doc['n_unmeasured']}")
+    return 0
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from perturb_core.evaluate.core import CORE_METHODS
+    from perturb_core.evidence import RELATION_SPECS
+
+    doc = {
+        "methods": {
+            m: {"label": s.label, "definition": s.definition, "needs_llm": s.needs_llm}
+            for m, s in CORE_METHODS.items()
+        },
+        "relations": {
+            r: {"kind": s.kind, "label": s.label, "description": s.description, "leaky": s.leaky}
+            for r, s in RELATION_SPECS.items()
+        },
+    }
+    if args.json:
+        print_json(doc)
+        return 0
+    print("methods (core evaluate --methods):")
+    for m, v in doc["methods"].items():
+        print(f"  {m:<28} {v['label']}")
+    print("relations (knockdown / drug):")
+    for r, v in doc["relations"].items():
+        print(f"  {r:<22} {v['kind']:<10} {v['description']}")
+    return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``core`` command group."""
-    p = sub.add_parser("core", help="(not implemented yet)")
-    p.set_defaults(func=lambda args: 1)
+    p = sub.add_parser("core", help="CORE: evidence voting / reasoning on gene response labels")
+    csub = p.add_subparsers(dest="command", required=True)
+
+    e = csub.add_parser("evaluate", help="evaluate methods on a label set's test split")
+    e.add_argument("--dataset", required=True, help="perturbqa-k562, perturbqa-rpe1, ..., tahoe-c32, ...")
+    e.add_argument("--task", default="de", choices=("de", "dir"), help="de: responds or not; dir: up or down")
+    e.add_argument(
+        "--methods",
+        default="gene_frequency,core_voting",
+        help="comma-separated methods, or 'all' / 'non-llm'; see `core methods`",
+    )
+    e.add_argument("--max-pairs", type=int, default=None, help="evaluate a seeded sample of whole genes")
+    e.add_argument("--seed", type=int, default=0, help="sample, random-method and bootstrap seed (default 0)")
+    e.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default 200)")
+    e.add_argument("--budget", type=int, default=20, help="evidence items per CORE-Reasoning prompt")
+    e.add_argument("--out", default=None, help="write per-pair rows to this CSV")
+    e.add_argument("--json", action="store_true", help="machine-readable output (contract in DESIGN.md)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_evaluate)
+
+    x = csub.add_parser("explain", help="the evidence behind one (perturbation, gene) prediction")
+    x.add_argument("--dataset", required=True)
+    x.add_argument("--perturbation", required=True, help="knocked-down gene or drug (any spelling)")
+    x.add_argument("--gene", required=True)
+    x.add_argument("--task", default="de", choices=("de", "dir"))
+    x.add_argument(
+        "--budget", type=int, default=None, help="at most N labelled evidence items (default: all)"
+    )
+    x.add_argument("--show", type=int, default=10, help="items per side in the text output")
+    x.add_argument("--json", action="store_true", help="machine-readable output")
+    x.set_defaults(func=_explain)
+
+    m = csub.add_parser("methods", help="list methods and relations")
+    m.add_argument("--json", action="store_true")
+    m.set_defaults(func=_methods)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from perturb_core.config import Settings
 from perturb_core.data.registry import LabelSet
-from perturb_core.errors import ValidationError, unknown_name
+from perturb_core.errors import ValidationError, name_key, unknown_name
 from perturb_core.evidence import CoreIndex, VotingOptions, core_index, gene_frequency
 from perturb_core.kg import KnowledgeGraph
 from perturb_core.llm import LLM
@@ -44,6 +44,7 @@ __all__ = [
     "COREResult",
     "CoreMethod",
     "evaluate_core",
+    "resolve_method",
     "sample_pairs",
 ]
 
@@ -208,6 +209,8 @@ CORE_METHODS: dict[str, CoreMethod] = {
 CORE_NON_LLM_METHODS: tuple[str, ...] = tuple(n for n, m in CORE_METHODS.items() if not m.needs_llm)
 """Methods that run without an LLM endpoint."""
 
+_METHOD_KEYS = {name_key(n): n for n in CORE_METHODS}
+
 
 @dataclass(frozen=True, eq=False)
 class COREResult:
@@ -271,7 +274,7 @@ class COREResult:
             d["ci"] = {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci[m].items()}
             if CORE_METHODS[m].needs_llm:
                 g = pp.get_group(m)
-                d["n_fallback"] = int(g["fallback"].fillna(False).astype(bool).sum())
+                d["n_fallback"] = int(g["fallback"].eq(True).sum())
                 d["n_failed"] = int(g["error"].notna().sum())
             methods[m] = d
         return {
@@ -297,19 +300,24 @@ def _num(x: Any) -> float | None:
     return v if np.isfinite(v) else None
 
 
+def resolve_method(name: str) -> str:
+    """The method called ``name`` in any case/spacing (``Core-Voting`` -> ``core_voting``).
+
+    Raises:
+        UnknownNameError: with the closest method names.
+    """
+    hit = _METHOD_KEYS.get(name_key(name))
+    if hit is None:
+        raise unknown_name("CORE method", name, CORE_METHODS)
+    return hit
+
+
 def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
-    names = (
-        [m.strip() for m in methods.split(",")]
-        if isinstance(methods, str)
-        else [str(m).strip() for m in methods]
-    )
-    names = [m for m in names if m]
-    if not names:
+    names = methods.split(",") if isinstance(methods, str) else [str(m) for m in methods]
+    out = [resolve_method(m.strip()) for m in names if m.strip()]
+    if not out:
         raise ValidationError(f"no method given; choose from {', '.join(CORE_METHODS)}")
-    for m in names:
-        if m not in CORE_METHODS:
-            raise unknown_name("CORE method", m, CORE_METHODS)
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(out))
 
 
 def sample_pairs(test: pd.DataFrame, max_pairs: int | None, *, seed: int = 0) -> pd.DataFrame:
@@ -350,7 +358,7 @@ def evaluate_core(
     methods: Sequence[str] | str = ("gene_frequency", "core_voting"),
     n_boot: int = 200,
     seed: int = 0,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     settings: Settings | None = None,
     llm: LLM | None = None,
     max_pairs: int | None = None,
@@ -364,8 +372,8 @@ def evaluate_core(
         methods: names from :data:`CORE_METHODS` (a list or a comma-separated string).
         n_boot: bootstrap replicates of the 95% intervals.
         seed: seed of the pair sample, the ``random`` method and the bootstrap.
-        progress: called as ``progress(stage, done, total)``; ``stage`` is a method name
-            (``done``/``total`` count methods, or pairs while an LLM method runs).
+        progress: called as ``progress(done, total)`` in steps: one per non-LLM method plus
+            one per pair of each LLM method.
         settings: settings used to build the LLM when ``llm`` is not given.
         llm: the model for LLM methods (default: :meth:`LLM.from_settings` on first use).
         max_pairs: evaluate a seeded sample of whole genes with at most this many test pairs
@@ -414,10 +422,15 @@ def evaluate_core(
 
     frames, per_gene, rel, metrics, ci, models, elapsed = [], [], [], {}, {}, {}, {}
     genes = pairs["gene"].to_numpy()
+    steps = [len(pairs) if CORE_METHODS[m].needs_llm else 1 for m in names]
+    total = int(sum(steps))
+    if progress is not None:
+        progress(0, total)
     for k, m in enumerate(names):
-        if progress is not None:
-            progress(m, k, len(names))
-        pair_progress = (lambda d, n, m=m: progress(m, d, n)) if progress is not None else None
+        before = int(sum(steps[:k]))
+        pair_progress = (
+            (lambda d, n, before=before: progress(before + d, total)) if progress is not None else None
+        )
         run = _Run(
             labels,
             graph,
@@ -455,7 +468,7 @@ def evaluate_core(
         if ((score >= 0) & (score <= 1)).all():
             rel.append(reliability_curve(y, score, n_bins=DEFAULT_N_BINS).assign(method=m))
         if progress is not None:
-            progress(m, k + 1, len(names))
+            progress(before + steps[k], total)
 
     summary_rows = []
     for m in names:
