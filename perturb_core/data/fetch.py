@@ -86,8 +86,8 @@ def verify_file(path: Path, entry: ManifestEntry) -> None:
 def _is_verified(path: Path, entry: ManifestEntry, stamps: dict[str, list]) -> bool:
     if not path.exists():
         return False
-    st = path.stat()
-    stamp = [st.st_size, st.st_mtime_ns, entry.sha256]
+    info = path.stat()
+    stamp = [info.st_size, info.st_mtime_ns, entry.sha256]
     if stamps.get(entry.file) == stamp:
         return True
     try:
@@ -181,8 +181,8 @@ def fetch(
                         f"failed ({exc}); put the file from {entry.url} into the mirror folder"
                     ) from exc
                 results.append(FetchResult(entry.file, "downloaded", dest))
-            st = dest.stat()
-            stamps[entry.file] = [st.st_size, st.st_mtime_ns, entry.sha256]
+            info = dest.stat()
+            stamps[entry.file] = [info.st_size, info.st_mtime_ns, entry.sha256]
             if progress is not None:
                 progress(i, len(todo), entry.file)
     finally:
