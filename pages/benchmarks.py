@@ -1,0 +1,481 @@
+"""Benchmarks: run an LGR regime or a CORE task with a progress bar; tables with intervals, plots, downloads."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import _shared as sh
+
+sh.header(
+    "Benchmarks",
+    "Measure methods on held-out real data: LGR regimes (regression of deltas) and CORE tasks (gene response).",
+)
+sh.require_data()
+
+
+LGR_METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
+CORE_METRICS = [
+    "auroc",
+    "auprc",
+    "macro_gene_auroc",
+    "brier",
+    "predicted_positive_rate",
+    "true_positive_rate",
+]
+LLM_METHODS = frozenset({"llm", "core_reasoning", "isolated_llm"})
+REGIMES = ["unseen-drug", "unseen-cell-line", "open-world"]
+LGR_KEY, CORE_KEY = "bench_lgr", "bench_core"
+
+
+def long_summary(summary: pd.DataFrame) -> pd.DataFrame:
+    """Summary as long rows ``method, metric, mean, ci_low, ci_high`` (accepts a wide method x metric table too)."""
+    s = summary.reset_index() if "method" not in summary.columns else summary.copy()
+    if "metric" not in s.columns:  # wide: one column per metric
+        s = s.melt(id_vars=["method"], var_name="metric", value_name="mean")
+    for c in ("ci_low", "ci_high"):
+        if c not in s.columns:
+            s[c] = float("nan")
+    return s[["method", "metric", "mean", "ci_low", "ci_high"]].reset_index(drop=True)
+
+
+def interval_table(long: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """method x metric cells like ``0.512 [0.490, 0.533]``."""
+    long = long[long["metric"].isin(metrics)]
+    cell = long.apply(
+        lambda r: (
+            sh.fmt(r["mean"])
+            + ("" if pd.isna(r["ci_low"]) else f" [{sh.fmt(r['ci_low'])}, {sh.fmt(r['ci_high'])}]")
+        ),
+        axis=1,
+    )
+    wide = long.assign(cell=cell).pivot(index="method", columns="metric", values="cell")
+    wide = wide.reindex(list(dict.fromkeys(long["method"])))
+    return wide.reindex(columns=[m for m in metrics if m in wide.columns]).rename(columns=sh.METRIC_LABELS)
+
+
+def method_colours(methods: list[str]) -> dict[str, str]:
+    """One colour-blind-safe colour per method, the same in every chart of a run."""
+    return {m: sh.PALETTE[i % len(sh.PALETTE)] for i, m in enumerate(methods)}
+
+
+def metric_bars(long: pd.DataFrame, metrics: list[str], key: str) -> None:
+    """One bar chart per metric with 95% interval error bars."""
+    present = [m for m in metrics if m in set(long["metric"])]
+    colours = method_colours(list(dict.fromkeys(long["method"])))
+    cols = st.columns(3)
+    for i, m in enumerate(present):
+        d = long[long["metric"] == m]
+        fig = go.Figure(
+            go.Bar(
+                x=d["method"],
+                y=d["mean"],
+                marker_color=[colours[m] for m in d["method"]],
+                error_y={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": (d["ci_high"] - d["mean"]).fillna(0),
+                    "arrayminus": (d["mean"] - d["ci_low"]).fillna(0),
+                    "color": "#333",
+                },
+                hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+            )
+        )
+        better = "lower is better" if m in sh.LOWER_IS_BETTER else "higher is better"
+        sh.plotly_layout(fig, height=260, showlegend=False, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        with cols[i % 3]:
+            st.markdown(f"**{sh.METRIC_LABELS.get(m, m)}** ({better})")
+            st.plotly_chart(fig, width="stretch", key=f"{key}_{m}")
+            st.caption(sh.metric_definition(m))
+
+
+def downloads(stem: str, result_dict: dict, frames: dict[str, pd.DataFrame]) -> None:
+    """CSV (zip of tables) and JSON download buttons."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, df in frames.items():
+            zf.writestr(f"{stem}_{name}.csv", df.to_csv(index=False))
+    c1, c2, c3 = st.columns([1, 1, 2])
+    c1.download_button(
+        "Summary (CSV)",
+        frames["summary"].to_csv(index=False),
+        file_name=f"{stem}_summary.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+    c2.download_button(
+        "All tables (CSV, zip)",
+        buf.getvalue(),
+        file_name=f"{stem}_tables.zip",
+        mime="application/zip",
+        icon=":material/download:",
+    )
+    c3.download_button(
+        "Result (JSON)",
+        sh.to_json(result_dict),
+        file_name=f"{stem}.json",
+        mime="application/json",
+        icon=":material/download:",
+    )
+
+
+def progress_bar(label: str) -> tuple[object, Callable[..., None]]:
+    """A progress bar and its callback: ``progress(done, total)`` or ``progress(stage, done, total)``."""
+    bar = st.progress(0.0, text=f"{label}: starting…")
+
+    def progress(*args: object) -> None:
+        stage, (done, total) = (f" {args[0]}" if len(args) == 3 else ""), args[-2:]
+        frac = min(1.0, int(done) / int(total)) if total else 0.0  # type: ignore[call-overload]
+        bar.progress(frac, text=f"{label}{stage}: {int(done):,} / {int(total):,}")  # type: ignore[call-overload]
+
+    return bar, progress
+
+
+def method_choice(specs: dict[str, MethodInfo], default: list[str], key: str) -> list[str]:
+    """Multiselect of methods; LLM methods only when an endpoint is set (the caption says why)."""
+    configured = sh.settings().llm_configured
+    options = [m for m, spec in specs.items() if configured or not spec.needs_llm]
+    chosen = st.multiselect(
+        "Methods",
+        options,
+        default=[m for m in default if m in options],
+        format_func=lambda m: f"{m}: {specs[m].label}",
+        key=key,
+    )
+    llm_methods = [m for m, spec in specs.items() if spec.needs_llm]
+    if not configured and llm_methods:
+        st.caption(f"LLM methods ({', '.join(llm_methods)}) appear once an endpoint is set on Settings.")
+    return chosen
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the page needs to know about a method."""
+
+    label: str
+    definition: str
+    needs_llm: bool
+
+
+def method_specs(methods: object) -> dict[str, MethodInfo]:
+    """Label, definition and LLM need of each method from a module's method registry."""
+    if isinstance(methods, dict):
+        return {
+            m: MethodInfo(
+                str(getattr(v, "label", m)),
+                str(getattr(v, "definition", "")),
+                bool(getattr(v, "needs_llm", m in LLM_METHODS)),
+            )
+            for m, v in methods.items()
+        }
+    return {str(m): MethodInfo(str(m), "", m in LLM_METHODS) for m in methods}  # type: ignore[attr-defined]
+
+
+def method_table(specs: dict[str, MethodInfo], names: list[str]) -> pd.DataFrame:
+    """Method -> label and definition, for an expander."""
+    return pd.DataFrame(
+        {
+            "method": names,
+            "label": [specs[m].label for m in names],
+            "definition": [specs[m].definition for m in names],
+        }
+    )
+
+
+# --------------------------------------------------------------------------- LGR
+def lgr_tab() -> None:
+    """Run an LGR regime and show its results."""
+    mod = sh.core_module("evaluate.lgr", stop=False)
+    if mod is None:
+        return
+    dataset = sh.signature_dataset()
+    lgr_specs = method_specs(mod.METHODS)
+    with st.form("lgr_form", border=True):
+        c1, c2, c3, c4, c5 = st.columns([1.2, 1.1, 0.6, 0.6, 0.9])
+        regime = c1.selectbox(
+            "Regime",
+            REGIMES,
+            key="bench_lgr_regime",
+            help="unseen drug: test drugs held out in every line; unseen cell line: test lines held out; "
+            "open world: every pair is a query, its pool is everything else measured in its line.",
+        )
+        aggregation = c2.radio("Aggregation", ["mean", "rank_weighted"], horizontal=True, key="bench_lgr_agg")
+        k = c3.number_input("k", 1, 50, 10, key="bench_lgr_k", help="Neighbours per query.")
+        seed = c4.number_input(
+            "Seed",
+            0,
+            10_000,
+            0,
+            key="bench_lgr_seed",
+            help="Seed of the split, subsample, random and bootstrap.",
+        )
+        max_queries = c5.number_input(
+            "Max queries (0 = all)",
+            0,
+            100_000,
+            60,
+            step=20,
+            key="bench_lgr_maxq",
+            help="A seeded random subset of test pairs keeps a run short; full runs belong in bench/ or the CLI.",
+        )
+        default = ["cell_mean", "drug_mean", "chem_knn", "pca_ridge", "kg_mechanism", "random", "oracle"]
+        chosen = method_choice(lgr_specs, default, "bench_lgr_methods")
+        run = st.form_submit_button(f"Run on {dataset}", type="primary", icon=":material/play_arrow:")
+    with st.expander("What each method is"):
+        st.dataframe(method_table(lgr_specs, list(lgr_specs)), hide_index=True, width="stretch")
+    if run:
+        if not chosen:
+            st.error("Pick at least one method.")
+        else:
+            _, progress = progress_bar(f"{regime} on {dataset}")
+            with sh.guard(f"loading dataset {dataset}"):
+                ds = sh.signatures(dataset)
+            res = sh.call(
+                mod.evaluate_lgr,
+                ds,
+                regime=regime,
+                methods=chosen,
+                k=int(k),
+                seed=int(seed),
+                aggregation=aggregation,
+                progress=progress,
+                max_queries=int(max_queries) or None,
+                settings=sh.settings(),
+                action="running the LGR benchmark",
+            )
+            if res is not None:
+                st.session_state[LGR_KEY] = {
+                    "params": {
+                        "dataset": dataset,
+                        "regime": regime,
+                        "k": int(k),
+                        "seed": int(seed),
+                        "aggregation": aggregation,
+                        "max_queries": int(max_queries) or None,
+                        "methods": list(res.methods),
+                    },
+                    "long": long_summary(res.summary),
+                    "per_query": res.per_query.reset_index(drop=True),
+                    "dict": res.to_dict(),
+                }
+    out = st.session_state.get(LGR_KEY)
+    if out:
+        p, d = out["params"], out["dict"]
+        st.subheader(f"{p['regime']} on {p['dataset']}")
+        n_q = {m: v.get("n_queries") for m, v in d.get("methods", {}).items()}
+        st.caption(
+            f"k = {p['k']}, {p['aggregation']} aggregation, seed {p['seed']}, split `{d.get('split_id', '')}`, "
+            f"{max(n_q.values(), default=0)} queries per method. Mean over queries with bootstrap 95% intervals "
+            f"({d.get('n_boot', '')} resamples); metrics on the {d.get('n_eval_genes', 2000):,} most variable "
+            "training genes."
+        )
+        table = interval_table(out["long"], LGR_METRICS).reindex(p["methods"])
+        table["mean k used"] = [sh.fmt(d["methods"][m].get("mean_k_used"), 1) for m in table.index]
+        table["fallbacks"] = [d.get("fallbacks", {}).get(m, 0) for m in table.index]
+        table["failed LLM calls"] = [d.get("failed", {}).get(m, 0) for m in table.index]
+        st.dataframe(table, width="stretch")
+        metric_bars(out["long"], LGR_METRICS, "lgr_bar")
+        with st.expander(f"Per-query results ({len(out['per_query']):,} rows)"):
+            st.dataframe(out["per_query"], hide_index=True, width="stretch", height=300)
+        downloads(
+            f"lgr_{p['dataset']}_{p['regime']}",
+            d,
+            {"summary": out["long"], "per_query": out["per_query"]},
+        )
+        sh.cli_hint(
+            f"python -m perturb_core lgr evaluate --dataset {p['dataset']} --regime {p['regime']} "
+            f"--methods {','.join(p['methods'])} --k {p['k']} --seed {p['seed']} "
+            f"--aggregation {p['aggregation']}"
+            + (f" --max-queries {p['max_queries']}" if p.get("max_queries") else "")
+            + " --json"
+        )
+    else:
+        st.info("Choose a regime and methods, then press **Run**.", icon=":material/info:")
+
+
+# --------------------------------------------------------------------------- CORE
+def core_tab() -> None:
+    """Run a CORE task and show its results."""
+    mod = sh.core_module("evaluate.core", stop=False)
+    if mod is None:
+        return
+    dataset = sh.label_dataset()
+    core_specs = method_specs(mod.CORE_METHODS)
+    with st.form("core_form", border=True):
+        c1, c2, c3 = st.columns([1.2, 1, 0.6])
+        task = c1.selectbox(
+            "Task",
+            ["de", "dir"],
+            format_func={"de": "DE: does g respond?", "dir": "direction: up or down?"}.get,
+            key="bench_core_task",
+        )
+        max_pairs = c2.number_input(
+            "Max test pairs (0 = all)",
+            0,
+            1_000_000,
+            3000,
+            step=500,
+            key="bench_core_maxp",
+            help="A seeded sample of whole genes with at most this many test pairs keeps a run short "
+            "(each sampled gene keeps all its test perturbations, so its per-gene AUROC stays defined).",
+        )
+        seed = c3.number_input(
+            "Seed", 0, 10_000, 0, key="bench_core_seed", help="Sample, random and bootstrap seed."
+        )
+        chosen = method_choice(core_specs, ["gene_frequency", "core_voting", "random"], "bench_core_methods")
+        run = st.form_submit_button(f"Run on {dataset}", type="primary", icon=":material/play_arrow:")
+    with st.expander("What each method is"):
+        st.dataframe(method_table(core_specs, list(core_specs)), hide_index=True, width="stretch")
+    if run:
+        if not chosen:
+            st.error("Pick at least one method.")
+        else:
+            bar, progress = progress_bar(f"{task} on {dataset}")
+            with sh.guard(f"loading labels {dataset}"):
+                ls = sh.labels(dataset, task)
+                g = sh.graph()
+            res = sh.call(
+                mod.evaluate_core,
+                ls,
+                g,
+                methods=chosen,
+                seed=int(seed),
+                progress=progress,
+                max_pairs=int(max_pairs) or None,
+                settings=sh.settings(),
+                action="running the CORE benchmark",
+            )
+            if res is not None:
+                bar.progress(1.0, text=f"{task} on {dataset}: done")  # type: ignore[attr-defined]
+                st.session_state[CORE_KEY] = {
+                    "params": {
+                        "dataset": dataset,
+                        "task": task,
+                        "seed": int(seed),
+                        "max_pairs": int(max_pairs) or None,
+                        "methods": list(res.methods),
+                    },
+                    "long": long_summary(res.summary),
+                    "per_pair": res.per_pair.reset_index(drop=True),
+                    "per_gene": res.per_gene.reset_index(drop=True),
+                    "reliability": res.reliability.reset_index(drop=True),
+                    "dict": res.to_dict(),
+                }
+    out = st.session_state.get(CORE_KEY)
+    if out:
+        p, d = out["params"], out["dict"]
+        st.subheader(f"{'DE' if p['task'] == 'de' else 'Direction'} on {p['dataset']}")
+        n_pairs = max((v.get("n_pairs") or 0 for v in d.get("methods", {}).values()), default=0)
+        st.caption(
+            f"{n_pairs:,} of {d.get('n_test_pairs', 0):,} test pairs (seed {p['seed']}); bootstrap 95% intervals "
+            f"({d.get('n_boot', '')} resamples) for AUROC, AUPRC, per-gene AUROC and Brier; predicted positive rate "
+            "at a 0.5 threshold. Aggregate AUROC rewards knowing which genes respond often; per-gene (macro) "
+            "AUROC asks whether a method ranks perturbations within a gene: 0.5 there means it does not reason "
+            "about the perturbation."
+        )
+        table = interval_table(out["long"], CORE_METRICS).reindex(p["methods"])
+        table["pairs"] = [d["methods"][m].get("n_pairs") for m in table.index]
+        table["genes in macro"] = [d["methods"][m].get("n_genes_macro") for m in table.index]
+        if any("n_fallback" in d["methods"][m] for m in table.index):
+            table["LLM fallbacks"] = [d["methods"][m].get("n_fallback", 0) for m in table.index]
+        st.dataframe(table, width="stretch")
+        metric_bars(out["long"], CORE_METRICS, "core_bar")
+        colours = method_colours(p["methods"])
+        c1, c2 = st.columns(2)
+        with c1:
+            st.markdown("**Calibration** (reliability curve; marker size = pairs in the bin)")
+            rel = out["reliability"]
+            fig = go.Figure(
+                go.Scatter(
+                    x=[0, 1],
+                    y=[0, 1],
+                    mode="lines",
+                    line={"dash": "dash", "color": sh.UNMEASURED},
+                    name="perfectly calibrated",
+                )
+            )
+            for m, grp in rel.groupby("method", sort=False):
+                fig.add_trace(
+                    go.Scatter(
+                        x=grp["p_mean"],
+                        y=grp["y_rate"],
+                        mode="lines+markers",
+                        name=str(m),
+                        marker={
+                            "size": 6 + 10 * grp["count"] / max(1, grp["count"].max()),
+                            "color": colours[m],
+                        },
+                        line={"color": colours[m]},
+                        customdata=grp["count"],
+                        hovertemplate="mean predicted %{x:.3f}<br>observed rate %{y:.3f}<br>"
+                        "%{customdata} pairs<extra></extra>",
+                    )
+                )
+            sh.plotly_layout(
+                fig,
+                height=380,
+                margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                xaxis_title="mean predicted probability in bin",
+                yaxis_title="observed positive rate in bin",
+                legend={"orientation": "h", "y": -0.2},
+            )
+            st.plotly_chart(fig, width="stretch", key="core_calibration")
+        with c2:
+            st.markdown("**Per-gene AUROC** (one value per gene with both classes; 0.5 = chance)")
+            pg = out["per_gene"].dropna(subset=["auroc"])
+            fig = go.Figure(
+                [
+                    go.Histogram(
+                        x=grp["auroc"],
+                        name=str(m),
+                        xbins={"start": 0, "end": 1.0001, "size": 0.05},
+                        marker_color=colours[m],
+                        opacity=0.55,
+                    )
+                    for m, grp in pg.groupby("method", sort=False)
+                ]
+            )
+            fig.add_vline(x=0.5, line_dash="dash", line_color=sh.UNMEASURED)
+            sh.plotly_layout(
+                fig,
+                height=380,
+                barmode="overlay",
+                margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                xaxis_title="AUROC over the test perturbations of a gene",
+                yaxis_title="genes",
+                legend={"orientation": "h", "y": -0.2},
+            )
+            st.plotly_chart(fig, width="stretch", key="core_gene_hist")
+        with st.expander(f"Per-pair scores ({len(out['per_pair']):,} rows)"):
+            st.dataframe(out["per_pair"].head(5000), hide_index=True, width="stretch", height=300)
+        downloads(
+            f"core_{p['dataset']}_{p['task']}",
+            out["dict"],
+            {
+                "summary": out["long"],
+                "per_gene": out["per_gene"],
+                "reliability": out["reliability"],
+                "per_pair": out["per_pair"],
+            },
+        )
+        sh.cli_hint(
+            f"python -m perturb_core core evaluate --dataset {p['dataset']} --task {p['task']} "
+            f"--methods {','.join(p['methods'])} --seed {p['seed']}"
+            + (f" --max-pairs {p['max_pairs']}" if p.get("max_pairs") else "")
+            + " --json"
+        )
+    else:
+        st.info("Choose a task and methods, then press **Run**.", icon=":material/info:")
+
+
+tab_lgr, tab_core = st.tabs(["LGR regime", "CORE task"])
+with tab_lgr:
+    lgr_tab()
+with tab_core:
+    core_tab()

@@ -1,0 +1,157 @@
+"""Overview: what the tool does, the loaded datasets with counts, links; builds the data if missing."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from pages import _shared as sh
+
+sh.header(
+    "Perturbation reasoning explorer",
+    "Predict and explain how cells respond to drugs and gene knock-downs, on real public data.",
+)
+
+st.markdown(
+    "**LGR (LLM-Guided Retrieval)** predicts a drug's expression change in a cell line as the mean "
+    "response of *k* neighbour drugs that a language model, the knowledge graph, chemistry or the "
+    "transcriptome picks from the drugs measured there. "
+    "**CORE (Contrastive Organization of Relational Evidence)** predicts whether a gene responds to a "
+    "perturbation from knowledge-graph relatives whose effect on that same gene is known, weighing "
+    "positive against negative evidence. "
+    "Every number here is measured against held-out real data, and every view is also available from "
+    "Python (`perturb_core`) and the command line (`python -m perturb_core`)."
+)
+
+
+def _build_now() -> None:
+    """Fetch and build the processed data with a progress bar."""
+    from perturb_core.data.build import ensure_data
+
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(artifact: str, done: int, total: int, message: str) -> None:
+        frac = min(1.0, done / total) if total else 0.0
+        bar.progress(frac, text=f"{artifact}: {message} ({done}/{total})")
+
+    with sh.guard("building the data"):
+        steps = ensure_data(settings=sh.settings(), progress=progress)
+    bar.progress(1.0, text="Done")
+    sh.clear_caches()
+    st.success(f"Built {sum(s.status == 'built' for s in steps)} artifacts; the other pages are ready.")
+
+
+if not sh.data_built():
+    st.warning(
+        "The processed data is not built yet. The app can fetch the raw files (from the mirror "
+        "folder in `perturb_core.toml` or the public URLs in `data/manifest.tsv`, verifying sha256) and "
+        f"build them now (a few minutes), or run `{sh.BUILD_COMMAND}` in the repository.",
+        icon=":material/database:",
+    )
+    if st.button("Build the data now", type="primary", icon=":material/build:"):
+        _build_now()
+    st.stop()
+
+info = None
+with sh.guard("counting the datasets"):
+    info = sh.data_info()
+
+ds = info["datasets"]
+sig_rows = [
+    {
+        "dataset": name,
+        "description": d.get("description", ""),
+        "cell lines": d["cell_lines"],
+        "drugs": d["drugs"],
+        "signatures": d["signatures"],
+        "genes": d["genes"],
+        "measured genes (%)": 100 * d["measured_fraction"],
+    }
+    for name, d in ds.items()
+    if d.get("kind") == "signatures" and "signatures" in d
+]
+lab_rows = [
+    {
+        "dataset": name,
+        "cell line": d.get("cell_line", ""),
+        "kind": "CRISPRi knock-down" if name.startswith("perturbqa-") else "drug",
+        "perturbations": d["de"]["train"]["perturbations"] + d["de"]["test"]["perturbations"],
+        "train pairs": d["de"]["train"]["pairs"],
+        "test pairs": d["de"]["test"]["pairs"],
+        "DE positive rate (train)": d["de"]["train"]["positive_rate"],
+    }
+    for name, d in ds.items()
+    if d.get("kind") == "labels" and "de" in d
+]
+
+g = info["graph"]
+dr = info["drugs"]
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Signature datasets", len(sig_rows), border=True, help="Drug response signatures (LGR).")
+c2.metric(
+    "Label datasets", len(lab_rows), border=True, help="Gene-response labels (CORE): PerturbQA + Tahoe lines."
+)
+c3.metric(
+    "Drugs with structures",
+    f"{dr['with_fingerprint']} / {dr['drugs']}",
+    border=True,
+    help="Drugs whose SMILES parse into a Morgan fingerprint (radius 2, 2048 bits).",
+)
+c4.metric(
+    "Knowledge graph",
+    f"{sum(g['nodes'].values()) / 1e3:.0f}k nodes",
+    f"{sum(g['edges'].values()) / 1e6:.2f}M edges",
+    delta_color="off",
+    delta_arrow="off",
+    border=True,
+    help="Hetionet, Reactome/WikiPathways/PID, GO, LINCS and Tahoe drug annotations.",
+)
+
+st.subheader("Where to go next")
+links = [
+    (
+        "retrieval",
+        "Retrieval explorer",
+        ":material/manage_search:",
+        "one (cell line, drug) query: neighbours, prediction, metrics",
+    ),
+    (
+        "evidence",
+        "Evidence graph",
+        ":material/hub:",
+        "one (perturbation, gene) pair: contrastive evidence and vote",
+    ),
+    ("benchmarks", "Benchmarks", ":material/leaderboard:", "run an LGR regime or a CORE task with intervals"),
+    ("data", "Data", ":material/database:", "datasets, drugs and graph in detail"),
+    ("settings", "Settings", ":material/settings:", "LLM endpoint, cache, rebuild"),
+]
+cols = st.columns(len(links))
+for col, (key, label, icon, what) in zip(cols, links, strict=True):
+    with col:
+        st.page_link(sh.PAGES[key], label=label, icon=icon)
+        st.caption(what)
+
+st.subheader("Signature datasets")
+st.dataframe(
+    pd.DataFrame(sig_rows),
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "measured genes (%)": st.column_config.NumberColumn(
+            format="%.1f", help="Share of (signature, gene) cells with a measured delta; the rest are NaN."
+        ),
+    },
+)
+st.subheader("Label datasets")
+st.dataframe(
+    pd.DataFrame(lab_rows),
+    hide_index=True,
+    width="stretch",
+    height=260,
+    column_config={
+        "DE positive rate (train)": st.column_config.NumberColumn(
+            format="%.3f",
+            help="Fraction of training (perturbation, gene) pairs labelled differentially expressed.",
+        ),
+    },
+)

@@ -1,0 +1,502 @@
+"""Retrieval explorer (LGR): one (cell line, drug) query, its neighbours, prediction, metrics and baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages import _shared as sh
+
+sh.header(
+    "Retrieval explorer",
+    "LGR: predict a drug's response in a cell line as the mean response of k retrieved neighbour drugs.",
+)
+sh.require_data()
+
+retrieval = sh.core_module("retrieval")
+baselines = sh.core_module("baselines")
+
+METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
+REGIME_LABELS = {
+    "open-world": "open world: pool = every other drug measured in the line",
+    "unseen-drug": "unseen drug: pool = training drugs only",
+    "unseen-cell-line": "unseen cell line: the line is held out of training",
+}
+AGGREGATION_LABELS = {"mean": "uniform mean (paper)", "rank_weighted": "rank-weighted (1/rank)"}
+#: Baselines computed with every query; pca_ridge refits a PCA per split (seconds), so it is opt-in.
+FAST_BASELINES = ("cell_mean", "drug_mean", "chem_knn")
+SLOW_BASELINES = ("pca_ridge",)
+LLM_RUNS_KEY = "lgr_llm_runs"
+#: A first query with a well-annotated mechanism (the list is alphabetical otherwise).
+DEFAULT_DRUGS = ("Trametinib", "Trametinib (DMSO_TF)", "Afatinib", "Palbociclib")
+
+
+def _pack(q: object) -> dict:
+    """The explanation dict plus the arrays the plots need (picklable for st.cache_data)."""
+    return {
+        "explanation": q.to_dict(),  # type: ignore[attr-defined]
+        "prediction": np.asarray(q.prediction, dtype=float),  # type: ignore[attr-defined]
+        "truth": np.asarray(q.truth, dtype=float),  # type: ignore[attr-defined]
+        "genes": [str(g) for g in q.genes],  # type: ignore[attr-defined]
+    }
+
+
+@st.cache_data(max_entries=256, show_spinner="Retrieving neighbours…")
+def predict(
+    dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
+) -> dict:
+    """One rule-based query (no LLM), cached per input."""
+    q = retrieval.predict_query(
+        sh.signatures(dataset),
+        cell_line=cell_line,
+        drug=drug,
+        selector=selector,
+        k=k,
+        aggregation=aggregation,
+        regime=regime,
+        settings=sh.get_settings(),
+        baselines=list(FAST_BASELINES),
+    )
+    return _pack(q)
+
+
+@st.cache_data(max_entries=64, show_spinner="Fitting PCA + ridge on the training deltas (a few seconds)…")
+def slow_baselines(dataset: str, cell_line: str, drug: str, k: int, regime: str) -> dict:
+    """Metrics of the slow baselines on the same query (selector-independent)."""
+    q = retrieval.predict_query(
+        sh.signatures(dataset),
+        cell_line=cell_line,
+        drug=drug,
+        selector="random",
+        k=k,
+        regime=regime,
+        settings=sh.get_settings(),
+        baselines=list(SLOW_BASELINES),
+    )
+    return {b: dict(v) for b, v in q.baselines.items()}
+
+
+def predict_with_llm(dataset: str, cell_line: str, drug: str, k: int, aggregation: str, regime: str) -> dict:
+    """One LLM query (explicit button only; answers come from the shared disk cache when present)."""
+    from perturb_core.llm import LLM
+
+    settings = sh.settings()
+    q = retrieval.predict_query(
+        sh.signatures(dataset),
+        cell_line=cell_line,
+        drug=drug,
+        selector="llm",
+        k=k,
+        aggregation=aggregation,
+        regime=regime,
+        settings=settings,
+        llm=LLM.from_settings(settings),
+        baselines=list(FAST_BASELINES),
+    )
+    return _pack(q)
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def structures_svg(smiles: tuple[str, ...], legends: tuple[str, ...]) -> str:
+    """Grid drawing of the query and its neighbours."""
+    from perturb_core.chem import depict_grid_svg
+
+    return depict_grid_svg(list(smiles), list(legends), mols_per_row=6, sub_img_size=(200, 170))
+
+
+def drug_smiles(name: str) -> str | None:
+    """SMILES of a drug from the drug table (``None`` when unknown)."""
+    table = sh.drugs()
+    try:
+        smi = table.table.at[table.resolve(name), "smiles"]
+    except (KeyError, sh.PerturbCoreError):
+        return None
+    return smi if isinstance(smi, str) and smi else None
+
+
+def keep_choice(key: str, options: list[str], previous_key: str) -> None:
+    """Keep the previous choice when the options change (e.g. another cell line), if still valid."""
+    prev = st.session_state.get(previous_key)
+    if key not in st.session_state and prev in options:
+        st.session_state[key] = prev
+
+
+def render_messages(prompt: object) -> None:
+    """The chat prompt, one block per message."""
+    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+    for m in messages:
+        st.caption(str(m.get("role", "")).upper())
+        st.code(str(m.get("content", "")), language=None, wrap_lines=True)
+
+
+# --------------------------------------------------------------------------- inputs
+dataset = sh.signature_dataset()
+with sh.guard(f"loading dataset {dataset}"):
+    ds = sh.signatures(dataset)
+settings = sh.settings()
+seed = sh.query_seed("retrieval")
+for param, key, options in (
+    ("selector", "lgr_selector", list(retrieval.SELECTORS)),
+    ("regime", "lgr_regime", list(retrieval.REGIMES)),
+    ("aggregation", "lgr_agg", list(retrieval.AGGREGATIONS)),
+):
+    if seed.get(param) in options:
+        st.session_state[key] = seed[param]
+if str(seed.get("k", "")).isdigit() and 1 <= int(seed["k"]) <= 30:
+    st.session_state["lgr_k"] = int(seed["k"])
+# defaults live in session state (not in the widgets) so links and kept choices never conflict with them
+st.session_state.setdefault(
+    "lgr_selector", "kg_mechanism" if "kg_mechanism" in retrieval.SELECTORS else "random"
+)
+st.session_state.setdefault("lgr_k", retrieval.DEFAULT_K)
+st.session_state.setdefault("lgr_regime", "open-world")
+
+with st.container(border=True):
+    c1, c2, c3 = st.columns([1, 1.4, 1.4])
+    cell_lines = ds.cell_lines
+    sh.seed_choice(
+        f"lgr_cell_{dataset}", seed.get("cell_line"), cell_lines, ds.resolve_cell_line, "cell line"
+    )
+    cell_line = c1.selectbox(
+        "Cell line",
+        cell_lines,
+        key=f"lgr_cell_{dataset}",
+        help=f"{len(cell_lines)} cell lines in {dataset}; type to search.",
+    )
+    drugs = ds.drugs(cell_line)
+    drug_key = f"lgr_drug_{dataset}_{cell_line}"
+    keep_choice(drug_key, drugs, "lgr_last_drug")
+    sh.seed_choice(drug_key, seed.get("drug"), drugs, ds.resolve_drug, f"drug measured in {cell_line}")
+    st.session_state.setdefault(drug_key, next((d for d in drugs if d in DEFAULT_DRUGS), drugs[0]))
+    drug = c2.selectbox(
+        "Query drug",
+        drugs,
+        key=drug_key,
+        help=f"{len(drugs)} drugs measured in {cell_line}; the query itself is never in its pool.",
+    )
+    st.session_state["lgr_last_drug"] = drug
+    selectors = list(retrieval.SELECTORS)
+    selector = c3.selectbox(
+        "Selector",
+        selectors,
+        format_func=lambda s: retrieval.SELECTOR_LABELS.get(s, s),
+        key="lgr_selector",
+        help="Who picks the k neighbours. Only 'LLM' calls a language model; oracle peeks at the truth (a ceiling).",
+    )
+    c4, c5, c6 = st.columns([1, 1.4, 1.4])
+    k = c4.slider("k neighbours", 1, 30, key="lgr_k", help="Neighbours requested (paper: 10).")
+    aggregation = c5.radio(
+        "Aggregation",
+        list(retrieval.AGGREGATIONS),
+        format_func=lambda a: AGGREGATION_LABELS.get(a, a),
+        horizontal=True,
+        key="lgr_agg",
+    )
+    regime = c6.selectbox(
+        "Regime",
+        list(retrieval.REGIMES),
+        format_func=lambda r: REGIME_LABELS.get(r, r),
+        key="lgr_regime",
+        help="Which drugs the pool may hold: the query is always treated as unmeasured.",
+    )
+    st.caption(
+        f"**{retrieval.SELECTOR_LABELS.get(selector, selector)}**: {retrieval.SELECTOR_DEFINITIONS.get(selector, '')}"
+    )
+
+sh.share_link(
+    dataset=dataset,
+    cell_line=cell_line,
+    drug=drug,
+    selector=selector,
+    k=k,
+    aggregation=aggregation,
+    regime=regime,
+)
+
+# --------------------------------------------------------------------------- the one call
+result: dict | None = None
+if selector == "llm":
+    if not settings.llm_configured:
+        st.warning(
+            "The LLM selector needs an endpoint: set `OPENAI_BASE_URL` / `OPENAI_API_KEY` before starting "
+            "the app, or enter one on **Settings**. Every other selector works without an LLM.",
+            icon=":material/smart_toy:",
+        )
+        st.page_link(sh.PAGES["settings"], label="Open Settings", icon=":material/settings:")
+        st.stop()
+    run_key = (dataset, cell_line, drug, k, aggregation, regime, settings.llm_base_url, settings.llm_model)
+    runs: dict = st.session_state.setdefault(LLM_RUNS_KEY, {})
+    if st.button(f"Ask the LLM ({settings.llm_model})", type="primary", icon=":material/smart_toy:"):
+        with st.spinner(f"Asking {settings.llm_model} to pick {k} neighbours of {drug} in {cell_line}…"):
+            packed = sh.call(
+                predict_with_llm, dataset, cell_line, drug, k, aggregation, regime, action="asking the LLM"
+            )
+        if packed is not None:
+            runs[run_key] = packed
+    result = runs.get(run_key)
+    if result is None:
+        st.info(
+            "Press **Ask the LLM** to run this query. Answers are cached on disk (shared with the CLI), "
+            "so asking again costs nothing."
+        )
+        st.stop()
+else:
+    with sh.guard("predicting the query"):
+        result = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
+
+ex = result["explanation"]
+pred, truth, genes = result["prediction"], result["truth"], np.asarray(result["genes"])
+llm_info = ex.get("llm") or None
+
+# --------------------------------------------------------------------------- render
+if llm_info and llm_info.get("error"):
+    st.error(
+        f"The LLM call failed, so the neighbours below come from chemistry instead: {llm_info['error']}",
+        icon=":material/cloud_off:",
+    )
+if ex.get("fallback"):
+    st.info(f"Fallback: {ex['fallback']}.", icon=":material/alt_route:")
+elif int(ex.get("k_used", 0)) < k:
+    st.warning(
+        f"Only {ex.get('k_used', 0)} of {k} requested neighbours are valid: the pool holds "
+        f"{ex.get('pool_size', '?')} drugs or the selector named drugs outside it. The prediction averages "
+        "the valid ones only.",
+        icon=":material/warning:",
+    )
+
+query = ex.get("query") or {}
+st.subheader(f"{drug} in {cell_line}")
+st.caption(
+    f"Mechanism: {query.get('moa') or 'unknown'}; targets: {', '.join(query.get('targets') or []) or 'none known'}; "
+    f"programs: {', '.join(query.get('programs') or []) or 'none'}. Pool: {ex.get('pool_size', '?')} drugs "
+    f"({ex.get('regime')}, split `{ex.get('split_id', '')}`); {ex.get('n_neighbours', 0)} neighbours used, "
+    f"{ex.get('k_used', 0)} from the selector."
+)
+st.markdown(
+    f"**Metrics of the {ex.get('selector_label', selector)} prediction** over the {ex.get('n_eval_genes', len(genes)):,} "
+    "evaluation genes (top-2000 most variable in training; genes not measured in this signature are skipped). "
+    "Hover a tile for its formula."
+)
+sh.metric_tiles(ex.get("metrics", {}), METRICS)
+
+st.markdown("**The same query, baselines side by side**")
+with_slow = st.toggle(
+    "Also fit PCA + ridge (a few seconds per query)",
+    key="lgr_slow_baselines",
+    help="PCA + ridge refits a PCA of the training deltas for this query's split.",
+)
+rows = {f"{selector} (this prediction)": ex.get("metrics", {})}
+rows.update(ex.get("baselines") or {})
+if with_slow:
+    with sh.guard("fitting the PCA + ridge baseline", stop=False):
+        rows.update(slow_baselines(dataset, cell_line, drug, k, regime))
+table = pd.DataFrame(rows).T.reindex(columns=METRICS).astype(float)
+table.index.name = "method"
+st.dataframe(
+    table.style.format("{:.3f}", na_rep="–")
+    .highlight_max(subset=["pearson", "cosine", "sign_accuracy", "r2"], color="#D6EAF8")
+    .highlight_min(subset=["mae", "mse"], color="#D6EAF8"),
+    width="stretch",
+    column_config={
+        m: st.column_config.NumberColumn(sh.METRIC_LABELS[m], help=sh.metric_definition(m)) for m in METRICS
+    },
+)
+notes = {b: n for b, n in (ex.get("baseline_fallbacks") or {}).items() if n}
+st.caption(
+    "Best per column shaded. "
+    + "; ".join(f"**{b}**: {d}" for b, d in baselines.BASELINE_DEFINITIONS.items())
+    + (". Fallbacks: " + "; ".join(f"{b}: {n}" for b, n in notes.items()) if notes else ".")
+)
+
+left, right = st.columns([1.15, 1])
+with left:
+    st.markdown(
+        f"**Predicted vs observed**, one point per gene (r = {sh.fmt(ex.get('metrics', {}).get('pearson'))}; "
+        "hover for the gene)"
+    )
+    ok = np.isfinite(pred) & np.isfinite(truth)
+    fig = go.Figure(
+        go.Scattergl(
+            x=pred[ok],
+            y=truth[ok],
+            mode="markers",
+            text=genes[ok],
+            marker={"size": 5, "color": sh.POSITIVE, "opacity": 0.55},
+            hovertemplate="<b>%{text}</b><br>predicted %{x:.2f}<br>observed %{y:.2f}<extra></extra>",
+            name="genes",
+        )
+    )
+    if ok.any():
+        lo = float(min(pred[ok].min(), truth[ok].min()))
+        hi = float(max(pred[ok].max(), truth[ok].max()))
+        fig.add_trace(
+            go.Scatter(
+                x=[lo, hi],
+                y=[lo, hi],
+                mode="lines",
+                line={"color": sh.UNMEASURED, "dash": "dash"},
+                name="y = x",
+                hoverinfo="skip",
+            )
+        )
+    sh.plotly_layout(
+        fig,
+        height=420,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis_title="predicted Δ (inverse-normal rank score)",
+        yaxis_title="observed Δ (inverse-normal rank score)",
+        showlegend=False,
+    )
+    st.plotly_chart(fig, width="stretch", key="lgr_scatter")
+with right:
+    st.markdown("**Top genes, predicted vs observed**")
+    n_top = 10
+    g_ok, p_ok, t_ok = genes[ok], pred[ok], truth[ok]
+    tabs = st.tabs(["Most up-regulated", "Most down-regulated"])
+    for tab, (direction, sign) in zip(tabs, (("up", -1), ("down", 1)), strict=True):
+        p_idx = np.argsort(sign * p_ok, kind="stable")[:n_top]
+        t_idx = np.argsort(sign * t_ok, kind="stable")[:n_top]
+        shared = set(g_ok[p_idx]) & set(g_ok[t_idx])
+        top = pd.DataFrame(
+            {
+                "predicted": [f"{g} ✓" if g in shared else g for g in g_ok[p_idx]],
+                "predicted Δ": p_ok[p_idx],
+                "observed": [f"{g} ✓" if g in shared else g for g in g_ok[t_idx]],
+                "observed Δ": t_ok[t_idx],
+            },
+            index=pd.RangeIndex(1, len(p_idx) + 1, name="rank"),
+        )
+        with tab:
+            st.dataframe(
+                top.style.format({"predicted Δ": "{:+.2f}", "observed Δ": "{:+.2f}"}),
+                width="stretch",
+                column_config={
+                    "rank": st.column_config.NumberColumn(width=40),
+                    "predicted Δ": st.column_config.NumberColumn(width=80),
+                    "observed Δ": st.column_config.NumberColumn(width=80),
+                },
+            )
+            st.caption(f"{len(shared)} of the top {n_top} {direction}-regulated genes are in both lists (✓).")
+
+
+st.markdown("**Neighbours**")
+neigh = pd.DataFrame(ex.get("neighbours") or [])
+if neigh.empty:
+    st.warning("No valid neighbour: the prediction could not be formed from this pool.")
+else:
+    cols = [
+        c
+        for c in [
+            "rank",
+            "name",
+            "justification",
+            "own_pearson",
+            "loo_delta_pearson",
+            "similarity",
+            "mechanism",
+            "programs",
+            "targets",
+            "score",
+            "source",
+        ]
+        if c in neigh.columns
+    ]
+    st.dataframe(
+        neigh[cols],
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "rank": st.column_config.NumberColumn("rank", width="small"),
+            "name": st.column_config.TextColumn("drug"),
+            "justification": st.column_config.TextColumn("justification", width="large"),
+            "mechanism": st.column_config.ListColumn("mechanism", help="Mechanism tags of the neighbour."),
+            "programs": st.column_config.ListColumn(
+                "programs", help="Transcriptional programs its mechanism acts on."
+            ),
+            "targets": st.column_config.ListColumn(
+                "targets", help="HGNC symbols of its targets (ADME genes removed)."
+            ),
+            "similarity": st.column_config.NumberColumn(
+                "Tanimoto",
+                format="%.2f",
+                help="Tanimoto similarity of Morgan fingerprints (r=2) to the query.",
+            ),
+            "score": st.column_config.NumberColumn(
+                "selector score", format="%.2f", help="The selector's own score (its ranking criterion)."
+            ),
+            "own_pearson": st.column_config.NumberColumn(
+                "own r",
+                format="%.3f",
+                help="Pearson r of this neighbour's own delta in the cell line with the observed query delta.",
+            ),
+            "loo_delta_pearson": st.column_config.NumberColumn(
+                "LOO Δr",
+                format="%+.3f",
+                help="r(prediction) − r(prediction without this neighbour): > 0 means it helped.",
+            ),
+            "source": st.column_config.TextColumn(
+                "source", help="selector, hybrid_chem (chemistry padding) or pool_mean (fallback)."
+            ),
+        },
+    )
+    if ex.get("filtered"):
+        st.caption("Dropped by validation (not in the pool): " + ", ".join(map(str, ex["filtered"])))
+
+    with st.expander("Structures of the query and its neighbours (RDKit)", expanded=True):
+        names = [drug, *[str(n) for n in neigh["name"]]]
+        legends = [
+            f"query: {drug}",
+            *[f"{r}. {n}" for r, n in zip(neigh["rank"], neigh["name"], strict=True)],
+        ]
+        smiles = [drug_smiles(n) for n in names]
+        pairs = [(s, lg) for s, lg in zip(smiles, legends, strict=True) if s]
+        missing = [n for n, s in zip(names, smiles, strict=True) if not s]
+        if pairs:
+            st.image(structures_svg(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
+        if missing:
+            st.caption("No structure known for: " + ", ".join(missing))
+
+if llm_info:
+    st.markdown("**Language model**")
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Model", str(llm_info.get("model", "")), border=True)
+    c2.metric(
+        "k used", f"{ex.get('k_used')} / {k}", border=True, help="Valid in-pool names kept from the answer."
+    )
+    c3.metric(
+        "Cache",
+        "hit" if llm_info.get("cache_hit") else "miss",
+        border=True,
+        help="A hit is answered from the disk cache without an HTTP request.",
+    )
+    c4.metric("Prompt hash", str(llm_info.get("prompt_hash", "")), border=True)
+    if not llm_info.get("block_found", True):
+        st.warning("The answer had no <Final Answer> block; names were read from its numbered lines.")
+    with st.expander("Prompt sent"):
+        render_messages(llm_info.get("prompt"))
+    with st.expander("Raw answer", expanded=True):
+        st.code(str(llm_info.get("raw_answer") or "(no answer)"), language=None, wrap_lines=True)
+    filtered = list(ex.get("filtered") or []) + list(llm_info.get("duplicates") or [])
+    with st.expander(f"Filtered items ({len(filtered)})"):
+        st.write(
+            ", ".join(map(str, filtered))
+            if filtered
+            else "None: every named drug was in the pool, no duplicates."
+        )
+
+with st.expander("Metric definitions"):
+    st.dataframe(sh.definitions_table(METRICS), hide_index=True, width="stretch")
+
+st.download_button(
+    "Download this explanation (JSON)",
+    sh.to_json(ex),
+    file_name=f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json".replace(" ", "_").replace("/", "-"),
+    mime="application/json",
+    icon=":material/download:",
+)
+sh.cli_hint(
+    f'python -m perturb_core lgr predict --dataset {dataset} --cell-line "{cell_line}" --drug "{drug}" '
+    f"--selector {selector} --k {k} --aggregation {aggregation} --regime {regime} --json"
+)

@@ -1,0 +1,133 @@
+"""Settings: LLM endpoint and model for this session, connection test, LLM cache, data status and rebuild."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from pages import _shared as sh
+from perturb_core.config import get_settings
+
+sh.header("Settings", "LLM endpoint and model, the answer cache, and the state of the built data.")
+
+base = get_settings()
+current = sh.settings()
+
+# --------------------------------------------------------------------------- LLM
+st.subheader("Language model")
+st.caption(
+    "Any OpenAI-compatible endpoint works (OpenAI, vLLM, Ollama, llama.cpp). Values set here apply to "
+    "this browser session only; defaults come from `OPENAI_BASE_URL`, `PERTURB_CORE_LLM_MODEL` or "
+    "`perturb_core.toml`."
+)
+with st.form("llm_form", border=True):
+    url = st.text_input(
+        "Endpoint base URL",
+        value=current.llm_base_url or "",
+        placeholder="https://api.openai.com/v1  or  http://localhost:8000/v1",
+        help="Leave empty for OpenAI's default endpoint (then a key is needed).",
+    )
+    model = st.text_input("Model", value=current.llm_model, help="Model name sent to the endpoint.")
+    apply, reset = st.columns([1, 1])
+    applied = apply.form_submit_button("Apply for this session", type="primary", icon=":material/check:")
+    was_reset = reset.form_submit_button("Reset to defaults", icon=":material/restart_alt:")
+if applied:
+    url = url.strip()
+    if url and not url.startswith(("http://", "https://")):
+        st.error(f"Endpoint {url!r} must start with http:// or https:// (e.g. http://localhost:8000/v1).")
+    elif not model.strip():
+        st.error("The model name is empty; enter the name your endpoint serves (e.g. gpt-4o-mini).")
+    else:
+        st.session_state[sh.LLM_OVERRIDES_KEY] = {"llm_base_url": url, "llm_model": model.strip()}
+        st.rerun()
+if was_reset:
+    st.session_state.pop(sh.LLM_OVERRIDES_KEY, None)
+    st.rerun()
+
+endpoint = current.llm_base_url or ("https://api.openai.com/v1" if current.llm_api_key else "none")
+st.markdown(
+    f"| Setting | Value |\n|---|---|\n| **Endpoint** | `{endpoint}` |\n| **Model** | `{current.llm_model}` |\n"
+    f"| **API key** | {sh.key_source(base)} (never displayed; read from `OPENAI_API_KEY` or "
+    "`.streamlit/secrets.toml`) |\n"
+    f"| **Timeout / retries / concurrency** | {current.llm_timeout:g} s / {current.llm_max_retries} / "
+    f"{current.llm_concurrency} |"
+)
+if not current.llm_configured:
+    st.info(
+        "No LLM is configured, so the LLM selector and CORE-Reasoning are unavailable; every other method "
+        "works without one. To enable them, set `OPENAI_BASE_URL` (and `OPENAI_API_KEY` if the endpoint "
+        "needs one) before `streamlit run app.py`, or enter an endpoint above.",
+        icon=":material/info:",
+    )
+if st.button("Test connection", icon=":material/wifi_tethering:", disabled=not current.llm_configured):
+    from perturb_core.llm import test_connection
+
+    with st.spinner(f"Asking {current.llm_model}…"):
+        reply = sh.call(test_connection, current, action="testing the LLM connection")
+    if reply is not None:
+        st.success(f"Connected: {current.llm_model} replied {reply[:80]!r}.", icon=":material/check_circle:")
+
+# --------------------------------------------------------------------------- cache
+st.subheader("LLM answer cache")
+from perturb_core.llm import ResponseCache  # noqa: E402
+
+cache = ResponseCache(current.cache_dir)
+stats = sh.call(cache.stats, action="reading the cache") or {
+    "n_entries": 0,
+    "bytes": 0,
+    "directory": str(current.cache_dir),
+}
+c1, c2 = st.columns(2)
+c1.metric("Cached answers", stats["n_entries"], border=True, help="One file per (model, prompt, options).")
+c2.metric("Size", f"{stats['bytes'] / 1e6:.2f} MB", border=True)
+st.caption(
+    f"Folder: `{stats['directory']}` (shared with the command line; set `PERTURB_CORE_CACHE_DIR` to move it)."
+)
+confirm = st.checkbox("I understand clearing makes the next LLM runs call the endpoint again")
+if st.button("Clear the cache", icon=":material/delete:", disabled=not confirm):
+    n = sh.call(cache.clear, action="clearing the cache")
+    if n is not None:
+        st.success(f"Removed {n} cached answers.")
+
+# --------------------------------------------------------------------------- data
+st.subheader("Data")
+built = sh.data_built()
+st.markdown(
+    f"Status: **{'built and up to date' if built else 'not built or out of date'}**  \n"
+    f"Processed folder: `{base.processed_dir}`  \nRaw mirror: `{base.mirror or 'none (download from URLs)'}`"
+)
+stamps_path = base.processed_dir / "build.json"
+if stamps_path.exists():
+    try:
+        stamps = json.loads(stamps_path.read_text())
+        st.dataframe(
+            pd.DataFrame({"artifact": list(stamps), "input stamp": list(stamps.values())}),
+            hide_index=True,
+            width="content",
+        )
+    except (OSError, ValueError):
+        st.warning(f"{stamps_path} is unreadable; rebuild to fix it.")
+c1, c2 = st.columns(2)
+if c1.button(
+    "Reload datasets", icon=":material/refresh:", help="Forget cached datasets and graph in this server."
+):
+    sh.clear_caches()
+    st.success("Caches cleared; data reloads on next use.")
+sure = c2.checkbox("Rebuild everything from the raw files (about a minute or more)")
+if c2.button("Rebuild data", icon=":material/build:", disabled=not sure):
+    from perturb_core.data.build import build
+
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(artifact: str, done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{artifact}: {message} ({done}/{total})")
+
+    steps = sh.call(build, settings=base, force=True, progress=progress, action="rebuilding the data")
+    if steps is not None:
+        bar.progress(1.0, text="Done")
+        sh.clear_caches()
+        st.success("Rebuilt: " + ", ".join(f"{s.artifact} ({s.seconds:.0f} s)" for s in steps))
+
+sh.cli_hint("python -m perturb_core data build --force   # rebuild\npython -m perturb_core data info --json")
