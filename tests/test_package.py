@@ -29,5 +29,9 @@ def test_core_imports_without_streamlit() -> None:
 
 def test_no_streamlit_calls_in_the_core() -> None:
     root = Path(perturb_core.__file__).parent
-    offenders = [p.name for p in root.rglob("*.py") if re.search(r"^\s*(import streamlit|from streamlit)|\bst\.[a-z_]+\(", p.read_text(), re.M)]
+    offenders = [
+        p.name
+        for p in root.rglob("*.py")
+        if re.search(r"^\s*(import streamlit|from streamlit)|\bst\.[a-z_]+\(", p.read_text(), re.M)
+    ]
     assert not offenders

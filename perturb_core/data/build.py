@@ -263,7 +263,9 @@ def build(
             progress=lambda i, n, name: report(ds, i, n, f"read {name}"),
             provenance={
                 "description": spec.description,
-                "sha256": {Path(e.file).name: e.sha256 for e in load_manifest() if e.file.startswith(spec.folder)},
+                "sha256": {
+                    Path(e.file).name: e.sha256 for e in load_manifest() if e.file.startswith(spec.folder)
+                },
                 "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )
