@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import platform
 import resource
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from perturb_core.config import get_settings
-from perturb_core.data.build import build
-from perturb_core.data.fetch import fetch
+sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
+
+from perturb_core.config import get_settings  # noqa: E402
+from perturb_core.data.build import build  # noqa: E402
+from perturb_core.data.fetch import fetch  # noqa: E402
 
 
 def main() -> None:
