@@ -8,18 +8,17 @@ no analysis logic lives in the UI.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.errors import PerturbCoreError, name_key
+from perturb_core.serialize import dumps
 
 log = logging.getLogger("perturb_app")
 
@@ -444,27 +443,7 @@ def definitions_table(names: list[str]) -> pd.DataFrame:
 
 def to_json(obj: object) -> str:
     """JSON text of results (NaN -> null, NumPy values as numbers)."""
-    return json.dumps(_jsonable(obj), indent=2, allow_nan=False)
-
-
-def _jsonable(obj: object) -> object:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, pd.DataFrame):
-        return _jsonable(obj.reset_index().to_dict("records"))
-    if isinstance(obj, pd.Series):
-        return _jsonable(obj.to_dict())
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, str | int | float | bool) or obj is None:
-        return obj
-    return str(obj)
+    return dumps(obj)
 
 
 def plotly_layout(fig: Any, *, height: int = 380, **kwargs: Any) -> Any:

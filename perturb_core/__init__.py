@@ -75,6 +75,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "perturb_core.reasoning": ("core_reasoning", "isolated_llm", "parse_probability"),
     "perturb_core.evaluate.core": ("CORE_METHODS", "COREResult", "evaluate_core"),
     # metrics
+    "perturb_core.serialize": ("to_jsonable", "dumps"),
     "perturb_core.metrics": (
         "METRIC_DEFINITIONS",
         "regression_metrics",

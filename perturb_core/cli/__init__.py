@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
 from collections.abc import Sequence
 
 from perturb_core.errors import PerturbCoreError
+from perturb_core.serialize import dumps
 
 __all__ = ["main", "print_json"]
 
@@ -22,25 +22,7 @@ _GROUPS = ("data", "lgr", "core")
 
 def print_json(obj: object) -> None:
     """Print ``obj`` as JSON (NaN -> null, NumPy scalars -> numbers)."""
-    print(json.dumps(_jsonable(obj), indent=2, allow_nan=False))
-
-
-def _jsonable(obj: object) -> object:
-    import math
-
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+    print(dumps(obj))
 
 
 def build_parser() -> argparse.ArgumentParser:
