@@ -30,7 +30,7 @@ def split_targets(text: object) -> list[str]:
     out: list[str] = []
     for t in re.split(r"[,;|/]\s*|\s+", str(text)):
         t = t.strip().upper()
-        if t and t not in _UNCLEAR and t not in out and re.fullmatch(r"[A-Z0-9][A-Z0-9.\-]*", t):
+        if t and t.lower() not in _UNCLEAR and t not in out and re.fullmatch(r"[A-Z0-9][A-Z0-9.\-]*", t):
             out.append(t)
     return out
 
