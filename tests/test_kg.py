@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from perturb_core.data.graph import RELATIONS
+from perturb_core.data.fetch import fetch
+from perturb_core.data.graph import RELATIONS, build_graph_tables
+from perturb_core.data.manifest import load_manifest
+from perturb_core.data.registry import load_drugs
 from perturb_core.errors import UnknownNameError, ValidationError
 from perturb_core.kg import KnowledgeGraph, load_graph
 
@@ -84,3 +88,19 @@ def test_real_graph_has_every_source_and_loads_fast(real_data) -> None:
     assert "gene:EGFR" in set(n.loc[n["relation"] == "targets", "id"])
     assert "mechanism:egfr-erbb-inhibitor" in set(n["id"])
     assert g.find("TP53", "gene") == "gene:TP53"
+
+
+@pytest.mark.realdata
+def test_corum_is_opt_in(real_data, tmp_path) -> None:
+    corum = [e for e in load_manifest() if "corum" in e.file]
+    settings = real_data.with_(data_dir=tmp_path)
+    assert fetch(settings=settings, entries=corum) == []  # non-commercial licence: skipped by default
+    fetch(settings=settings, entries=corum, include_optional=True)
+    kg_dir = settings.raw_dir / "kg"
+    shutil.copytree(real_data.raw_dir / "kg", kg_dir, dirs_exist_ok=True)
+    drugs = load_drugs(real_data).table
+    _, edges, _ = build_graph_tables(kg_dir, drugs)
+    assert "in_complex" not in set(edges["relation"])
+    nodes, edges, _ = build_graph_tables(kg_dir, drugs, enable_corum=True)
+    assert (edges["relation"] == "in_complex").sum() > 10_000
+    assert (nodes["kind"] == "complex").sum() == 2417
