@@ -382,8 +382,8 @@ def core_tab() -> None:
         table = interval_table(out["long"], CORE_METRICS).reindex(p["methods"])
         table["pairs"] = [d["methods"][m].get("n_pairs") for m in table.index]
         table["genes in macro"] = [d["methods"][m].get("n_genes_macro") for m in table.index]
-        if any("n_fallback" in d["methods"][m] for m in table.index):
-            table["LLM fallbacks"] = [d["methods"][m].get("n_fallback", 0) for m in table.index]
+        if d.get("llm_calls"):
+            table["LLM fallbacks"] = [d["llm_calls"].get(m, {}).get("n_fallback", 0) for m in table.index]
         st.dataframe(table, width="stretch")
         metric_bars(out["long"], CORE_METRICS, "core_bar")
         colours = method_colours(p["methods"])

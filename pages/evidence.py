@@ -277,10 +277,7 @@ def ask_core_reasoning(dataset: str, task: str, perturbation: str, gene: str) ->
     pairs = pd.DataFrame({"pert": [perturbation], "gene": [gene]})
     budget = getattr(reasoning, "DEFAULT_BUDGET", 20)
     row = reasoning.core_reasoning(labels, graph, pairs, llm=LLM.from_settings(settings), budget=budget)
-    out = row.iloc[0].to_dict()
-    shown = evidence.explain(labels, graph, perturbation=perturbation, gene=gene, budget=budget)
-    out["prompt"] = reasoning.render_core_prompt(shown)
-    return out
+    return row.iloc[0].to_dict()  # includes the prompt exactly as sent
 
 
 # --------------------------------------------------------------------------- inputs

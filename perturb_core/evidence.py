@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -1058,6 +1059,7 @@ class CoreIndex:
 
 _INDEX_CACHE: dict[tuple[Any, ...], CoreIndex] = {}
 _INDEX_CACHE_SIZE = 16
+_INDEX_LOCK = threading.Lock()  # Streamlit serves sessions from several threads
 
 
 def clear_core_cache() -> None:
@@ -1093,7 +1095,8 @@ def core_index(
     options = options or VotingOptions()
     rels = _check_relations(labels, graph, relations, include_leaky)
     key = (labels.name, labels.task, id(labels.table), id(graph), rels, include_leaky, options)
-    hit = _INDEX_CACHE.get(key)
+    with _INDEX_LOCK:
+        hit = _INDEX_CACHE.get(key)
     if hit is not None and hit.labels.table is labels.table and hit.graph is graph:
         return hit
     rs = build_relations(
@@ -1105,9 +1108,10 @@ def core_index(
     lab = _Labels.build(pert[train], gene[train], y[train], (len(rs.perturbations), len(genes)))
     kernel = _kernel(rs, model)
     index = CoreIndex(labels, graph, rs, model, lab, genes, kernel)
-    while len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
-        _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
-    _INDEX_CACHE[key] = index
+    with _INDEX_LOCK:
+        while len(_INDEX_CACHE) >= _INDEX_CACHE_SIZE:
+            _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)), None)
+        _INDEX_CACHE[key] = index
     return index
 
 
@@ -1137,20 +1141,11 @@ def _pair_codes(
     missing = {"pert", "gene"} - set(pairs.columns)
     if missing:
         raise ValidationError(f"pairs needs columns pert and gene; missing {sorted(missing)}")
-    perts = pd.Index(t["pert"].cat.categories)
-    genes = pd.Index(t["gene"].cat.categories)
-    pc = perts.get_indexer(pairs["pert"].astype(str))
-    gc = genes.get_indexer(pairs["gene"].astype(str))
-    if (pc < 0).any():
-        raise unknown_name(
-            f"perturbation in {labels.name!r}", str(pairs["pert"].iloc[int(np.argmax(pc < 0))]), perts
-        )
-    if (gc < 0).any():
-        raise unknown_name(f"gene in {labels.name!r}", str(pairs["gene"].iloc[int(np.argmax(gc < 0))]), genes)
+    pc, gc = labels.pair_codes(pairs["pert"], pairs["gene"])
     out = pd.DataFrame(
-        {"pert": pairs["pert"].astype(str).to_numpy(), "gene": pairs["gene"].astype(str).to_numpy()}
+        {"pert": t["pert"].cat.categories[pc].to_numpy(), "gene": t["gene"].cat.categories[gc].to_numpy()}
     )
-    return out, pc.astype(np.intp), gc.astype(np.intp)
+    return out, pc, gc
 
 
 def predict_core_voting(

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from perturb_core.data.registry import LabelSet
-from perturb_core.errors import LLMError, ValidationError, unknown_name
+from perturb_core.errors import LLMError, ValidationError
 from perturb_core.evidence import CoreIndex, EvidenceExplanation, core_index, explain, gene_frequency
 from perturb_core.kg import KnowledgeGraph
 from perturb_core.llm import LLM, LLMResponse, prompt_hash, render_messages
@@ -53,6 +53,7 @@ REASONING_COLUMNS: tuple[str, ...] = (
     "raw",
     "cache_hit",
     "prompt_hash",
+    "prompt",
 )
 """Columns of :func:`core_reasoning` and :func:`isolated_llm`, in order."""
 
@@ -351,14 +352,11 @@ def _pairs(labels: LabelSet, pairs: pd.DataFrame) -> pd.DataFrame:
     missing = {"pert", "gene"} - set(pairs.columns)
     if missing:
         raise ValidationError(f"pairs needs columns pert and gene; missing {sorted(missing)}")
+    pc, gc = labels.pair_codes(pairs["pert"], pairs["gene"])
+    t = labels.table
     frame = pd.DataFrame(
-        {"pert": pairs["pert"].astype(str).to_numpy(), "gene": pairs["gene"].astype(str).to_numpy()}
+        {"pert": t["pert"].cat.categories[pc].to_numpy(), "gene": t["gene"].cat.categories[gc].to_numpy()}
     )
-    for col, what in (("pert", "perturbation"), ("gene", "gene")):
-        known = labels.table[col].cat.categories
-        bad = ~frame[col].isin(known)
-        if bad.any():
-            raise unknown_name(f"{what} in {labels.name!r}", str(frame.loc[bad, col].iloc[0]), list(known))
     return frame
 
 
@@ -403,6 +401,7 @@ def _run(
     out["raw"] = raw
     out["cache_hit"] = hit
     out["prompt_hash"] = [prompt_hash(p) for p in prompts]
+    out["prompt"] = list(prompts)
     return out[list(REASONING_COLUMNS)]
 
 
@@ -447,6 +446,8 @@ def core_reasoning(
 def _voting_scores(index: CoreIndex, frame: pd.DataFrame) -> np.ndarray:
     pc = index.perturbations.get_indexer(frame["pert"])
     gc = index.genes.get_indexer(frame["gene"])
+    if (pc < 0).any() or (gc < 0).any():  # _pairs resolved every name: this is a bug, not bad input
+        raise RuntimeError("pairs were not resolved against the index's label set")
     return index.score(pc.astype(np.intp), gc.astype(np.intp))["score"].to_numpy()
 
 

@@ -129,8 +129,8 @@ def test_llm_methods_through_the_fake_server(
         progress=lambda d, n: steps.append((d, n)),
     )
     d = res.to_dict()
-    assert d["methods"]["core_reasoning"]["n_fallback"] == 2  # the two G3 pairs
-    assert d["methods"]["isolated_llm"]["n_failed"] == 2
+    assert d["llm_calls"]["core_reasoning"]["n_fallback"] == 2  # the two G3 pairs
+    assert d["llm_calls"]["isolated_llm"]["n_failed"] == 2
     assert steps[-1] == (13, 13)  # 6 + 6 pairs + 1 method
     pp = res.per_pair[res.per_pair["method"] == "core_reasoning"]
     assert {"fallback", "error", "rationale", "raw"} <= set(pp.columns)
@@ -155,10 +155,18 @@ def test_real_tahoe_c32(real_data: Settings) -> None:
     labels = load_labels("tahoe-c32", "de", real_data)
     graph = load_graph(real_data)
     res = evaluate_core(labels, graph, methods=["gene_frequency", "core_voting", "random"], n_boot=50)
-    d = res.to_dict()["methods"]
+    doc = res.to_dict()
+    d = doc["methods"]
     assert d["gene_frequency"]["macro_gene_auroc"] == pytest.approx(0.5, abs=1e-9)
     assert d["core_voting"]["macro_gene_auroc"] > 0.5
     assert d["core_voting"]["auroc"] >= d["gene_frequency"]["auroc"] - 0.01
-    lo, hi = d["core_voting"]["ci"]["macro_gene_auroc"]
+    lo, hi = doc["ci"]["core_voting"]["macro_gene_auroc"]
     assert lo <= d["core_voting"]["macro_gene_auroc"] <= hi
     assert d["core_voting"]["n_pairs"] == int((labels.table["split"] == "test").sum())
+
+
+def test_n_boot_is_checked_before_any_work(real_data) -> None:
+    from perturb_core.kg import load_graph
+
+    with pytest.raises(ValidationError, match="n_boot must be a positive integer"):
+        evaluate_core(load_labels("tahoe-c32", "de", real_data), load_graph(real_data), methods=["random"], n_boot=0)

@@ -95,3 +95,24 @@ def test_missing_and_corrupt_paths(tmp_path: Path, settings) -> None:
     txt.write_text("a,b\n")
     with pytest.raises(DataError, match="unsupported file type"):
         import_dataset(txt, name="x", settings=settings)
+
+
+def test_names_differing_only_in_spelling_collide(tmp_path: Path, settings) -> None:
+    import_dataset(_h5ad(tmp_path), name="u-good", settings=settings)
+    with pytest.raises(ValidationError, match="already imported"):
+        import_dataset(_h5ad(tmp_path), name="U_Good", settings=settings)
+    import_dataset(_h5ad(tmp_path), name="U_Good", overwrite=True, settings=settings)
+    assert [d.name for d in list_datasets(settings) if d.user] == ["U_Good"]
+
+
+def test_corrupt_registry_is_reported_not_dropped(tmp_path: Path, settings) -> None:
+    import_dataset(_h5ad(tmp_path), name="first", settings=settings)
+    (settings.data_dir / "user" / "datasets.json").write_text("{not json")
+    with pytest.raises(DataError, match="is corrupt"):
+        import_dataset(_h5ad(tmp_path), name="second", settings=settings)
+
+
+def test_rows_without_a_drug_are_refused(tmp_path: Path, settings) -> None:
+    obs = pd.DataFrame({"cell_line": ["A", "A", "B"], "drug": ["x", None, "x"]})
+    with pytest.raises(DataError, match="1 rows have no drug in obs column 'drug'"):
+        import_dataset(_h5ad(tmp_path, obs=obs), name="gaps", settings=settings)

@@ -92,3 +92,24 @@ def test_drug_table(real_data) -> None:
     assert t.loc[drugs.resolve("Erlotinib"), "moa_fine"] if "erlotinib" in t.index else True
     unmatched = t[t["source"] == "unmatched"]
     assert len(unmatched) < 30  # listed by `data info`, not dropped
+
+
+def test_salt_forms_are_separate_drugs_and_a_bare_name_is_ambiguous(real_data) -> None:
+    ds = load_signatures("tahoe", real_data)
+    assert ds.resolve_drug("Tofacitinib") == "Tofacitinib"  # exact name wins over the citrate
+    assert ds.resolve_drug("tofacitinib citrate") == "Tofacitinib citrate"
+    with pytest.raises(
+        UnknownNameError, match="ambiguous .* matches Almonertinib hydrochloride, Almonertinib mesylate"
+    ):
+        ds.resolve_drug("Almonertinib")
+    labels = load_labels("tahoe-c32", "de", real_data)
+    with pytest.raises(UnknownNameError, match="ambiguous"):
+        labels.resolve_perturbation("almonertinib")
+
+
+def test_pair_codes_accept_any_spelling(real_data) -> None:
+    labels = load_labels("perturbqa-k562", "de", real_data)
+    pc, gc = labels.pair_codes(["aars2", "AARS2"], ["mt-nd5", "MT-ND5"])
+    assert pc[0] == pc[1] and gc[0] == gc[1] >= 0
+    with pytest.raises(UnknownNameError, match="closest known"):
+        labels.pair_codes(["NOTAGENE1"], ["MT-ND5"])

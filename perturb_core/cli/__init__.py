@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PerturbCoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # e.g. --out pointing at a folder or a read-only place
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}; check the path and its permissions", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -91,12 +91,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     for m, v in doc["methods"].items():
         cells = []
         for metric in ("auroc", "macro_gene_auroc"):
-            lo, hi = v["ci"][metric]
+            lo, hi = doc["ci"][m][metric]
             cells.append(f"{_fmt(v[metric])} [{_fmt(lo)}, {_fmt(hi)}]".rjust(22))
-        extra = f"  ({v['n_fallback']} fallbacks)" if v.get("n_fallback") else ""
+        n_fallback = doc["llm_calls"].get(m, {}).get("n_fallback")
+        extra = f"  ({n_fallback} fallbacks)" if n_fallback else ""
         print(
             f"{m:<28}{''.join(cells)}{v['n_genes_macro']:>7}{_fmt(v['auprc']):>8}"
-            f"{_fmt(v['predicted_positive_rate']):>11}{_fmt(v['brier']):>8}{extra}"
+            f"{_fmt(v['predicted_positive_rate']):>11}{_fmt(doc['brier'][m]):>8}{extra}"
         )
     return 0
 

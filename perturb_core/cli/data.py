@@ -100,7 +100,13 @@ def _info(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from perturb_core.data.importer import import_dataset
 
-    out = import_dataset(args.path, name=args.name, cell_line_col=args.cell_line_col, drug_col=args.drug_col)
+    out = import_dataset(
+        args.path,
+        name=args.name,
+        cell_line_col=args.cell_line_col,
+        drug_col=args.drug_col,
+        overwrite=args.force,
+    )
     print(f"imported {args.name!r} -> {out}; use --dataset {args.name}")
     return 0
 
@@ -135,4 +141,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--name", required=True, help="dataset name to use with --dataset")
     m.add_argument("--cell-line-col", default=None, help="obs column with cell lines (auto-detected)")
     m.add_argument("--drug-col", default=None, help="obs column with drugs (auto-detected)")
+    m.add_argument("--force", action="store_true", help="replace a dataset already imported under this name")
     m.set_defaults(func=_import)

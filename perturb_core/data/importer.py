@@ -6,6 +6,7 @@ written to ``<data dir>/user/<name>.h5ad`` and listed by ``data info``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -21,8 +22,9 @@ import scipy.sparse as sp
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.build import SIGNATURE_DATASETS
 from perturb_core.data.names import slug
+from perturb_core.data.registry import _user_registry
 from perturb_core.data.signatures import signatures_to_anndata
-from perturb_core.errors import DataError, ValidationError
+from perturb_core.errors import DataError, ValidationError, name_key
 
 __all__ = ["CELL_LINE_COLUMNS", "DRUG_COLUMNS", "import_dataset", "validate_delta_anndata"]
 
@@ -71,6 +73,15 @@ def validate_delta_anndata(
             f"{path}: X has {int(bad.sum())} non-finite values ({kind} at row {adata.obs_names[r]!r}, "
             f"gene {adata.var_names[c]!r}); replace or drop them before importing"
         )
+    for col, what in ((cc, "cell line"), (dc, "drug")):
+        values = adata.obs[col]
+        empty = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+        if empty.any():
+            rows = list(adata.obs_names[empty][:3])
+            raise DataError(
+                f"{path}: {int(empty.sum())} rows have no {what} in obs column {col!r} (e.g. {rows}); "
+                "fill or drop them before importing"
+            )
     cells = adata.obs[cc].astype(str).str.strip()
     drugs = adata.obs[dc].astype(str).str.strip()
     pair = cells.map(slug) + "|" + drugs.map(slug)
@@ -108,6 +119,7 @@ def import_dataset(
     name: str,
     cell_line_col: str | None = None,
     drug_col: str | None = None,
+    overwrite: bool = False,
     settings: Settings | None = None,
 ) -> Path:
     """Validate and register a user dataset.
@@ -118,6 +130,7 @@ def import_dataset(
             line is the file name without extension and without a ``prefix.``).
         name: dataset name (letters, digits, ``-``, ``_``; not a built-in name).
         cell_line_col, drug_col: obs columns (auto-detected when ``None``).
+        overwrite: replace a dataset already imported under this name (any spelling).
 
     Returns:
         The written ``.h5ad``.
@@ -133,6 +146,13 @@ def import_dataset(
         raise ValidationError(f"dataset name {name!r} is taken by a built-in dataset; choose another")
     if not path.exists():
         raise DataError(f"{path} does not exist; give an .h5ad file or a folder of .rda signature files")
+    out_dir = settings.data_dir / "user"
+    clash = [n for n in _user_registry(settings) if name_key(n) == name_key(name)]
+    if clash and not overwrite:
+        raise ValidationError(
+            f"a dataset named {clash[0]!r} is already imported; choose another name or replace it "
+            "(--force on the command line, overwrite=True in Python)"
+        )
     if path.is_dir():
         files = {p.name[: -len(".rda")].split(".", 1)[-1]: p for p in sorted(path.glob("*.rda"))}
         if not files:
@@ -156,20 +176,17 @@ def import_dataset(
         "imported_from": path.name,
         "imported": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    out_dir = settings.data_dir / "user"
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{slug(name)}.h5ad"
+    out = out_dir / f"{name_key(name)}.h5ad"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     adata.write_h5ad(tmp)
     os.replace(tmp, out)
-    reg_path = out_dir / "datasets.json"
-    try:
-        reg = json.loads(reg_path.read_text())
-    except (FileNotFoundError, ValueError):
-        reg = {}
-    reg[name] = {"path": str(out), "description": f"user dataset ({source}: {path.name})"}
-    fd, tmpname = tempfile.mkstemp(dir=out_dir, prefix=".datasets.")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(reg, fh, indent=1)
-    os.replace(tmpname, reg_path)
+    with open(out_dir / ".datasets.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # several processes may import at once
+        reg = {n: m for n, m in _user_registry(settings).items() if name_key(n) != name_key(name)}
+        reg[name] = {"file": out.name, "description": f"user dataset ({source}: {path.name})"}
+        fd, tmpname = tempfile.mkstemp(dir=out_dir, prefix=".datasets.")
+        with os.fdopen(fd, "w") as fh:
+            json.dump(reg, fh, indent=1)
+        os.replace(tmpname, out_dir / "datasets.json")
     return out

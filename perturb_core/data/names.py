@@ -6,7 +6,7 @@ import re
 
 from perturb_core.errors import name_key
 
-__all__ = ["OPENPROBLEMS_CELL_TYPES", "SALT_WORDS", "drug_keys", "name_key", "slug"]
+__all__ = ["OPENPROBLEMS_CELL_TYPES", "SALT_WORDS", "DrugNameIndex", "drug_keys", "name_key", "slug"]
 
 #: Counter-ions and hydrate words dropped when matching drug names across sources.
 SALT_WORDS = (
@@ -95,3 +95,47 @@ def drug_keys(name: str) -> list[str]:
         if k and k not in out:
             out.append(k)
     return out
+
+
+class DrugNameIndex:
+    """Resolve any spelling of a drug to one of ``names``, refusing ambiguous matches.
+
+    A query matches a name when they share a lookup key (:func:`drug_keys`). An exact match
+    of the full key wins; otherwise the first of the query's keys that matches anything must
+    match exactly one name (``'Almonertinib'`` is ambiguous between the hydrochloride and the
+    mesylate, which are separate drugs with their own responses).
+    """
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = list(dict.fromkeys(str(n) for n in names))
+        self._full: dict[str, str] = {}
+        self._any: dict[str, list[str]] = {}
+        for n in self.names:
+            keys = drug_keys(n)
+            self._full.setdefault(keys[0], n)
+            for k in keys:
+                bucket = self._any.setdefault(k, [])
+                if n not in bucket:
+                    bucket.append(n)
+
+    def resolve(self, query: str, *, kind: str) -> str:
+        """The matching name.
+
+        Raises:
+            UnknownNameError: no match (with the closest names) or several (listing them).
+        """
+        from perturb_core.errors import UnknownNameError, unknown_name
+
+        keys = drug_keys(query)
+        for k in keys:
+            if k in self._full:
+                return self._full[k]
+        for k in keys:
+            hits = self._any.get(k, [])
+            if len(hits) == 1:
+                return hits[0]
+            if len(hits) > 1:
+                raise UnknownNameError(
+                    f"ambiguous {kind}: {query!r} matches {', '.join(sorted(hits))}; give the full name"
+                )
+        raise unknown_name(kind, query, self.names)

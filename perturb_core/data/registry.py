@@ -8,6 +8,7 @@ closest known names.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -19,7 +20,7 @@ import pandas as pd
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.build import PERTURBQA_LINES, SIGNATURE_DATASETS
-from perturb_core.data.names import drug_keys, slug
+from perturb_core.data.names import DrugNameIndex, slug
 from perturb_core.errors import DataError, NotBuiltError, ValidationError, name_key, unknown_name
 
 __all__ = [
@@ -67,7 +68,7 @@ class SignatureDataset:
     adata: ad.AnnData
     _rows: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
     _cell_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
-    _drug_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _drug_index: dict[str, DrugNameIndex] = field(default_factory=dict, repr=False, compare=False)
     _gene_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -76,9 +77,7 @@ class SignatureDataset:
         drugs = obs["drug"].astype(str).to_numpy()
         self._rows.update({(c, d): i for i, (c, d) in enumerate(zip(cells, drugs, strict=True))})
         self._cell_keys.update(_resolver("cell line", list(pd.unique(cells))))
-        for d in pd.unique(drugs):
-            for k in drug_keys(d):
-                self._drug_keys.setdefault(k, d)
+        self._drug_index["all"] = DrugNameIndex(list(pd.unique(drugs)))
         self._gene_keys.update(_resolver("gene", list(self.adata.var_names)))
 
     @property
@@ -107,10 +106,7 @@ class SignatureDataset:
 
     def resolve_drug(self, name: str) -> str:
         """Display name of a drug given any spelling (salt words and aliases ignored)."""
-        for k in drug_keys(name):
-            if k in self._drug_keys:
-                return self._drug_keys[k]
-        raise unknown_name(f"drug in dataset {self.name!r}", name, self.drugs())
+        return self._drug_index["all"].resolve(name, kind=f"drug in dataset {self.name!r}")
 
     def resolve_gene(self, name: str) -> str:
         """Gene symbol given any case."""
@@ -160,11 +156,32 @@ class LabelSet:
 
     def resolve_perturbation(self, name: str) -> str:
         """Perturbation name given any spelling."""
-        keys = {name_key(p): p for p in self.table["pert"].cat.categories}
-        for k in drug_keys(name) if self.perturbation_kind == "drug" else [name_key(name)]:
-            if k in keys:
-                return keys[k]
-        raise unknown_name(f"perturbation in {self.name!r}", name, self.perturbations)
+        kind = f"perturbation in {self.name!r}"
+        if self.perturbation_kind == "drug":
+            return DrugNameIndex(self.perturbations).resolve(name, kind=kind)
+        hit = {name_key(p): p for p in self.table["pert"].cat.categories}.get(name_key(name))
+        if hit is None:
+            raise unknown_name(kind, name, self.perturbations)
+        return hit
+
+    def pair_codes(self, perts: Sequence[str], genes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Category codes of (perturbation, gene) names given in any spelling.
+
+        Exact names are looked up in one vectorised pass; only the others go through
+        :meth:`resolve_perturbation` / :meth:`resolve_gene` (which raise for unknown names).
+        """
+        out = []
+        for col, names, resolve in (
+            ("pert", perts, self.resolve_perturbation),
+            ("gene", genes, self.resolve_gene),
+        ):
+            cats = pd.Index(self.table[col].cat.categories)
+            names = pd.Index([str(n) for n in names])
+            codes = cats.get_indexer(names)
+            for bad in pd.unique(names[codes < 0]):
+                codes[names == bad] = cats.get_loc(resolve(bad))
+            out.append(codes.astype(np.intp))
+        return out[0], out[1]
 
     def resolve_gene(self, name: str) -> str:
         """Gene name given any case."""
@@ -186,18 +203,10 @@ class DrugTable:
 
     def resolve(self, name: str) -> str:
         """Drug id for any spelling of a drug name or id."""
-        for k in drug_keys(name):
-            hit = self._keys().get(k)
-            if hit is not None:
-                return hit
-        raise unknown_name("drug", name, list(self.table["name"]))
-
-    def _keys(self) -> dict[str, str]:
-        keys: dict[str, str] = {}
-        for did, n in zip(self.table.index, self.table["name"], strict=True):
-            for k in [*drug_keys(n), name_key(did)]:
-                keys.setdefault(k, did)
-        return keys
+        if name in self.table.index:
+            return name
+        display = DrugNameIndex(list(self.table["name"])).resolve(name, kind="drug")
+        return str(self.table.index[self.table["name"] == display][0])
 
     def rows(self, drug_ids: list[str]) -> np.ndarray:
         """Row positions of drug ids (-1 for unknown)."""
@@ -213,6 +222,7 @@ def _user_dir(settings: Settings) -> Path:
 
 
 def _user_registry(settings: Settings) -> dict[str, dict]:
+    """Imported datasets: name -> {file, description} (``<data dir>/user/datasets.json``)."""
     path = _user_dir(settings) / "datasets.json"
     try:
         return json.loads(path.read_text())
@@ -251,6 +261,7 @@ def list_datasets(settings: Settings | None = None) -> list[DatasetInfo]:
             path = p / "labels" / "tahoe.parquet"
         out.append(DatasetInfo(name, "labels", desc, path))
     for name, meta in _user_registry(settings).items():
+        meta = {**meta, "path": _user_dir(settings) / meta["file"]} if "file" in meta else meta
         out.append(
             DatasetInfo(name, "signatures", meta.get("description", "user dataset"), Path(meta["path"]), True)
         )

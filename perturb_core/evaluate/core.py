@@ -77,8 +77,8 @@ class _Run:
     llm: Callable[[], LLM]
     progress: Callable[[int, int], None] | None
 
-    def index(self, **kwargs: Any) -> CoreIndex:
-        return core_index(self.labels, self.graph, **kwargs)
+    def index(self, *, include_leaky: bool = False, options: VotingOptions | None = None) -> CoreIndex:
+        return core_index(self.labels, self.graph, include_leaky=include_leaky, options=options)
 
 
 MethodFn = Callable[[_Run], pd.DataFrame]
@@ -104,9 +104,9 @@ class CoreMethod:
     needs_llm: bool = False
 
 
-def _voting(**kwargs: Any) -> MethodFn:
+def _voting(*, include_leaky: bool = False, options: VotingOptions | None = None) -> MethodFn:
     def run(r: _Run) -> pd.DataFrame:
-        idx = r.index(**kwargs)
+        idx = r.index(include_leaky=include_leaky, options=options)
         s = idx.score(r.pairs["pert_code"].to_numpy(), r.pairs["gene_code"].to_numpy())
         out = pd.DataFrame({"score": s["score"].to_numpy(), "vote": s["vote"].to_numpy()})
         out.attrs["model"] = idx.model.to_dict()
@@ -179,7 +179,7 @@ CORE_METHODS: dict[str, CoreMethod] = {
             "core_voting_with_regulates",
             "ablation: CORE-Voting + leaky regulates",
             "CORE-Voting that also uses Gene-regulates-Gene, built from LINCS perturbation outcomes (leaky)",
-            _voting(relations=None, include_leaky=True),
+            _voting(include_leaky=True),
         ),
         CoreMethod(
             "core_reasoning",
@@ -261,26 +261,31 @@ class COREResult:
     def to_dict(self) -> dict[str, Any]:
         """The ``core evaluate --json`` document: the DESIGN.md contract plus extra keys.
 
-        ``methods[M]`` holds the contract keys plus ``brier``, ``ci`` (metric -> [low, high]),
-        ``n_fallback`` and ``n_failed`` (LLM methods).
+        ``methods[M]`` holds exactly the contract keys; extras are top-level siblings keyed by
+        method: ``brier``, ``ci`` (metric -> [low, high]) and, for LLM methods, ``llm_calls``
+        (``n_fallback``, ``n_failed``).
         """
         methods: dict[str, dict[str, Any]] = {}
+        llm_calls: dict[str, dict[str, int]] = {}
         pp = self.per_pair.groupby("method", sort=False)
         for m in self.methods:
             d = {k: _num(self.metrics[m][k]) for k in CONTRACT_KEYS}
             d["n_pairs"] = int(self.metrics[m]["n_pairs"])
             d["n_genes_macro"] = int(self.metrics[m]["n_genes_macro"])
-            d["brier"] = _num(self.metrics[m]["brier"])
-            d["ci"] = {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci[m].items()}
+            methods[m] = d
             if CORE_METHODS[m].needs_llm:
                 g = pp.get_group(m)
-                d["n_fallback"] = int(g["fallback"].eq(True).sum())
-                d["n_failed"] = int(g["error"].notna().sum())
-            methods[m] = d
+                llm_calls[m] = {
+                    "n_fallback": int(g["fallback"].eq(True).sum()),
+                    "n_failed": int(g["error"].notna().sum()),
+                }
         return {
             "dataset": self.dataset,
             "task": self.task,
             "methods": methods,
+            "brier": {m: _num(self.metrics[m]["brier"]) for m in self.methods},
+            "ci": {m: {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci[m].items()} for m in self.methods},
+            "llm_calls": llm_calls,
             "labels": {m: CORE_METHODS[m].label for m in self.methods},
             "n_test_pairs": self.n_test_pairs,
             "max_pairs": self.max_pairs,
@@ -389,6 +394,8 @@ def evaluate_core(
         LLMError: an LLM method was asked for and no endpoint is configured (the message says how).
     """
     names = _check_methods(methods)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValidationError(f"n_boot must be a positive integer (e.g. 200); got {n_boot!r}")
     t = labels.table
     test = t.loc[(t["split"] == "test").to_numpy(), ["pert", "gene", "label"]].reset_index(drop=True)
     if test.empty:

@@ -318,6 +318,8 @@ def evaluate_lgr(
         raise ValidationError(f"unknown aggregation {aggregation!r}; valid: mean, rank_weighted")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValidationError(f"k must be an integer >= 1; got {k!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValidationError(f"n_boot must be a positive integer (e.g. 1000); got {n_boot!r}")
     if max_queries is not None and (
         isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
     ):
