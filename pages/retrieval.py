@@ -25,29 +25,27 @@ REGIME_LABELS = {
     "unseen-cell-line": "unseen cell line: the line is held out of training",
 }
 AGGREGATION_LABELS = {"mean": "uniform mean (paper)", "rank_weighted": "rank-weighted (1/rank)"}
-#: Baselines computed with every query; pca_ridge refits a PCA per split (seconds), so it is opt-in.
-FAST_BASELINES = ("cell_mean", "drug_mean", "chem_knn")
-SLOW_BASELINES = ("pca_ridge",)
+N_TOP_GENES = 10
 LLM_RUNS_KEY = "lgr_llm_runs"
 #: A first query with a well-annotated mechanism (the list is alphabetical otherwise).
 DEFAULT_DRUGS = ("Trametinib", "Trametinib (DMSO_TF)", "Afatinib", "Palbociclib")
 
 
 def _pack(q: object) -> dict:
-    """The explanation dict plus the arrays the plots need (picklable for st.cache_data)."""
+    """The explanation dict (with the top genes) plus the arrays the plots need (picklable for st.cache_data)."""
     return {
-        "explanation": q.to_dict(),  # type: ignore[attr-defined]
+        "explanation": q.to_dict(n_top_genes=N_TOP_GENES),  # type: ignore[attr-defined]
         "prediction": np.asarray(q.prediction, dtype=float),  # type: ignore[attr-defined]
         "truth": np.asarray(q.truth, dtype=float),  # type: ignore[attr-defined]
         "genes": [str(g) for g in q.genes],  # type: ignore[attr-defined]
     }
 
 
-@st.cache_data(max_entries=256, show_spinner="Retrieving neighbours…")
+@st.cache_data(max_entries=256, show_spinner="Retrieving neighbours and scoring the baselines…")
 def predict(
     dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
 ) -> dict:
-    """One rule-based query (no LLM), cached per input."""
+    """One rule-based query (no LLM) with all four baselines, cached per input."""
     q = retrieval.predict_query(
         sh.signatures(dataset),
         cell_line=cell_line,
@@ -57,25 +55,8 @@ def predict(
         aggregation=aggregation,
         regime=regime,
         settings=sh.get_settings(),
-        baselines=list(FAST_BASELINES),
     )
     return _pack(q)
-
-
-@st.cache_data(max_entries=64, show_spinner="Fitting PCA + ridge on the training deltas (a few seconds)…")
-def slow_baselines(dataset: str, cell_line: str, drug: str, k: int, regime: str) -> dict:
-    """Metrics of the slow baselines on the same query (selector-independent)."""
-    q = retrieval.predict_query(
-        sh.signatures(dataset),
-        cell_line=cell_line,
-        drug=drug,
-        selector="random",
-        k=k,
-        regime=regime,
-        settings=sh.get_settings(),
-        baselines=list(SLOW_BASELINES),
-    )
-    return {b: dict(v) for b, v in q.baselines.items()}
 
 
 def predict_with_llm(dataset: str, cell_line: str, drug: str, k: int, aggregation: str, regime: str) -> dict:
@@ -93,7 +74,6 @@ def predict_with_llm(dataset: str, cell_line: str, drug: str, k: int, aggregatio
         regime=regime,
         settings=settings,
         llm=LLM.from_settings(settings),
-        baselines=list(FAST_BASELINES),
     )
     return _pack(q)
 
@@ -114,6 +94,11 @@ def drug_smiles(name: str) -> str | None:
     except (KeyError, sh.PerturbCoreError):
         return None
     return smi if isinstance(smi, str) and smi else None
+
+
+def marked(genes: pd.Series, in_both: pd.Series) -> list[str]:
+    """Gene symbols with a ✓ on those in both top lists."""
+    return [f"{g} ✓" if both else str(g) for g, both in zip(genes, in_both, strict=True)]
 
 
 def keep_choice(key: str, options: list[str], previous_key: str) -> None:
@@ -282,16 +267,8 @@ st.markdown(
 sh.metric_tiles(ex.get("metrics", {}), METRICS)
 
 st.markdown("**The same query, baselines side by side**")
-with_slow = st.toggle(
-    "Also fit PCA + ridge (a few seconds per query)",
-    key="lgr_slow_baselines",
-    help="PCA + ridge refits a PCA of the training deltas for this query's split.",
-)
 rows = {f"{selector} (this prediction)": ex.get("metrics", {})}
 rows.update(ex.get("baselines") or {})
-if with_slow:
-    with sh.guard("fitting the PCA + ridge baseline", stop=False):
-        rows.update(slow_baselines(dataset, cell_line, drug, k, regime))
 table = pd.DataFrame(rows).T.reindex(columns=METRICS).astype(float)
 table.index.name = "method"
 st.dataframe(
@@ -352,21 +329,18 @@ with left:
     st.plotly_chart(fig, width="stretch", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
-    n_top = 10
-    g_ok, p_ok, t_ok = genes[ok], pred[ok], truth[ok]
+    top_all = pd.DataFrame(ex.get("top_genes") or [], columns=list(retrieval.TOP_GENE_COLUMNS))
     tabs = st.tabs(["Most up-regulated", "Most down-regulated"])
-    for tab, (direction, sign) in zip(tabs, (("up", -1), ("down", 1)), strict=True):
-        p_idx = np.argsort(sign * p_ok, kind="stable")[:n_top]
-        t_idx = np.argsort(sign * t_ok, kind="stable")[:n_top]
-        shared = set(g_ok[p_idx]) & set(g_ok[t_idx])
+    for tab, direction in zip(tabs, ("up", "down"), strict=True):
+        part = top_all[top_all["direction"] == direction]
         top = pd.DataFrame(
             {
-                "predicted": [f"{g} ✓" if g in shared else g for g in g_ok[p_idx]],
-                "predicted Δ": p_ok[p_idx],
-                "observed": [f"{g} ✓" if g in shared else g for g in g_ok[t_idx]],
-                "observed Δ": t_ok[t_idx],
+                "predicted": marked(part["predicted_gene"], part["predicted_in_both"]),
+                "predicted Δ": part["predicted"].to_numpy(float),
+                "observed": marked(part["observed_gene"], part["observed_in_both"]),
+                "observed Δ": part["observed"].to_numpy(float),
             },
-            index=pd.RangeIndex(1, len(p_idx) + 1, name="rank"),
+            index=pd.Index(part["rank"].to_numpy(int), name="rank"),
         )
         with tab:
             st.dataframe(
@@ -378,7 +352,10 @@ with right:
                     "observed Δ": st.column_config.NumberColumn(width=80),
                 },
             )
-            st.caption(f"{len(shared)} of the top {n_top} {direction}-regulated genes are in both lists (✓).")
+            st.caption(
+                f"{int(part['predicted_in_both'].sum())} of the top {len(part)} {direction}-regulated genes "
+                "are in both lists (✓)."
+            )
 
 
 st.markdown("**Neighbours**")

@@ -40,7 +40,7 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from perturb_core.baselines import BASELINES, BaselineData, predict_baseline
+from perturb_core.baselines import BASELINES, BaselineData, RidgeReference, predict_baseline
 from perturb_core.chem import tanimoto_matrix
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.names import drug_keys
@@ -64,6 +64,7 @@ __all__ = [
     "SELECTORS",
     "SELECTOR_DEFINITIONS",
     "SELECTOR_LABELS",
+    "TOP_GENE_COLUMNS",
     "Aggregation",
     "LGRIndex",
     "LLMTrace",
@@ -90,6 +91,7 @@ __all__ = [
     "resolve_llm",
     "select_neighbours",
     "split_data",
+    "top_genes",
 ]
 
 Regime = Literal["unseen-drug", "unseen-cell-line", "open-world"]
@@ -139,7 +141,7 @@ _GENE_STATS_MIN_OBS = 3
 _PATHWAY_MAX_GENES = 200  # pathways larger than this are too broad to count as proximity
 _PROMPT_NAME_CHARS = 200
 _MAX_CACHED_SPLITS = 8
-_CACHE_LOCK = threading.Lock()  # guards the three module caches below (Streamlit runs sessions in threads)
+_CACHE_LOCK = threading.Lock()  # guards the module caches (Streamlit runs sessions in threads)
 
 
 # =========================================================================== dataset index
@@ -804,21 +806,68 @@ class SplitData:
 
     @cached_property
     def baseline_data(self) -> BaselineData:
-        """Inputs of the baselines for this split."""
-        return BaselineData(
+        """Inputs of the baselines for this split.
+
+        Shared by every split with the same training pairs and regime (all open-world queries
+        of a dataset), so what baselines cache on it (sums, ``pca_ridge`` cross-products) is
+        computed once, not per query.
+        """
+        key = (id(self.deltas), self.split.leave_one_out)
+        hit = _BASELINE_DATA.get(key)
+        if hit is not None and hit[0] is self.deltas:
+            return hit[1]
+        data = BaselineData(
             deltas=self.deltas,
             train=self.split.train,
             fingerprints=self.index.fingerprints,
             fp_valid=self.index.fp_valid,
             leave_one_out=self.split.leave_one_out,
+            reference=_ridge_reference(self.index, self.gene_idx.size),
+            gene_ids=self.gene_idx,
         )
+        with _CACHE_LOCK:
+            while len(_BASELINE_DATA) >= _MAX_CACHED_SPLITS:
+                _BASELINE_DATA.pop(next(iter(_BASELINE_DATA)))
+            _BASELINE_DATA[key] = (self.deltas, data)
+        return data
 
 
 _SPLITS: dict[tuple[int, str], SplitData] = {}
+_TENSORS: dict[tuple[int, str, int], tuple[LGRIndex, NDArray[np.intp], NDArray[np.float32]]] = {}
+_BASELINE_DATA: dict[tuple[int, bool], tuple[NDArray[np.float32], BaselineData]] = {}
+_REFERENCES: dict[tuple[int, int], tuple[LGRIndex, RidgeReference]] = {}
+
+
+def _ridge_reference(index: LGRIndex, n_genes: int) -> RidgeReference:
+    """Every profiled pair on its ``n + n // 4`` most variable genes (``pca_ridge``'s shared cache).
+
+    It covers all single-query splits: their evaluation genes are the top n of almost the
+    same pairs (holding a drug or a line out reorders a few). Cross-products are computed on
+    first use.
+    """
+    key = (id(index), n_genes)
+    hit = _REFERENCES.get(key)
+    if hit is not None and hit[0] is index:
+        return hit[1]
+    genes = _top_variable(index, index.present, n_genes + n_genes // 4)
+    ref = RidgeReference(values=index.x, rows=index.rows, gene_ids=genes)
+    with _CACHE_LOCK:
+        if len(_REFERENCES) >= 4:
+            _REFERENCES.pop(next(iter(_REFERENCES)))
+        _REFERENCES[key] = (index, ref)
+    return ref
+
+
+def _mask_key(mask: NDArray[np.bool_]) -> str:
+    """Digest of a boolean mask (splits with equal training pairs share their tensor)."""
+    return hashlib.sha256(np.packbits(mask).tobytes() + str(mask.shape).encode()).hexdigest()[:16]
 
 
 def split_data(index: LGRIndex, split: Split, *, n_genes: int = N_EVAL_GENES) -> SplitData:
     """Evaluation genes and the delta tensor of a split (cached per index and split id).
+
+    Splits with the same training pairs (e.g. every open-world :func:`query_split` of a
+    dataset) share the gene set, the tensor and their baseline inputs.
 
     Args:
         index: from :func:`lgr_index`.
@@ -834,12 +883,20 @@ def split_data(index: LGRIndex, split: Split, *, n_genes: int = N_EVAL_GENES) ->
     hit = _SPLITS.get(key)
     if hit is not None and hit.index is index:
         return hit
-    gene_idx = _top_variable(index, split.train, _check_int("n_genes", n_genes, 1))
-    sub = index.x[:, gene_idx]
-    rows = index.rows
-    deltas = np.full((*rows.shape, gene_idx.size), np.nan, dtype=np.float32)
-    deltas[rows >= 0] = sub[rows[rows >= 0]]
-    out = SplitData(index=index, split=split, gene_idx=gene_idx, deltas=deltas)
+    tkey = (id(index), _mask_key(split.train), _check_int("n_genes", n_genes, 1))
+    tensor = _TENSORS.get(tkey)
+    if tensor is None or tensor[0] is not index:
+        gene_idx = _top_variable(index, split.train, n_genes)
+        rows = index.rows
+        deltas = np.full((*rows.shape, gene_idx.size), np.nan, dtype=np.float32)
+        deltas[rows >= 0] = index.x[rows[rows >= 0][:, None], gene_idx[None, :]]
+        deltas.flags.writeable = False  # shared by every split with these training pairs
+        tensor = (index, gene_idx, deltas)
+        with _CACHE_LOCK:
+            while len(_TENSORS) >= _MAX_CACHED_SPLITS:
+                _TENSORS.pop(next(iter(_TENSORS)))
+            _TENSORS[tkey] = tensor
+    out = SplitData(index=index, split=split, gene_idx=tensor[1], deltas=tensor[2])
     with _CACHE_LOCK:
         while len(_SPLITS) >= _MAX_CACHED_SPLITS:
             _SPLITS.pop(next(iter(_SPLITS)))
@@ -1529,11 +1586,12 @@ def aggregate(
     n_d = w.shape[1]
     q_idx, e_idx = np.nonzero(w)
     cols = np.asarray(cells)[q_idx] * n_d + e_idx
-    n_cols = sd.deltas.shape[0] * n_d
-    mat = sp.csr_matrix((w[q_idx, e_idx], (q_idx, cols)), shape=(w.shape[0], n_cols))
+    # only the (line, drug) rows some query uses take part (a handful for one explained query)
+    used, pos = np.unique(cols, return_inverse=True)
+    mat = sp.csr_matrix((w[q_idx, e_idx], (q_idx, pos)), shape=(w.shape[0], used.size))
     y0, obs = sd.flat
-    num = np.asarray(mat @ y0, dtype=np.float64)
-    den = np.asarray(mat @ obs, dtype=np.float64)
+    num = np.asarray(mat @ y0[used].astype(np.float64), dtype=np.float64)
+    den = np.asarray(mat @ obs[used].astype(np.float64), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
 
@@ -1594,12 +1652,83 @@ class Neighbour:
         }
 
 
+_TOP_GENE_ORDER: dict[str, float] = {"up": -1.0, "down": 1.0}
+"""Direction of a top-gene list -> sign that makes an ascending sort put its genes first."""
+TOP_GENE_COLUMNS = (
+    "direction",
+    "rank",
+    "predicted_gene",
+    "predicted",
+    "observed_gene",
+    "observed",
+    "predicted_in_both",
+    "observed_in_both",
+)
+"""Columns of :func:`top_genes` (and of the ``top_genes`` records of ``lgr predict --json``)."""
+
+
+def top_genes(
+    genes: Sequence[str], prediction: NDArray[np.float64], truth: NDArray[np.float64], *, n: int = 10
+) -> pd.DataFrame:
+    """The n most up- and down-regulated genes, predicted vs observed, side by side.
+
+    Only genes with a finite prediction and truth are ranked (as in the metrics). For each
+    direction, row ``rank`` holds the rank-th gene of the prediction and the rank-th gene of
+    the truth (largest values for ``"up"``, smallest for ``"down"``; ties keep gene order).
+
+    Args:
+        genes: gene symbols, aligned with ``prediction`` and ``truth``.
+        prediction: predicted delta per gene.
+        truth: observed delta per gene.
+        n: genes per direction (fewer when fewer genes are comparable).
+
+    Returns:
+        One row per (direction, rank), ``"up"`` rows first, with columns :data:`TOP_GENE_COLUMNS`:
+        direction, rank (1-based), predicted_gene and its predicted delta, observed_gene and its
+        observed delta, and whether each of the two genes is in both top-n lists.
+
+    Raises:
+        ValidationError: ``n`` is not an integer >= 1, or the arrays do not align.
+    """
+    n = _check_int("the number of top genes n", n, 1)
+    names = np.asarray(genes, dtype=object)
+    pred, obs = np.asarray(prediction, dtype=np.float64), np.asarray(truth, dtype=np.float64)
+    if not names.shape == pred.shape == obs.shape or names.ndim != 1:
+        raise ValidationError(
+            f"genes {names.shape}, prediction {pred.shape} and truth {obs.shape} must be 1-D and aligned"
+        )
+    ok = np.isfinite(pred) & np.isfinite(obs)
+    names, pred, obs = names[ok], pred[ok], obs[ok]
+    m = min(n, int(ok.sum()))
+    frames = []
+    for direction, sign in _TOP_GENE_ORDER.items():
+        p_idx = np.argsort(sign * pred, kind="stable")[:m]
+        t_idx = np.argsort(sign * obs, kind="stable")[:m]
+        p_genes, t_genes = names[p_idx], names[t_idx]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "direction": direction,
+                    "rank": np.arange(1, m + 1),
+                    "predicted_gene": p_genes.astype(str),
+                    "predicted": pred[p_idx],
+                    "observed_gene": t_genes.astype(str),
+                    "observed": obs[t_idx],
+                    "predicted_in_both": np.isin(p_genes, t_genes),
+                    "observed_in_both": np.isin(t_genes, p_genes),
+                },
+                columns=list(TOP_GENE_COLUMNS),
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
 @dataclass(frozen=True, eq=False)
 class QueryExplanation:
     """Everything about one LGR prediction (what ``lgr predict --json`` prints, via :meth:`to_dict`).
 
     ``prediction`` and ``truth`` (float64 over ``genes``, the evaluation genes) are for plots
-    and top-gene tables and are not part of the JSON.
+    and are not part of the JSON; :meth:`top_genes` summarises them (and is).
     """
 
     dataset: str
@@ -1628,8 +1757,12 @@ class QueryExplanation:
     prediction: NDArray[np.float64] = field(repr=False)
     truth: NDArray[np.float64] = field(repr=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """The ``lgr predict --json`` document."""
+    def top_genes(self, n: int = 10) -> pd.DataFrame:
+        """The n most up- and down-regulated genes, predicted vs observed (see :func:`top_genes`)."""
+        return top_genes(self.genes, self.prediction, self.truth, n=n)
+
+    def to_dict(self, *, n_top_genes: int = 10) -> dict[str, Any]:
+        """The ``lgr predict --json`` document; ``top_genes`` holds :meth:`top_genes` as records."""
         return {
             "dataset": self.dataset,
             "cell_line": self.cell_line,
@@ -1653,6 +1786,7 @@ class QueryExplanation:
             "metrics": dict(self.metrics),
             "baselines": {m: dict(v) for m, v in self.baselines.items()},
             "baseline_fallbacks": dict(self.baseline_fallbacks),
+            "top_genes": self.top_genes(n_top_genes).to_dict(orient="records"),
             "llm": None if self.llm is None else self.llm.to_dict(),
         }
 

@@ -96,6 +96,42 @@ def test_predict_json(real_data: Settings, capsys: pytest.CaptureFixture[str]) -
     assert doc["cell_line"] == "NCI-H23" and doc["drug"] == "Binimetinib" and doc["k_used"] == 4
     assert doc["neighbours"][0]["name"] == "Trametinib" and "MAP2K1" in doc["neighbours"][0]["justification"]
     assert doc["llm"] is None and set(doc["baselines"]) == {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"}
+    top = doc["top_genes"]  # the page's "top genes, predicted vs observed" table, as records
+    assert [(r["direction"], r["rank"]) for r in top] == [("up", i) for i in range(1, 11)] + [
+        ("down", i) for i in range(1, 11)
+    ]
+    assert set(top[0]) == {
+        "direction",
+        "rank",
+        "predicted_gene",
+        "predicted",
+        "observed_gene",
+        "observed",
+        "predicted_in_both",
+        "observed_in_both",
+    }
+    up = [r for r in top if r["direction"] == "up"]
+    assert [r["predicted"] for r in up] == sorted((r["predicted"] for r in up), reverse=True)
+    assert [r["observed"] for r in up] == sorted((r["observed"] for r in up), reverse=True)
+    shared = {r["predicted_gene"] for r in up} & {r["observed_gene"] for r in up}
+    assert {r["predicted_gene"] for r in up if r["predicted_in_both"]} == shared
+
+
+@pytest.mark.realdata
+def test_predict_text_lists_top_genes(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys, "predict", "--cell-line", "C32", "--drug", "Trametinib", "--selector", "chem_knn", "--k", "3",
+        "--top-genes", "2",
+    )  # fmt: skip
+    assert code == 0
+    lines = out.splitlines()
+    i = lines.index("top 2 up-regulated genes, predicted vs observed (* = in both lists):")
+    assert lines[i + 1].lstrip().startswith("1. ") and lines[i + 2].lstrip().startswith("2. ")
+    assert lines[i + 3] == "top 2 down-regulated genes, predicted vs observed (* = in both lists):"
+    assert "pca_ridge" in out
+    code, _, err = run(capsys, "predict", "--cell-line", "C32", "--drug", "Trametinib", "--selector", "random",
+                       "--top-genes", "0", "--json")  # fmt: skip
+    assert code == 2 and "number of top genes n must be an integer >= 1; got 0" in err
 
 
 @pytest.mark.realdata

@@ -169,4 +169,6 @@ def test_n_boot_is_checked_before_any_work(real_data) -> None:
     from perturb_core.kg import load_graph
 
     with pytest.raises(ValidationError, match="n_boot must be a positive integer"):
-        evaluate_core(load_labels("tahoe-c32", "de", real_data), load_graph(real_data), methods=["random"], n_boot=0)
+        evaluate_core(
+            load_labels("tahoe-c32", "de", real_data), load_graph(real_data), methods=["random"], n_boot=0
+        )

@@ -169,7 +169,17 @@ def test_retrieval_default_query_renders_everything(real_data) -> None:
     assert len(at.get("plotly_chart")) == 1  # predicted vs observed
     assert len(at.get("image")) == 1  # RDKit structures of the query and its neighbours
     baselines = next(d.value for d in at.dataframe if "pearson" in d.value.columns)
-    assert {"cell_mean", "drug_mean", "chem_knn"} <= set(baselines.index)
+    # all four baselines by default (PCA + ridge is answered from cached cross-products)
+    assert {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"} <= set(baselines.index)
+    assert baselines.loc["pca_ridge", ["pearson", "mse"]].notna().all()
+    assert not at.toggle  # no opt-in switch any more
+    # top genes come from QueryExplanation.top_genes: 10 up, 10 down, ✓ = in both lists
+    tops = [d.value for d in at.dataframe if "predicted Δ" in d.value.columns]
+    assert len(tops) == 2 and all(len(t) == 10 for t in tops)
+    up = tops[0]
+    assert list(up["predicted Δ"]) == sorted(up["predicted Δ"], reverse=True)
+    shared = sum(str(g).endswith(" ✓") for g in up["predicted"])
+    assert any(f"{shared} of the top 10 up-regulated genes are in both lists" in c.value for c in at.caption)
 
 
 def test_retrieval_choose_cell_line_drug_and_selector(real_data) -> None:

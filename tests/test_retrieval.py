@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from typing import Any
@@ -36,6 +37,7 @@ from perturb_core.retrieval import (
     render_lgr_prompt,
     select_neighbours,
     split_data,
+    top_genes,
 )
 
 POOL = [
@@ -289,6 +291,69 @@ def test_aggregate_uniform_and_rank_weighted_by_hand(real_data: Settings, tiny: 
     assert list(order) == sorted(r, key=r.get, reverse=True)[:2]
 
 
+def test_open_world_queries_share_their_split_tensor(real_data: Settings, tiny: SignatureDataset) -> None:
+    idx = lgr_index(tiny, real_data)
+    a = split_data(idx, query_split(tiny, "open-world", "C1", "Afatinib"))
+    b = split_data(idx, query_split(tiny, "open-world", "C2", "Trametinib"))
+    assert a.split.split_id != b.split.split_id  # two queries ...
+    assert a.deltas is b.deltas and a.baseline_data is b.baseline_data  # ... one tensor and baseline cache
+    assert not a.deltas.flags.writeable
+    # the evaluation split of the open world has the same training pairs; other regimes do not
+    assert split_data(idx, make_split(tiny, "open-world")).baseline_data is a.baseline_data
+    c = split_data(idx, query_split(tiny, "unseen-drug", "C1", "Afatinib"))
+    assert c.deltas is not a.deltas and not c.baseline_data.leave_one_out
+    assert split_data(idx, query_split(tiny, "unseen-drug", "C2", "Afatinib")).deltas is c.deltas
+
+
+def test_top_genes_hand_values() -> None:
+    genes = ["A", "B", "C", "D", "E", "F"]
+    pred = np.array([2.0, -1.0, 0.5, np.nan, -3.0, 1.0])
+    truth = np.array([1.0, 0.2, 3.0, 5.0, -2.0, -0.5])  # D has no prediction: not ranked
+    top = top_genes(genes, pred, truth, n=2)
+    assert list(top.columns) == [
+        "direction",
+        "rank",
+        "predicted_gene",
+        "predicted",
+        "observed_gene",
+        "observed",
+        "predicted_in_both",
+        "observed_in_both",
+    ]
+    # up: predicted A (2.0), F (1.0); observed C (3.0), A (1.0) -> A in both lists
+    # down: predicted E (-3.0), B (-1.0); observed E (-2.0), F (-0.5) -> E in both lists
+    assert top.to_dict(orient="records") == [
+        {"direction": "up", "rank": 1, "predicted_gene": "A", "predicted": 2.0, "observed_gene": "C",
+         "observed": 3.0, "predicted_in_both": True, "observed_in_both": False},
+        {"direction": "up", "rank": 2, "predicted_gene": "F", "predicted": 1.0, "observed_gene": "A",
+         "observed": 1.0, "predicted_in_both": False, "observed_in_both": True},
+        {"direction": "down", "rank": 1, "predicted_gene": "E", "predicted": -3.0, "observed_gene": "E",
+         "observed": -2.0, "predicted_in_both": True, "observed_in_both": True},
+        {"direction": "down", "rank": 2, "predicted_gene": "B", "predicted": -1.0, "observed_gene": "F",
+         "observed": -0.5, "predicted_in_both": False, "observed_in_both": False},
+    ]  # fmt: skip
+    # more genes asked than comparable: all five, in both directions; ties keep gene order
+    everything = top_genes(genes, pred, truth, n=50)
+    assert len(everything) == 10 and set(everything["rank"]) == {1, 2, 3, 4, 5}
+    tied = top_genes(["X", "Y", "Z"], np.ones(3), np.array([1.0, 2.0, 3.0]), n=2)
+    assert list(tied["predicted_gene"]) == ["X", "Y", "X", "Y"]
+
+
+@pytest.mark.parametrize(
+    ("genes", "pred", "truth", "n", "message"),
+    [
+        (["A", "B"], [1.0, 2.0], [1.0, 2.0], 0, "number of top genes n must be an integer >= 1; got 0"),
+        (["A", "B"], [1.0, 2.0], [1.0, 2.0], 2.5, "got 2.5"),
+        (["A", "B"], [1.0, 2.0, 3.0], [1.0, 2.0], 1, "must be 1-D and aligned"),
+    ],
+)
+def test_top_genes_errors(
+    genes: list[str], pred: list[float], truth: list[float], n: Any, message: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        top_genes(genes, np.array(pred), np.array(truth), n=n)
+
+
 def test_hybrid_fallbacks_are_recorded(real_data: Settings, tiny: SignatureDataset) -> None:
     idx = lgr_index(tiny, real_data)
     sd = split_data(idx, make_split(tiny, "unseen-drug", seed=0, test_fraction=0.2))
@@ -376,6 +441,30 @@ def test_predict_query_explains_every_non_llm_selector(real_data: Settings, sele
         }
         assert n["justification"]
     assert ex.prediction.shape == ex.truth.shape == (len(ex.genes),) == (2000,)
+
+
+@pytest.mark.realdata
+def test_explanation_top_genes_match_its_arrays_and_json(real_data: Settings) -> None:
+    ex = predict_query(
+        "tahoe",
+        cell_line="C32",
+        drug="Trametinib",
+        selector="chem_knn",
+        k=5,
+        settings=real_data,
+        baselines=(),
+    )
+    top = ex.top_genes(3)
+    assert list(top["direction"]) == ["up"] * 3 + ["down"] * 3
+    ok = np.isfinite(ex.prediction) & np.isfinite(ex.truth)
+    genes = np.asarray(ex.genes)[ok]
+    up = top[top["direction"] == "up"]
+    assert up["predicted_gene"].iloc[0] == genes[np.argmax(ex.prediction[ok])]
+    assert up["observed"].iloc[0] == ex.truth[ok].max()
+    assert top[top["direction"] == "down"]["predicted"].iloc[0] == ex.prediction[ok].min()
+    doc = json.loads(json.dumps(ex.to_dict(n_top_genes=3)))  # plain JSON types
+    assert doc["top_genes"] == top.to_dict(orient="records")
+    assert len(ex.to_dict()["top_genes"]) == 20  # 10 per direction by default
 
 
 @pytest.mark.realdata

@@ -106,7 +106,7 @@ def _predict(args: argparse.Namespace) -> int:
         settings=get_settings(),
         hybrid_min_k=args.hybrid_min_k,
     )
-    doc = ex.to_dict()
+    doc = ex.to_dict(n_top_genes=args.top_genes)
     if args.json:
         print_json(doc)
         return 0
@@ -123,6 +123,12 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"prediction: {fmt(m)}")
     for b, bm in doc["baselines"].items():
         print(f"  {b:<10} {fmt(bm)}")
+    for direction, rows in ex.top_genes(args.top_genes).groupby("direction", sort=False):
+        print(f"top {len(rows)} {direction}-regulated genes, predicted vs observed (* = in both lists):")
+        for r in rows.itertuples():
+            pred = f"{r.predicted_gene}{'*' if r.predicted_in_both else ''}"
+            obs = f"{r.observed_gene}{'*' if r.observed_in_both else ''}"
+            print(f"  {r.rank:>2}. {pred:<14} {r.predicted:+6.2f}    {obs:<14} {r.observed:+6.2f}")
     if doc["llm"]:
         print(
             f"llm: model {doc['llm']['model']} cache_hit={doc['llm']['cache_hit']} error={doc['llm']['error']}"
@@ -237,6 +243,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--aggregation", default="mean", choices=("mean", "rank_weighted"))
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--hybrid-min-k", type=int, default=3)
+    q.add_argument(
+        "--top-genes", type=int, default=10, help="up- and down-regulated genes to list (default 10)"
+    )
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=_predict)
 
