@@ -334,8 +334,9 @@ def lgr_index(ds: Any, settings: Settings | None = None) -> LGRIndex:
             "evidence": [{} for _ in drugs],
         }
     )
-    for col in ("targets", "mechanism_targets", "moa", "direction", "tags", "programs", "evidence"):
-        mech.loc[known, col] = pd.Series(list(annotated[col]), index=np.flatnonzero(known), dtype=object)
+    if known.any():  # a user dataset may name no drug the drug table knows
+        for col in ("targets", "mechanism_targets", "moa", "direction", "tags", "programs", "evidence"):
+            mech.loc[known, col] = pd.Series(list(annotated[col]), index=np.flatnonzero(known), dtype=object)
     x = np.asarray(ds.adata.X, dtype=np.float32)
     observed = ~np.isnan(x)
     x0 = np.where(observed, x, np.float32(0.0)).astype(np.float64)
@@ -580,49 +581,74 @@ def make_split(ds: Any, regime: Regime, *, seed: int = 0, test_fraction: float =
     ds = _dataset(ds, None)
     cells, drugs, rows = _axes(ds)
     present = rows >= 0
-    rng = np.random.default_rng(seed)
-    pool_drugs = np.ones(len(drugs), dtype=bool)
-    held: tuple[str, ...] = ()
-    if regime == "unseen-drug":
-        if len(drugs) < 2:
-            raise ValidationError(
-                f"dataset {ds.name!r} has {len(drugs)} drug(s); unseen-drug needs at least 2"
-            )
-        n = min(len(drugs) - 1, max(1, round(test_fraction * len(drugs))))
-        pick = np.sort(rng.choice(len(drugs), size=n, replace=False))
-        pool_drugs[pick] = False
-        held = tuple(drugs[i] for i in pick)
-        test = present & ~pool_drugs[None, :]
-        train = present & pool_drugs[None, :]
-    elif regime == "unseen-cell-line":
-        if len(cells) < 2:
-            raise ValidationError(
-                f"dataset {ds.name!r} has {len(cells)} cell line(s); unseen-cell-line needs at least 2"
-            )
-        n = min(len(cells) - 1, max(1, round(test_fraction * len(cells))))
-        pick = np.sort(rng.choice(len(cells), size=n, replace=False))
-        held_line = np.zeros(len(cells), dtype=bool)
-        held_line[pick] = True
-        held = tuple(cells[i] for i in pick)
-        test = present & held_line[:, None]
-        train = present & ~held_line[:, None]
-    else:
-        test = present.copy()
-        train = present.copy()
+    axis = _HELD_AXIS[regime]
+    if axis is None:  # open world: every pair is a query, left out of its own training data
+        return _split(
+            ds,
+            regime,
+            present.copy(),
+            present.copy(),
+            np.zeros(0, bool),
+            seed=seed,
+            test_fraction=float(test_fraction),
+            split_id=_split_id(ds.name, regime, seed, float(test_fraction), (), int(present.sum())),
+        )
+    names = (cells, drugs)[axis]
+    what = ("cell line", "drug")[axis]
+    if len(names) < 2:
+        raise ValidationError(f"dataset {ds.name!r} has {len(names)} {what}(s); {regime} needs at least 2")
+    n = min(len(names) - 1, max(1, round(test_fraction * len(names))))
+    held_axis = np.zeros(len(names), dtype=bool)
+    held_axis[np.random.default_rng(seed).choice(len(names), size=n, replace=False)] = True
+    held = tuple(names[i] for i in np.flatnonzero(held_axis))
+    held_pairs = held_axis[:, None] if axis == 0 else held_axis[None, :]
+    test = present & held_pairs
     sid = _split_id(ds.name, regime, seed, float(test_fraction), held, int(test.sum()))
+    return _split(
+        ds,
+        regime,
+        present & ~held_pairs,
+        test,
+        held_axis,
+        seed=seed,
+        test_fraction=float(test_fraction),
+        split_id=sid,
+    )
+
+
+#: Which axis of the (cell line x drug) grid a regime holds out: 0 lines, 1 drugs, None nothing.
+_HELD_AXIS: dict[str, int | None] = {"unseen-cell-line": 0, "unseen-drug": 1, "open-world": None}
+
+
+def _split(
+    ds: Any,
+    regime: str,
+    train: NDArray[np.bool_],
+    test: NDArray[np.bool_],
+    held_axis: NDArray[np.bool_],
+    *,
+    seed: int,
+    test_fraction: float,
+    split_id: str,
+) -> Split:
+    """Assemble a :class:`Split`; pools exclude held-out drugs (unseen-drug) and nothing else."""
+    cells, drugs, _ = _axes(ds)
+    axis = _HELD_AXIS[regime]
+    pool_drugs = ~held_axis if axis == 1 else np.ones(len(drugs), dtype=bool)
+    names = (cells, drugs)[axis] if axis is not None else ()
     return Split(
         dataset=ds.name,
         regime=regime,
         seed=seed,
-        test_fraction=float(test_fraction),
-        held_out=held,
+        test_fraction=test_fraction,
+        held_out=tuple(names[i] for i in np.flatnonzero(held_axis)),
         cell_lines=cells,
         drugs=drugs,
         train=train,
         test=test,
         pool_drugs=pool_drugs,
-        leave_one_out=regime == "open-world",
-        split_id=sid,
+        leave_one_out=axis is None,
+        split_id=split_id,
     )
 
 
@@ -659,30 +685,14 @@ def query_split(ds: Any, regime: Regime, cell_line: str, drug: str) -> Split:
     present = rows >= 0
     test = np.zeros_like(present)
     test[ci, di] = True
-    pool_drugs = np.ones(len(drugs), dtype=bool)
-    held: tuple[str, ...] = ()
+    axis = _HELD_AXIS[regime]
     train = present.copy()
-    if regime == "unseen-drug":
-        train[:, di] = False
-        pool_drugs[di] = False
-        held = (d,)
-    elif regime == "unseen-cell-line":
-        train[ci, :] = False
-        held = (c,)
-    return Split(
-        dataset=ds.name,
-        regime=regime,
-        seed=0,
-        test_fraction=0.0,
-        held_out=held,
-        cell_lines=cells,
-        drugs=drugs,
-        train=train,
-        test=test,
-        pool_drugs=pool_drugs,
-        leave_one_out=regime == "open-world",
-        split_id="q" + _split_id(ds.name, regime, c, d)[:11],
-    )
+    held_axis = np.zeros(0 if axis is None else (len(cells), len(drugs))[axis], dtype=bool)
+    if axis is not None:
+        held_axis[(ci, di)[axis]] = True
+        train &= ~(held_axis[:, None] if axis == 0 else held_axis[None, :])
+    sid = "q" + _split_id(ds.name, regime, c, d)[:11]
+    return _split(ds, regime, train, test, held_axis, seed=0, test_fraction=0.0, split_id=sid)
 
 
 def _pool_mask(
@@ -887,6 +897,12 @@ def split_data(index: LGRIndex, split: Split, *, n_genes: int = N_EVAL_GENES) ->
     tensor = _TENSORS.get(tkey)
     if tensor is None or tensor[0] is not index:
         gene_idx = _top_variable(index, split.train, n_genes)
+        if gene_idx.size == 0:
+            raise ValidationError(
+                f"dataset {split.dataset!r}, {split.regime}: no gene is measured in at least "
+                f"{_GENE_STATS_MIN_OBS} training signatures, so there is nothing to evaluate on; "
+                "a dataset needs at least 3 training signatures per gene (hold out fewer, or import more)"
+            )
         rows = index.rows
         deltas = np.full((*rows.shape, gene_idx.size), np.nan, dtype=np.float32)
         deltas[rows >= 0] = index.x[rows[rows >= 0][:, None], gene_idx[None, :]]

@@ -220,3 +220,44 @@ def test_llm_batch_second_run_makes_no_http_call_and_progress(
         "tahoe", regime="open-world", methods=["oracle"], max_queries=12, n_boot=20, settings=real_data
     )
     assert rw.aggregation == "rank_weighted" and not np.allclose(rw.per_query["mse"], mean.per_query["mse"])
+
+
+@pytest.mark.realdata
+def test_a_small_user_import_runs_in_every_regime(real_data: Settings, tmp_path) -> None:
+    from perturb_core.data.importer import import_dataset
+    from perturb_core.data.registry import load_signatures
+
+    (tmp_path / "processed").symlink_to(real_data.processed_dir)  # drug table and graph
+    settings = real_data.with_(data_dir=tmp_path)
+    obs = pd.DataFrame(
+        {"cell_line": ["A"] * 3 + ["B"] * 3, "drug": ["Afatinib", "Trametinib", "Bortezomib"] * 2}
+    )
+    a = ad.AnnData(
+        X=np.random.default_rng(0).normal(size=(6, 40)).astype(np.float32),
+        obs=obs.set_axis([f"r{i}" for i in range(6)]),
+    )
+    a.var_names = [f"G{i}" for i in range(40)]
+    a.write_h5ad(tmp_path / "mine.h5ad")
+    import_dataset(tmp_path / "mine.h5ad", name="mine", settings=settings)
+    ds = load_signatures("mine", settings)
+    for regime in REGIMES:
+        res = evaluate_lgr(ds, regime=regime, methods=LGR_NON_LLM_METHODS, n_boot=20, settings=settings)
+        assert res.to_dict()["methods"]["kg_mechanism"]["n_queries"] >= 1
+
+
+def test_too_small_a_dataset_is_a_clear_error(real_data: Settings, tmp_path) -> None:
+    from perturb_core.data.importer import import_dataset
+    from perturb_core.data.registry import load_signatures
+
+    (tmp_path / "processed").symlink_to(real_data.processed_dir)
+    settings = real_data.with_(data_dir=tmp_path)
+    a = ad.AnnData(
+        X=np.ones((2, 5), np.float32),
+        obs=pd.DataFrame({"cell_line": ["A", "A"], "drug": ["x", "y"]}, index=["r0", "r1"]),
+    )
+    a.write_h5ad(tmp_path / "two.h5ad")
+    import_dataset(tmp_path / "two.h5ad", name="two", settings=settings)
+    with pytest.raises(ValidationError, match="at least 3 training signatures per gene"):
+        evaluate_lgr(
+            load_signatures("two", settings), regime="open-world", methods=["random"], settings=settings
+        )
