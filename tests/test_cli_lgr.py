@@ -199,3 +199,10 @@ def test_selectors_and_mechanisms(real_data: Settings, capsys: pytest.CaptureFix
     assert json.loads(out)["n_drugs"] == 110
     code, out, _ = run(capsys, "mechanisms", "--drug", "tucidinostat")
     assert code == 0 and "HDAC inhibition" in out and "epigenetic or proteostasis stress" in out
+
+
+def test_cli_regime_choices_match_the_core() -> None:
+    from perturb_core.cli import lgr as cli_lgr
+    from perturb_core.retrieval import REGIMES
+
+    assert tuple(cli_lgr._REGIMES) == tuple(REGIMES)  # kept literal so `--help` needs no heavy imports
