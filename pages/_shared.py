@@ -85,24 +85,6 @@ def call(fn: Callable[..., T], *args: Any, action: str, **kwargs: Any) -> T | No
     return result
 
 
-def core_module(name: str, *, stop: bool = True) -> Any:
-    """Import ``perturb_core.<name>``; if it is missing, explain (and stop the page unless ``stop=False``)."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"perturb_core.{name}")
-    except ImportError as exc:
-        log.warning("cannot import perturb_core.%s: %s", name, exc)
-        st.error(
-            f"This view needs `perturb_core.{name}`, which cannot be imported ({exc}). Update the checkout "
-            "(`git pull`) and reinstall the requirements (`pip install -r requirements.txt`).",
-            icon=":material/extension_off:",
-        )
-        if stop:
-            st.stop()
-        return None
-
-
 # --------------------------------------------------------------------------- settings
 
 

@@ -12,6 +12,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _shared as sh
+from perturb_core.evaluate import core as core_eval
+from perturb_core.evaluate import lgr as lgr_eval
 
 sh.header(
     "Benchmarks",
@@ -191,11 +193,8 @@ def method_table(specs: dict[str, MethodInfo], names: list[str]) -> pd.DataFrame
 # --------------------------------------------------------------------------- LGR
 def lgr_tab() -> None:
     """Run an LGR regime and show its results."""
-    mod = sh.core_module("evaluate.lgr", stop=False)
-    if mod is None:
-        return
     dataset = sh.signature_dataset()
-    lgr_specs = method_specs(mod.METHODS)
+    lgr_specs = method_specs(lgr_eval.METHODS)
     with st.form("lgr_form", border=True):
         c1, c2, c3, c4, c5 = st.columns([1.2, 1.1, 0.6, 0.6, 0.9])
         regime = c1.selectbox(
@@ -237,7 +236,7 @@ def lgr_tab() -> None:
             with sh.guard(f"loading dataset {dataset}"):
                 ds = sh.signatures(dataset)
             res = sh.call(
-                mod.evaluate_lgr,
+                lgr_eval.evaluate_lgr,
                 ds,
                 regime=regime,
                 methods=chosen,
@@ -302,11 +301,8 @@ def lgr_tab() -> None:
 # --------------------------------------------------------------------------- CORE
 def core_tab() -> None:
     """Run a CORE task and show its results."""
-    mod = sh.core_module("evaluate.core", stop=False)
-    if mod is None:
-        return
     dataset = sh.label_dataset()
-    core_specs = method_specs(mod.CORE_METHODS)
+    core_specs = method_specs(core_eval.CORE_METHODS)
     with st.form("core_form", border=True):
         c1, c2, c3 = st.columns([1.2, 1, 0.6])
         task = c1.selectbox(
@@ -341,7 +337,7 @@ def core_tab() -> None:
                 ls = sh.labels(dataset, task)
                 g = sh.graph()
             res = sh.call(
-                mod.evaluate_core,
+                core_eval.evaluate_core,
                 ls,
                 g,
                 methods=chosen,

@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _shared as sh
+from perturb_core import evidence, reasoning
 
 sh.header(
     "Evidence graph",
@@ -15,7 +16,6 @@ sh.header(
 )
 sh.require_data()
 
-evidence = sh.core_module("evidence")
 
 TASKS = {"de": "DE: does g respond at all?", "dir": "direction: does g go up (among responders)?"}
 OUTCOME_WORDS = {"de": ("responded", "no response"), "dir": ("up", "down")}
@@ -271,11 +271,10 @@ def ask_core_reasoning(dataset: str, task: str, perturbation: str, gene: str) ->
     """CORE-Reasoning of one pair (explicit button only; answers are cached on disk)."""
     from perturb_core.llm import LLM
 
-    reasoning = sh.core_module("reasoning")
     labels, graph = sh.labels(dataset, task), sh.graph()
     settings = sh.settings()
     pairs = pd.DataFrame({"pert": [perturbation], "gene": [gene]})
-    budget = getattr(reasoning, "DEFAULT_BUDGET", 20)
+    budget = reasoning.DEFAULT_BUDGET
     row = reasoning.core_reasoning(labels, graph, pairs, llm=LLM.from_settings(settings), budget=budget)
     return row.iloc[0].to_dict()  # includes the prompt exactly as sent
 
@@ -479,12 +478,9 @@ with right:
     if not settings.llm_configured:
         st.caption("Needs an LLM endpoint (set one on **Settings**); CORE-Voting above needs none.")
     else:
-        reasoning = sh.core_module("reasoning", stop=False)
         runs: dict = st.session_state.setdefault(REASONING_KEY, {})
         rkey = (dataset, task, perturbation, gene, settings.llm_base_url, settings.llm_model)
-        if reasoning is not None and st.button(
-            f"Ask {settings.llm_model} to weigh this evidence", icon=":material/smart_toy:"
-        ):
+        if st.button(f"Ask {settings.llm_model} to weigh this evidence", icon=":material/smart_toy:"):
             with st.spinner(f"Asking {settings.llm_model}…"):
                 out = sh.call(ask_core_reasoning, dataset, task, perturbation, gene, action="asking the LLM")
             if out is not None:

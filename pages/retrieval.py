@@ -8,6 +8,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _shared as sh
+from perturb_core import baselines, retrieval
 
 sh.header(
     "Retrieval explorer",
@@ -15,8 +16,6 @@ sh.header(
 )
 sh.require_data()
 
-retrieval = sh.core_module("retrieval")
-baselines = sh.core_module("baselines")
 
 METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
 REGIME_LABELS = {
