@@ -9,7 +9,6 @@ wall time per step and peak resident memory (this process and its worker process
 from __future__ import annotations
 
 import argparse
-import platform
 import resource
 import sys
 import tempfile
@@ -17,6 +16,8 @@ import time
 from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[1])]
+
+from _machine import machine  # noqa: E402
 
 from perturb_core.config import get_settings  # noqa: E402
 from perturb_core.data.build import build  # noqa: E402
@@ -36,7 +37,7 @@ def main() -> None:
         total = time.perf_counter() - t0
     peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(f"machine: {platform.machine()} {platform.processor() or ''}, {__import__('os').cpu_count()} cores")
+    print(f"machine: {machine()}")
     print(f"fetch (mirror copy + sha256): {t_fetch:.1f} s")
     for s in steps:
         print(f"build {s.artifact:<14} {s.seconds:6.1f} s")

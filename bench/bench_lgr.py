@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import platform
-import re
 import sys
 import tempfile
 import time
@@ -34,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
+from _machine import machine  # noqa: E402
+
 from perturb_core.config import get_settings  # noqa: E402
 from perturb_core.data.registry import load_signatures  # noqa: E402
 from perturb_core.evaluate.lgr import METHODS, NON_LLM_METHODS, LGRResult, evaluate_lgr  # noqa: E402
@@ -42,18 +41,6 @@ from perturb_core.metrics import REGRESSION_METRICS  # noqa: E402
 from perturb_core.retrieval import REGIMES, lgr_index  # noqa: E402
 
 ARROW = {"pearson": "↑", "cosine": "↑", "mae": "↓", "mse": "↓", "sign_accuracy": "↑", "r2": "↑"}
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def bench_speed(dataset: str, seed: int, n_boot: int) -> tuple[dict[str, LGRResult], dict[str, float]]:
@@ -77,17 +64,10 @@ def bench_speed(dataset: str, seed: int, n_boot: int) -> tuple[dict[str, LGRResu
 
 
 def _answer(request: dict[str, Any]) -> str:
-    from fake_openai import last_user_message
+    from fake_openai import lgr_candidates, lgr_final_answer
 
-    text = last_user_message(request)
-    block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
-    k = int(re.search(r"\(k\): (\d+)", text).group(1))
-    names = [line[2:] for line in block.splitlines()][:k]
-    return (
-        "<Final Answer>\n"
-        + "\n".join(f"{i}. {n}: placeholder." for i, n in enumerate(names, 1))
-        + "\n</Final Answer>"
-    )
+    names, k, _ = lgr_candidates(request)
+    return lgr_final_answer(names[:k], "placeholder.")
 
 
 def bench_llm(dataset: str, n_queries: int, concurrency: int, latency: float) -> dict[str, float]:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -52,6 +53,8 @@ __all__ = [
     "fake_llm_settings",
     "fake_openai_server",
     "last_user_message",
+    "lgr_candidates",
+    "lgr_final_answer",
     "scripted",
 ]
 
@@ -71,6 +74,24 @@ def last_user_message(request: dict[str, Any]) -> str:
     """Content of the last ``user`` message of a chat request (``""`` if none)."""
     users = [m.get("content", "") for m in request.get("messages", []) if m.get("role") == "user"]
     return str(users[-1]) if users else ""
+
+
+def lgr_candidates(request: dict[str, Any]) -> tuple[list[str], int, str]:
+    """The candidate names, k and anchor drug of an LGR selector prompt, as a fake model reads them."""
+    text = last_user_message(request)
+    block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
+    k = int(re.search(r"\(k\): (\d+)", text).group(1))  # type: ignore[union-attr]
+    anchor = re.search(r"Anchor drug: (.+)", text).group(1)  # type: ignore[union-attr]
+    return [line[2:] for line in block.splitlines()], k, anchor
+
+
+def lgr_final_answer(names: list[str], justification: str = "related.") -> str:
+    """A well-formed LGR answer: ``names`` as a numbered ``<Final Answer>`` list."""
+    return (
+        "<Final Answer>\n"
+        + "\n".join(f"{i}. {n}: {justification}" for i, n in enumerate(names, 1))
+        + "\n</Final Answer>"
+    )
 
 
 def echo_responder(request: dict[str, Any]) -> Reply:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
-from fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI, last_user_message
+from fake_openai import (
+    FAKE_API_KEY,
+    FAKE_MODEL,
+    FakeOpenAI,
+    lgr_candidates,
+    lgr_final_answer,
+)
 from fake_openai import fake_openai_server as fake_openai_server  # fixture
 
 from perturb_core.cli import main
@@ -158,15 +163,8 @@ def test_predict_llm_via_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def answer(request: dict[str, Any]) -> str:
-        text = last_user_message(request)
-        block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
-        k = int(re.search(r"\(k\): (\d+)", text).group(1))
-        names = [line[2:] for line in block.splitlines()][:k]
-        return (
-            "<Final Answer>\n"
-            + "\n".join(f"{i}. {n}: similar." for i, n in enumerate(names, 1))
-            + "\n</Final Answer>"
-        )
+        names, k, _ = lgr_candidates(request)
+        return lgr_final_answer(names[:k], "similar.")
 
     fake_openai_server.responder = answer
     monkeypatch.setenv("OPENAI_BASE_URL", fake_openai_server.base_url)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI, error_body, last_user_message
+from fake_openai import FakeOpenAI, error_body, last_user_message, lgr_candidates, lgr_final_answer
 from fake_openai import fake_llm_settings as fake_llm_settings  # fixture
 from fake_openai import fake_openai_server as fake_openai_server  # fixture
 from numpy.testing import assert_allclose
@@ -35,17 +34,10 @@ HIGHER_IS_BETTER = {
 
 def lgr_answer(request: dict[str, Any]) -> Any:
     """Answer with the first k candidates; fail (HTTP 500) for one anchor drug."""
-    text = last_user_message(request)
-    if "Anchor drug: Afatinib\n" in text:
+    if "Anchor drug: Afatinib\n" in last_user_message(request):
         return (500, error_body("model crashed"))
-    block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
-    cands = [line[2:] for line in block.splitlines()]
-    k = int(re.search(r"\(k\): (\d+)", text).group(1))
-    return (
-        "<Final Answer>\n"
-        + "\n".join(f"{i}. {c}: related." for i, c in enumerate(cands[:k], 1))
-        + "\n</Final Answer>"
-    )
+    cands, k, _ = lgr_candidates(request)
+    return lgr_final_answer(cands[:k], "related.")
 
 
 def tiny_dataset() -> SignatureDataset:

@@ -11,7 +11,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI, error_body, last_user_message
+from fake_openai import FakeOpenAI, error_body, lgr_candidates
 from fake_openai import fake_llm_settings as fake_llm_settings  # fixture
 from fake_openai import fake_openai_server as fake_openai_server  # fixture
 from numpy.testing import assert_allclose
@@ -53,18 +53,9 @@ POOL = [
 # --------------------------------------------------------------------------- helpers
 
 
-def candidates_of(request: dict[str, Any]) -> tuple[list[str], int, str]:
-    """The candidate names, k and anchor drug of an LGR prompt (as the fake model reads them)."""
-    text = last_user_message(request)
-    block = text.split("<candidates>\n", 1)[1].split("\n</candidates>", 1)[0]
-    k = int(re.search(r"\(k\): (\d+)", text).group(1))
-    anchor = re.search(r"Anchor drug: (.+)", text).group(1)
-    return [line[2:] for line in block.splitlines()], k, anchor
-
-
 def lgr_answer(request: dict[str, Any]) -> str:
     """A well-formed answer: the last k candidates in reverse order, plus one out-of-pool name."""
-    cands, k, _ = candidates_of(request)
+    cands, k, _ = lgr_candidates(request)
     lines = [f"{i}. {c}: acts on a related pathway." for i, c in enumerate(reversed(cands[-k:]), 1)]
     return (
         "Thinking about mechanisms.\n<Final Answer>\n"
@@ -530,7 +521,7 @@ def test_llm_selector_end_to_end_and_cache(
     assert ex.to_dict()["llm"]["prompt"][1]["content"].startswith("The transcriptional response")
     request = fake_openai_server.requests[0]
     assert request["temperature"] == 0.0
-    cands, k, anchor = candidates_of(request)
+    cands, k, anchor = lgr_candidates(request)
     assert anchor == "Afatinib" and "Afatinib" not in cands and k == 4 and len(cands) == len(ex.pool)
     again = predict_query(
         "tahoe",

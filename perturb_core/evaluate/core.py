@@ -48,15 +48,7 @@ __all__ = [
     "sample_pairs",
 ]
 
-CONTRACT_KEYS: tuple[str, ...] = (
-    "auroc",
-    "auprc",
-    "macro_gene_auroc",
-    "n_pairs",
-    "n_genes_macro",
-    "predicted_positive_rate",
-    "true_positive_rate",
-)
+CONTRACT_KEYS: tuple[str, ...] = tuple(k for k in CLASSIFICATION_METRICS if k != "brier")
 """Keys of each method in the ``core evaluate --json`` contract (DESIGN.md)."""
 
 LLM_PAIR_LIMIT = 5000
