@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -154,12 +154,24 @@ class LabelSet:
         """All genes with a label."""
         return sorted(self.table["gene"].cat.categories, key=str.lower)
 
+    @cached_property
+    def _drug_index(self) -> DrugNameIndex:
+        return DrugNameIndex(self.perturbations)
+
+    @cached_property
+    def _pert_keys(self) -> dict[str, str]:
+        return {name_key(v): v for v in self.table["pert"].cat.categories}
+
+    @cached_property
+    def _gene_keys(self) -> dict[str, str]:
+        return {name_key(v): v for v in self.table["gene"].cat.categories}
+
     def resolve_perturbation(self, name: str) -> str:
         """Perturbation name given any spelling."""
         kind = f"perturbation in {self.name!r}"
         if self.perturbation_kind == "drug":
-            return DrugNameIndex(self.perturbations).resolve(name, kind=kind)
-        hit = {name_key(p): p for p in self.table["pert"].cat.categories}.get(name_key(name))
+            return self._drug_index.resolve(name, kind=kind)
+        hit = self._pert_keys.get(name_key(name))
         if hit is None:
             raise unknown_name(kind, name, self.perturbations)
         return hit
@@ -185,8 +197,7 @@ class LabelSet:
 
     def resolve_gene(self, name: str) -> str:
         """Gene name given any case."""
-        keys = {name_key(g): g for g in self.table["gene"].cat.categories}
-        hit = keys.get(name_key(name))
+        hit = self._gene_keys.get(name_key(name))
         if hit is None:
             raise unknown_name(f"gene in {self.name!r}", name, self.genes)
         return hit
@@ -201,11 +212,15 @@ class DrugTable:
     fingerprints: np.ndarray  # bool (n_drugs, 2048), rows aligned with table
     valid: np.ndarray  # bool (n_drugs,), False where no structure is known
 
+    @cached_property
+    def _name_index(self) -> DrugNameIndex:
+        return DrugNameIndex(list(self.table["name"]))
+
     def resolve(self, name: str) -> str:
         """Drug id for any spelling of a drug name or id."""
         if name in self.table.index:
             return name
-        display = DrugNameIndex(list(self.table["name"])).resolve(name, kind="drug")
+        display = self._name_index.resolve(name, kind="drug")
         return str(self.table.index[self.table["name"] == display][0])
 
     def rows(self, drug_ids: list[str]) -> np.ndarray:
