@@ -10,7 +10,7 @@ Usage (from the repository root)::
    of the dataset (``tahoe``: 40 cell lines), timed end to end (split, evaluation genes,
    selectors, baselines, metrics, bootstrap). Target: <= 60 s in total.
 2. LLM batch: the ``llm`` method on the fake OpenAI-compatible server of the tests
-   (tests/fake_openai.py) answering after 200 ms, with the response cache off, sequentially
+   (perturb_core/testing/fake_openai.py) answering after 200 ms, with the response cache off, sequentially
    (concurrency 1) and with a bounded pool (default 16). Target: >= 8x the sequential throughput.
    The fake server is not a model: these runs measure plumbing, not prediction quality.
 3. Results: regime x method x metric (mean and 95% bootstrap interval), plus the mean Pearson
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]
 
 
 from _machine import machine  # noqa: E402
@@ -64,14 +64,14 @@ def bench_speed(dataset: str, seed: int, n_boot: int) -> tuple[dict[str, LGRResu
 
 
 def _answer(request: dict[str, Any]) -> str:
-    from fake_openai import lgr_candidates, lgr_final_answer
+    from perturb_core.testing.fake_openai import lgr_candidates, lgr_final_answer
 
     names, k, _ = lgr_candidates(request)
     return lgr_final_answer(names[:k], "placeholder.")
 
 
 def bench_llm(dataset: str, n_queries: int, concurrency: int, latency: float) -> dict[str, float]:
-    from fake_openai import FAKE_MODEL, FakeOpenAI
+    from perturb_core.testing.fake_openai import FAKE_MODEL, FakeOpenAI
 
     settings = get_settings()
     out: dict[str, float] = {}

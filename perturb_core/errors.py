@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
+from typing import TypeVar
 
 __all__ = [
     "ConfigError",
@@ -14,7 +15,12 @@ __all__ = [
     "PerturbCoreError",
     "UnknownNameError",
     "ValidationError",
+    "check_choice",
+    "name_key",
+    "unknown_name",
 ]
+
+S = TypeVar("S", bound=str)
 
 
 class PerturbCoreError(Exception):
@@ -64,3 +70,31 @@ def unknown_name(kind: str, name: str, known: Iterable[str], *, limit: int = 5) 
         f"unknown {kind}: {name!r}; closest known: {', '.join(suggestions)}{more} "
         "(names are case-, space- and punctuation-insensitive)"
     )
+
+
+def check_choice(kind: str, value: object, choices: Iterable[S]) -> S:
+    """The canonical spelling of a string choice (method, regime, selector, metric, task, ...).
+
+    Every unknown-choice error of the package comes from here, in one wording. A choice matches
+    exactly or by :func:`name_key` (``Unseen_Drug`` finds ``unseen-drug``).
+
+    Args:
+        kind: what is being chosen, e.g. ``"selector"``; used in the message.
+        value: the user's choice.
+        choices: the valid choices, in the order the message lists them.
+
+    Returns:
+        The matching element of ``choices``.
+
+    Raises:
+        UnknownNameError: ``value`` is not one of ``choices`` (the message lists them).
+    """
+    options = tuple(choices)
+    if isinstance(value, str):
+        if value in options:
+            return value  # type: ignore[return-value]
+        by_key = {name_key(c): c for c in options}
+        hit = by_key.get(name_key(value))
+        if hit is not None and value.strip():
+            return hit
+    raise UnknownNameError(f"unknown {kind} {value!r}; valid: {', '.join(options)}")

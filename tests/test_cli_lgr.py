@@ -8,14 +8,13 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from fake_openai import (
+from perturb_core.testing.fake_openai import (
     FAKE_API_KEY,
     FAKE_MODEL,
     FakeOpenAI,
     lgr_candidates,
     lgr_final_answer,
 )
-from fake_openai import fake_openai_server as fake_openai_server  # fixture
 
 from perturb_core.cli import main
 from perturb_core.config import Settings

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI, last_user_message
+from perturb_core.testing.fake_openai import FakeOpenAI, last_user_message
 from test_evidence import F_G1, F_G2, F_G3, TINY_ROWS, fixed, tiny_graph, tiny_labels
 
 from perturb_core.config import Settings, get_settings

@@ -8,9 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI, error_body, last_user_message, lgr_candidates, lgr_final_answer
-from fake_openai import fake_llm_settings as fake_llm_settings  # fixture
-from fake_openai import fake_openai_server as fake_openai_server  # fixture
+from perturb_core.testing.fake_openai import FakeOpenAI, error_body, last_user_message, lgr_candidates, lgr_final_answer
 from numpy.testing import assert_allclose
 
 from perturb_core.config import Settings

@@ -8,7 +8,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from rxdr import signature_rda
+from perturb_core.testing.rxdr import signature_rda
 
 from perturb_core.config import get_settings
 from perturb_core.data.importer import import_dataset

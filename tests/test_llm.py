@@ -1,4 +1,4 @@
-"""Tests of perturb_core.llm against the fake OpenAI-compatible server in tests/fake_openai.py."""
+"""Tests of perturb_core.llm against the fake OpenAI-compatible server in perturb_core/testing/fake_openai.py."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI, error_body, last_user_message, scripted
-from fake_openai import fake_llm_settings as fake_llm_settings  # fixture (explicit re-export)
-from fake_openai import fake_openai_server as fake_openai_server  # fixture (explicit re-export)
+from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI, error_body, last_user_message, scripted
 
 from perturb_core.config import Settings
 from perturb_core.errors import LLMError, ValidationError

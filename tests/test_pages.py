@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fake_openai import FAKE_API_KEY, FakeOpenAI
+from perturb_core.testing.fake_openai import FAKE_API_KEY, FakeOpenAI
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.realdata

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rxdr import serialize_rda, signature_rda
+from perturb_core.testing.rxdr import serialize_rda, signature_rda
 
 from perturb_core.data.rda import RList, read_rda
 from perturb_core.errors import DataError

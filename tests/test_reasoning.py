@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI, error_body, last_user_message
+from perturb_core.testing.fake_openai import FakeOpenAI, error_body, last_user_message
 from test_evidence import fixed, tiny_graph, tiny_labels
 
 from perturb_core.config import Settings, get_settings

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rxdr import serialize_rda, signature_rda
+from perturb_core.testing.rxdr import serialize_rda, signature_rda
 from scipy.stats import norm
 
 from perturb_core.data.signatures import rank_score, read_signature_file, signatures_to_anndata

@@ -20,7 +20,7 @@ Server (``FakeOpenAI``):
 Responders: ``echo_responder`` (default; answers ``"echo: <last user message>"``),
 ``scripted(*replies)`` (replies in turn, then repeats the last), ``error_body(message)``.
 
-Pytest fixtures (stable names; import them into ``conftest.py`` or a test module):
+Pytest fixtures (in :mod:`perturb_core.testing.pytest_plugin`; ``pytest_plugins = ["perturb_core.testing.pytest_plugin"]``):
     - ``fake_openai_server``: a running :class:`FakeOpenAI` with the echo responder.
     - ``fake_llm_settings``: :class:`perturb_core.config.Settings` pointing at that server
       (model ``FAKE_MODEL``, key ``FAKE_API_KEY``, cache in ``tmp_path/llm_cache``, timeout
@@ -39,8 +39,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from perturb_core.config import Settings
 
 __all__ = [
@@ -50,8 +48,6 @@ __all__ = [
     "Responder",
     "echo_responder",
     "error_body",
-    "fake_llm_settings",
-    "fake_openai_server",
     "last_user_message",
     "lgr_candidates",
     "lgr_final_answer",
@@ -278,26 +274,3 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@pytest.fixture
-def fake_openai_server() -> Iterator[FakeOpenAI]:
-    """A running :class:`FakeOpenAI` with the echo responder; tests may change its attributes."""
-    with FakeOpenAI() as server:
-        yield server
-
-
-@pytest.fixture
-def fake_llm_settings(fake_openai_server: FakeOpenAI, tmp_path: Path) -> Settings:
-    """Settings pointing at ``fake_openai_server``, with the LLM cache in ``tmp_path``."""
-    return Settings(
-        mirror=None,
-        data_dir=tmp_path / "data",
-        cache_dir=tmp_path / "llm_cache",
-        llm_base_url=fake_openai_server.base_url,
-        llm_api_key=FAKE_API_KEY,
-        llm_model=FAKE_MODEL,
-        llm_timeout=2.0,
-        llm_max_retries=2,
-        llm_concurrency=8,
-    )
