@@ -8,6 +8,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
+
+from perturb_core.cli import main
+from perturb_core.config import Settings
 from perturb_core.testing.fake_openai import (
     FAKE_API_KEY,
     FAKE_MODEL,
@@ -15,9 +18,6 @@ from perturb_core.testing.fake_openai import (
     lgr_candidates,
     lgr_final_answer,
 )
-
-from perturb_core.cli import main
-from perturb_core.config import Settings
 
 CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
 

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from perturb_core.testing.fake_openai import FakeOpenAI, last_user_message
 from test_evidence import F_G1, F_G2, F_G3, TINY_ROWS, fixed, tiny_graph, tiny_labels
 
 from perturb_core.config import Settings, get_settings
@@ -24,6 +23,7 @@ from perturb_core.evaluate.core import (
 from perturb_core.evidence import core_index
 from perturb_core.kg import load_graph
 from perturb_core.llm import LLM
+from perturb_core.testing.fake_openai import FakeOpenAI, last_user_message
 
 # a tiny set with two test perturbations, so per-gene AUROC is defined for G1 and G2
 ROWS = [*TINY_ROWS, ("F", "G2", 1, "test"), ("E", "G3", 1, "test")]

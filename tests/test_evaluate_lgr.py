@@ -8,7 +8,6 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from perturb_core.testing.fake_openai import FakeOpenAI, error_body, last_user_message, lgr_candidates, lgr_final_answer
 from numpy.testing import assert_allclose
 
 from perturb_core.config import Settings
@@ -18,6 +17,13 @@ from perturb_core.errors import LLMError, UnknownNameError, ValidationError
 from perturb_core.evaluate import LGR_METHODS, LGR_NON_LLM_METHODS, evaluate_lgr
 from perturb_core.llm import LLM
 from perturb_core.retrieval import REGIMES
+from perturb_core.testing.fake_openai import (
+    FakeOpenAI,
+    error_body,
+    last_user_message,
+    lgr_candidates,
+    lgr_final_answer,
+)
 
 CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
 HIGHER_IS_BETTER = {

@@ -8,12 +8,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from perturb_core.testing.rxdr import signature_rda
 
 from perturb_core.config import get_settings
 from perturb_core.data.importer import import_dataset
 from perturb_core.data.registry import list_datasets, load_signatures
 from perturb_core.errors import DataError, ValidationError
+from perturb_core.testing.rxdr import signature_rda
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI, error_body, last_user_message, scripted
 
 from perturb_core.config import Settings
 from perturb_core.errors import LLMError, ValidationError
@@ -26,6 +25,14 @@ from perturb_core.llm import (
     read_jsonl,
     render_messages,
     test_connection,
+)
+from perturb_core.testing.fake_openai import (
+    FAKE_API_KEY,
+    FAKE_MODEL,
+    FakeOpenAI,
+    error_body,
+    last_user_message,
+    scripted,
 )
 
 MSGS = render_messages("You are terse.", "hello")

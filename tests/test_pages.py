@@ -10,8 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from perturb_core.testing.fake_openai import FAKE_API_KEY, FakeOpenAI
 from streamlit.testing.v1 import AppTest
+
+from perturb_core.testing.fake_openai import FAKE_API_KEY, FakeOpenAI
 
 pytestmark = pytest.mark.realdata
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from perturb_core.testing.rxdr import serialize_rda, signature_rda
 
 from perturb_core.data.rda import RList, read_rda
 from perturb_core.errors import DataError
+from perturb_core.testing.rxdr import serialize_rda, signature_rda
 
 
 def _write(tmp_path: Path, data: bytes, name: str = "x.rda") -> Path:

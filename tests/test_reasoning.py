@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from perturb_core.testing.fake_openai import FakeOpenAI, error_body, last_user_message
 from test_evidence import fixed, tiny_graph, tiny_labels
 
 from perturb_core.config import Settings, get_settings
@@ -25,6 +24,7 @@ from perturb_core.reasoning import (
     render_core_prompt,
     render_isolated_prompt,
 )
+from perturb_core.testing.fake_openai import FakeOpenAI, error_body, last_user_message
 
 PAIRS = pd.DataFrame({"pert": ["A", "A", "A"], "gene": ["G1", "G2", "G3"]})
 

@@ -11,7 +11,6 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from perturb_core.testing.fake_openai import FakeOpenAI, error_body, lgr_candidates
 from numpy.testing import assert_allclose
 
 from perturb_core.config import Settings
@@ -37,6 +36,7 @@ from perturb_core.retrieval import (
     split_data,
     top_genes,
 )
+from perturb_core.testing.fake_openai import FakeOpenAI, error_body, lgr_candidates
 
 POOL = [
     "Trametinib",

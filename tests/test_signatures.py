@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from perturb_core.testing.rxdr import serialize_rda, signature_rda
 from scipy.stats import norm
 
 from perturb_core.data.signatures import rank_score, read_signature_file, signatures_to_anndata
 from perturb_core.errors import DataError
+from perturb_core.testing.rxdr import serialize_rda, signature_rda
 
 
 def test_rank_score_is_inverse_normal_of_the_rank() -> None:

@@ -34,12 +34,9 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-
-from perturb_core.config import Settings
 
 __all__ = [
     "FAKE_API_KEY",
