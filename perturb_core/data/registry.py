@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import anndata as ad
 import numpy as np
@@ -21,9 +21,17 @@ import pandas as pd
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.build import PERTURBQA_LINES, SIGNATURE_DATASETS
 from perturb_core.data.names import DrugNameIndex, slug
-from perturb_core.errors import DataError, NotBuiltError, ValidationError, name_key, unknown_name
+from perturb_core.errors import (
+    DataError,
+    NotBuiltError,
+    check_choice,
+    name_key,
+    unknown_name,
+)
+from perturb_core.memo import Memo
 
 __all__ = [
+    "TASKS",
     "DatasetInfo",
     "DrugTable",
     "LabelSet",
@@ -38,6 +46,8 @@ __all__ = [
 ]
 
 Task = Literal["de", "dir"]
+TASKS: tuple[Task, ...] = get_args(Task)
+"""Label tasks: ``de`` (does the gene respond) and ``dir`` (up or down, among responding genes)."""
 Kind = Literal["signatures", "labels"]
 
 
@@ -61,11 +71,13 @@ class SignatureDataset:
     """A validated signature dataset: ``adata.X`` holds deltas (NaN = gene not measured).
 
     ``obs`` has ``cell_line``, ``cell_line_id``, ``drug``, ``drug_id``; one row per pair.
-    Treat ``adata`` as read-only (it is shared between callers).
+    Treat ``adata`` as read-only (it is shared between callers). ``memo`` holds state derived
+    from the dataset by method code (e.g. the LGR index), so it lives as long as the dataset.
     """
 
     name: str
     adata: ad.AnnData
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
     _rows: dict[tuple[str, str], int] = field(default_factory=dict, repr=False, compare=False)
     _cell_keys: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _drug_index: dict[str, DrugNameIndex] = field(default_factory=dict, repr=False, compare=False)
@@ -136,6 +148,7 @@ class LabelSet:
     """Gene-level outcome labels of one dataset and task.
 
     ``table`` has ``pert``, ``gene``, ``label`` (0/1), ``split`` (train/test), categoricals.
+    ``memo`` holds state derived from the labels by method code (e.g. CORE indexes).
     """
 
     name: str
@@ -143,6 +156,7 @@ class LabelSet:
     table: pd.DataFrame
     cell_line: str
     perturbation_kind: Literal["knockdown", "drug"]
+    memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @property
     def perturbations(self) -> list[str]:
@@ -349,45 +363,45 @@ def load_labels(name: str, task: Task = "de", settings: Settings | None = None) 
         ValidationError: task is not ``de`` or ``dir``.
         NotBuiltError / UnknownNameError: as for :func:`load_signatures`.
     """
-    if task not in ("de", "dir"):
-        raise ValidationError(f"unknown task {task!r}; use 'de' (responds or not) or 'dir' (up or down)")
+    task = check_choice("task", task, TASKS)
     settings = _settings(settings)
     info = resolve_dataset(name, "labels", settings)
     if not info.path.exists():
         raise NotBuiltError(f"labels {info.name!r} are not built; run `python -m perturb_core data build`")
     if info.name.startswith("perturbqa-"):
         path = settings.processed_dir / "labels" / f"{info.name}.{task}.parquet"
-        table = _read_parquet(path, path.stat().st_mtime)
-        line = info.name.removeprefix("perturbqa-").upper()
-        return LabelSet(info.name, task, table, line, "knockdown")
-    full = _read_parquet(info.path, info.path.stat().st_mtime)
-    return _tahoe_labels(info.name, task, full)
+    else:
+        path = info.path
+    return _label_set(info.name, task, path, path.stat().st_mtime)
 
 
-_TAHOE_CACHE: dict[tuple[str, str, int], LabelSet] = {}
+@lru_cache(maxsize=16)
+def _label_set(name: str, task: Task, path: Path, mtime: float) -> LabelSet:
+    """The label set of one file and task (one object per file version, so derived state is reused)."""
+    if name.startswith("perturbqa-"):
+        table = _read_parquet(path, mtime)
+        return LabelSet(name, task, table, name.removeprefix("perturbqa-").upper(), "knockdown")
+    return _tahoe_labels(name, task, _read_parquet(path, mtime))
 
 
 def _tahoe_labels(name: str, task: Task, full: pd.DataFrame) -> LabelSet:
-    key = (name, task, id(full))
-    if key not in _TAHOE_CACHE:
-        line_id = name.removeprefix("tahoe-")
-        cats = full["cell_line"].cat.categories
-        line = next(c for c in cats if slug(c) == line_id)
-        sub = full[full["cell_line"] == line]
-        if task == "de":
-            t = pd.DataFrame(
-                {"pert": sub["pert"], "gene": sub["gene"], "label": sub["de"], "split": sub["split"]}
-            )
-        else:
-            sub = sub[sub["de"] == 1]
-            t = pd.DataFrame(
-                {"pert": sub["pert"], "gene": sub["gene"], "label": sub["direction"], "split": sub["split"]}
-            )
-        t = t.reset_index(drop=True)
-        for c in ("pert", "gene", "split"):
-            t[c] = t[c].cat.remove_unused_categories()
-        _TAHOE_CACHE[key] = LabelSet(name, task, t, line, "drug")
-    return _TAHOE_CACHE[key]
+    line_id = name.removeprefix("tahoe-")
+    cats = full["cell_line"].cat.categories
+    line = next(c for c in cats if slug(c) == line_id)
+    sub = full[full["cell_line"] == line]
+    if task == "de":
+        t = pd.DataFrame(
+            {"pert": sub["pert"], "gene": sub["gene"], "label": sub["de"], "split": sub["split"]}
+        )
+    else:
+        sub = sub[sub["de"] == 1]
+        t = pd.DataFrame(
+            {"pert": sub["pert"], "gene": sub["gene"], "label": sub["direction"], "split": sub["split"]}
+        )
+    t = t.reset_index(drop=True)
+    for c in ("pert", "gene", "split"):
+        t[c] = t[c].cat.remove_unused_categories()
+    return LabelSet(name, task, t, line, "drug")
 
 
 def load_drugs(settings: Settings | None = None) -> DrugTable:
