@@ -1,74 +1,37 @@
-"""OpenAI-compatible LLM access: one client, prompt helpers, a content-addressed disk cache, retries.
+"""The OpenAI-compatible client: one place builds it; :class:`LLM` adds the cache, retries and concurrency.
 
 Every call goes through :class:`LLM`: it looks the prompt up in a :class:`ResponseCache` (a hit
 makes no HTTP request), otherwise asks the endpoint, retrying rate limits, server errors,
-timeouts and dropped connections with exponential backoff, and stores the answer. Cache
-entries are one human-readable JSON line per file, written atomically; they never hold the
-API key. Works with any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
-
-Example:
-    >>> llm = LLM.from_settings()  # doctest: +SKIP
-    >>> llm.complete(render_messages("You are terse.", "Say OK.")).text  # doctest: +SKIP
-    'OK'
+timeouts and dropped connections with exponential backoff, and stores the answer. Works with
+any OpenAI-compatible server (OpenAI, vLLM, Ollama, llama.cpp).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import os
 import random
-import re
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import openai
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.errors import LLMError, ValidationError
+from perturb_core.llm._cache import ResponseCache
+from perturb_core.llm._messages import Messages, _drop_none, _validate_messages, cache_key, render_messages
 
-try:  # POSIX only; on other systems appends rely on a single write() per line
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = [
-    "LLM",
-    "PLACEHOLDER_API_KEY",
-    "LLMResponse",
-    "Message",
-    "Messages",
-    "ResponseCache",
-    "append_jsonl",
-    "cache_key",
-    "get_client",
-    "prompt_hash",
-    "read_jsonl",
-    "render_messages",
-    "test_connection",
-]
+__all__ = ["LLM", "PLACEHOLDER_API_KEY", "LLMResponse", "get_client", "test_connection"]
 
 log = logging.getLogger(__name__)
-
-Message = Mapping[str, str]
-"""One chat message: ``{"role": "system" | "user" | "assistant" | "developer", "content": str}``."""
-Messages = Sequence[Message]
-"""A chat prompt: a non-empty sequence of :data:`Message`."""
 
 PLACEHOLDER_API_KEY = "not-needed"
 """Key sent to a local server (vLLM, Ollama, llama.cpp) when only ``OPENAI_BASE_URL`` is set."""
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
-_ROLES = ("system", "user", "assistant", "developer")
-_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 _RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
 _DETAIL_CHARS = 300
 _MODEL_HINT = "PERTURB_CORE_LLM_MODEL (or [llm] model in perturb_core.toml)"
@@ -85,312 +48,6 @@ _STATUS_FIX: dict[int, str] = {
     422: "check that model {model!r} accepts these options",
 }
 _DEFAULT_FIX = "check OPENAI_BASE_URL, " + _MODEL_HINT + " and the endpoint's logs"
-
-
-# --------------------------------------------------------------------------- prompts and keys
-
-
-def render_messages(system: str, user: str) -> list[dict[str, str]]:
-    """Build a chat prompt from a system and a user message.
-
-    Args:
-        system: instructions; an empty string leaves the system message out.
-        user: the request.
-
-    Returns:
-        ``[{"role": "system", ...}, {"role": "user", ...}]``.
-    """
-    messages = [{"role": "system", "content": system}] if system else []
-    messages.append({"role": "user", "content": user})
-    return messages
-
-
-def _validate_messages(messages: Messages) -> list[dict[str, str]]:
-    """Copy ``messages`` into plain dicts, checking roles and contents."""
-    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence) or not messages:
-        raise ValidationError(
-            f"messages must be a non-empty list of {{'role', 'content'}} dicts, got {messages!r:.80}; "
-            "build one with render_messages(system, user)"
-        )
-    out = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise ValidationError(f"messages[{i}] is {message!r:.80}, not a dict with 'role' and 'content'")
-        role, content = message.get("role"), message.get("content")
-        if role not in _ROLES:
-            raise ValidationError(f"messages[{i}] has role {role!r}; valid roles: {', '.join(_ROLES)}")
-        if not isinstance(content, str):
-            raise ValidationError(f"messages[{i}] content is {type(content).__name__}, not str")
-        out.append(dict(message))
-    return out
-
-
-def _canonical_json(obj: object) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _drop_none(options: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in options.items() if v is not None}
-
-
-def prompt_hash(messages: Messages) -> str:
-    """Short stable id of a prompt (12 hex digits of the SHA-256 of its canonical JSON).
-
-    Args:
-        messages: the chat prompt.
-
-    Returns:
-        A 12-character lower-case hex string, the same across runs and machines.
-    """
-    return hashlib.sha256(_canonical_json(_validate_messages(messages)).encode()).hexdigest()[:12]
-
-
-def cache_key(model: str, messages: Messages, options: Mapping[str, Any] | None = None) -> str:
-    """Content hash of one request: SHA-256 of the canonical JSON of model, messages and options.
-
-    Options whose value is ``None`` are dropped first, so ``{"max_tokens": None}`` and ``{}``
-    give the same key.
-
-    Args:
-        model: model name sent to the endpoint.
-        messages: the chat prompt.
-        options: request options such as ``temperature`` and ``max_tokens``.
-
-    Returns:
-        64 lower-case hex digits.
-    """
-    payload = {"model": model, "messages": _validate_messages(messages), "options": _drop_none(options or {})}
-    return hashlib.sha256(_canonical_json(payload).encode()).hexdigest()
-
-
-# --------------------------------------------------------------------------- JSON and JSONL files
-
-
-def _json_default(obj: object) -> object:
-    """JSON fallback for NumPy scalars/arrays, paths and datetimes."""
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if hasattr(obj, "tolist"):  # NumPy scalar or array
-        return obj.tolist()
-    raise TypeError(f"cannot write {type(obj).__name__} {obj!r:.60} as JSON; convert it to str, int or float")
-
-
-def _dumps_line(record: Mapping[str, Any]) -> str:
-    return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
-
-
-def append_jsonl(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
-    """Append one record as one JSON line, safely when several processes append at once.
-
-    The file is locked (``fcntl.flock``) while the line is written, parent folders are
-    created, and a line left unfinished by a killed writer is closed off first so the new
-    record stays readable.
-
-    Args:
-        path: the ``.jsonl`` log file.
-        record: a JSON-serialisable mapping (NumPy values, paths and datetimes are converted).
-
-    Raises:
-        TypeError: a value cannot be written as JSON.
-    """
-    path = Path(path)
-    data = _dumps_line(record).encode("utf-8")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            end = fh.seek(0, os.SEEK_END)
-            if end > 0:
-                fh.seek(end - 1)
-                if fh.read(1) != b"\n":
-                    data = b"\n" + data
-            fh.write(data)
-            fh.flush()
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read the records of a JSONL file, skipping blank and unreadable lines.
-
-    Args:
-        path: the ``.jsonl`` file; a missing file reads as no records.
-
-    Returns:
-        The records (JSON objects) in file order.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = []
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                log.warning("skipping unreadable line %d of %s", lineno, path)
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return records
-
-
-# --------------------------------------------------------------------------- the response cache
-
-
-def _check_key(key: str) -> str:
-    if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise ValidationError(
-            f"cache key {key!r:.80} is not 64 lower-case hex digits; compute it with cache_key()"
-        )
-    return key
-
-
-@dataclass(frozen=True)
-class ResponseCache:
-    """Content-addressed disk cache of LLM answers.
-
-    Entry ``key`` lives in ``directory/<key[:2]>/<key>.jsonl`` as ONE JSON line with fields
-    ``key, model, messages, options, response, created`` (ISO 8601, UTC) and ``elapsed_s``.
-    Writes go to a temporary file in the same folder and are renamed into place
-    (``os.replace``), so readers in any process see a whole entry or none, and a writer killed
-    mid-write leaves no partial entry. An unreadable entry file reads as a miss. The API key
-    is never part of an entry.
-
-    Attributes:
-        directory: the cache folder (created on first write).
-    """
-
-    directory: Path
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "directory", Path(self.directory).expanduser())
-
-    def path_for(self, key: str) -> Path:
-        """The file that holds (or would hold) entry ``key``."""
-        _check_key(key)
-        return self.directory / key[:2] / f"{key}.jsonl"
-
-    def get(self, key: str) -> dict[str, Any] | None:
-        """Read entry ``key``.
-
-        Args:
-            key: a :func:`cache_key`.
-
-        Returns:
-            The record, or ``None`` when absent or unreadable (truncated, not JSON, wrong key
-            or no ``response`` text); an unreadable file is logged and later overwritten.
-        """
-        path = self.path_for(key)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except (OSError, UnicodeDecodeError) as exc:
-            log.warning("ignoring unreadable LLM cache entry %s: %s", path, exc)
-            return None
-        record = self._parse(text)
-        if record is None or record.get("key") != key:
-            log.warning("ignoring corrupt LLM cache entry %s", path)
-            return None
-        return record
-
-    @staticmethod
-    def _parse(text: str) -> dict[str, Any] | None:
-        try:
-            record = json.loads(text)
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(record, dict) or not isinstance(record.get("response"), str):
-            return None
-        return record
-
-    def put(self, record: Mapping[str, Any]) -> Path:
-        """Store ``record`` atomically under ``record["key"]``, replacing any older entry.
-
-        Args:
-            record: a mapping with at least ``key`` (a :func:`cache_key`) and ``response`` (str).
-
-        Returns:
-            The entry's file.
-
-        Raises:
-            ValidationError: ``key`` or ``response`` is missing or malformed.
-            OSError: the folder is not writable (no partial entry is left behind).
-        """
-        path = self.path_for(record.get("key", ""))
-        if not isinstance(record.get("response"), str):
-            raise ValidationError(f"cache record {record.get('key')} has no 'response' text")
-        line = _dumps_line(record)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        return path
-
-    def _entry_files(self) -> list[Path]:
-        if not self.directory.is_dir():
-            return []
-        return sorted(p for p in self.directory.glob("??/*.jsonl") if _KEY_RE.match(p.stem))
-
-    def iter_records(self) -> Iterator[dict[str, Any]]:
-        """Yield every readable entry, in key order; unreadable ones are skipped."""
-        for path in self._entry_files():
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                record = self._parse(path.read_text(encoding="utf-8"))
-                if record is not None and record.get("key") == path.stem:
-                    yield record
-
-    def stats(self) -> dict[str, Any]:
-        """Size of the cache.
-
-        Returns:
-            ``{"n_entries": int, "bytes": int, "directory": str}``.
-        """
-        n = size = 0
-        for path in self._entry_files():
-            with contextlib.suppress(OSError):
-                size += path.stat().st_size
-                n += 1
-        return {"n_entries": n, "bytes": size, "directory": str(self.directory)}
-
-    def clear(self) -> int:
-        """Delete every entry (and temporary files left by killed writers).
-
-        Returns:
-            The number of entries removed.
-        """
-        n = 0
-        for path in self._entry_files():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                n += 1
-        if self.directory.is_dir():
-            for tmp in self.directory.glob("??/.*.tmp"):
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
-            for sub in self.directory.iterdir():
-                with contextlib.suppress(OSError):
-                    sub.rmdir()  # only succeeds when empty
-        return n
-
-
-# --------------------------------------------------------------------------- the client
 
 
 def get_client(settings: Settings) -> openai.OpenAI:
