@@ -1,0 +1,235 @@
+"""The metric registry: label, definition, unit and direction of every metric the package reports.
+
+The app, the CLI and the docs read a metric's description from here; :data:`REGRESSION_METRICS`,
+:data:`CLASSIFICATION_METRICS` and :data:`METRIC_DEFINITIONS` are views of :data:`METRICS`, so
+nothing is declared twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Literal
+
+from perturb_core.errors import check_choice
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "METRICS",
+    "METRIC_DEFINITIONS",
+    "REGRESSION_METRICS",
+    "MetricFamily",
+    "MetricSpec",
+    "metric",
+]
+
+MetricFamily = Literal["regression", "classification", "lgr_run"]
+"""Where a metric comes from: a column of :func:`~perturb_core.metrics.regression_metrics` (per LGR
+query), a key of :func:`~perturb_core.metrics.classification_metrics` (per CORE pair set), or a
+per-method figure of an LGR evaluation run."""
+
+_RANK_SCORES = (
+    "rank scores (the built datasets' deltas are inverse-normal rank scores, not log fold "
+    "changes; an imported dataset keeps its own delta units)"
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric.
+
+    Attributes:
+        name: the column or dict key, as in the CLI contract.
+        label: human label for tables and tiles.
+        definition: one-line formula or definition.
+        unit: what the number is, with its range where it has one.
+        higher_is_better: ``True``/``False`` for a score with a direction; ``None`` where neither
+            direction is better (counts, rates to compare with the true rate, prevalence).
+        family: where the metric comes from (see :data:`MetricFamily`).
+    """
+
+    name: str
+    label: str
+    definition: str
+    unit: str
+    higher_is_better: bool | None
+    family: MetricFamily
+
+    @property
+    def better(self) -> str:
+        """``"higher is better"``, ``"lower is better"`` or ``"neither direction is better"``."""
+        if self.higher_is_better is None:
+            return "neither direction is better"
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+_SPECS = (
+    # regression, per query over its valid genes g = 1..n (x = prediction, y = truth)
+    MetricSpec(
+        "pearson",
+        "Pearson r",
+        "r = Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² · Σ(y−ȳ)²) over the query's genes",
+        "Pearson r, dimensionless [-1, 1]",
+        True,
+        "regression",
+    ),
+    MetricSpec(
+        "cosine",
+        "Cosine",
+        "cos = Σxy / √(Σx² · Σy²) over the query's genes (no centring)",
+        "cosine similarity, dimensionless [-1, 1]",
+        True,
+        "regression",
+    ),
+    MetricSpec(
+        "mae",
+        "MAE",
+        "MAE = (1/n) Σ|x − y| over the query's genes",
+        "mean absolute difference of " + _RANK_SCORES,
+        False,
+        "regression",
+    ),
+    MetricSpec(
+        "mse",
+        "MSE",
+        "MSE = (1/n) Σ(x − y)² over the query's genes",
+        "mean squared difference of " + _RANK_SCORES,
+        False,
+        "regression",
+    ),
+    MetricSpec(
+        "sign_accuracy",
+        "Sign accuracy",
+        "fraction of genes with sign(x) = sign(y); sign(0) = 0 matches only 0",
+        "fraction of genes [0, 1]",
+        True,
+        "regression",
+    ),
+    MetricSpec(
+        "r2",
+        "R² (squared r of the linear fit)",
+        "R² of the least-squares fit y ≈ a + b·x (= r²; NaN if x or y is constant)",
+        "squared Pearson r, dimensionless [0, 1]",
+        True,
+        "regression",
+    ),
+    # classification, over (perturbation, gene) pairs
+    MetricSpec(
+        "auroc",
+        "AUROC",
+        "P(score of a random positive pair > score of a random negative pair), ties count ½",
+        "probability [0, 1] (0.5 = chance)",
+        True,
+        "classification",
+    ),
+    MetricSpec(
+        "auprc",
+        "AUPRC",
+        "average precision = Σₖ (Rₖ − Rₖ₋₁) · Pₖ over score thresholds (sklearn)",
+        "average precision [0, 1] (chance = the positive share)",
+        True,
+        "classification",
+    ),
+    MetricSpec(
+        "macro_gene_auroc",
+        "Per-gene AUROC (macro)",
+        "AUROC over perturbations within each gene, averaged over genes with both classes",
+        "mean of per-gene AUROCs [0, 1] (0.5 = chance)",
+        True,
+        "classification",
+    ),
+    MetricSpec(
+        "n_pairs",
+        "Pairs",
+        "number of (perturbation, gene) pairs scored",
+        "count of pairs",
+        None,
+        "classification",
+    ),
+    MetricSpec(
+        "n_genes_macro",
+        "Genes in macro AUROC",
+        "number of genes with both classes (those averaged in macro AUROC)",
+        "count of genes",
+        None,
+        "classification",
+    ),
+    MetricSpec(
+        "predicted_positive_rate",
+        "Predicted positive rate",
+        "fraction of pairs with score ≥ threshold (compare with the true rate)",
+        "fraction of pairs [0, 1]",
+        None,
+        "classification",
+    ),
+    MetricSpec(
+        "true_positive_rate",
+        "Positive share (prevalence)",
+        "fraction of pairs whose label is positive (prevalence, not recall)",
+        "fraction of pairs [0, 1]",
+        None,
+        "classification",
+    ),
+    MetricSpec(
+        "brier",
+        "Brier score",
+        "Brier = (1/n) Σ(p − y)² for probabilities p in [0, 1]; lower is better",
+        "mean squared error of probabilities [0, 1]",
+        False,
+        "classification",
+    ),
+    # per method of an LGR evaluation run
+    MetricSpec(
+        "n_queries",
+        "Queries",
+        "number of test (cell line, drug) queries the method was evaluated on",
+        "count of queries",
+        None,
+        "lgr_run",
+    ),
+    MetricSpec(
+        "mean_k_used",
+        "Mean k used",
+        "mean over queries of k_used, the valid in-pool neighbours the selector itself gave (≤ k, before hybrid padding)",
+        "neighbours per query, mean count [0, k]",
+        None,
+        "lgr_run",
+    ),
+)
+
+
+def _registry(specs: tuple[MetricSpec, ...]) -> Mapping[str, MetricSpec]:
+    names = [s.name for s in specs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"duplicate metric names in the registry: {dupes}")
+    return MappingProxyType({s.name: s for s in specs})
+
+
+METRICS: Mapping[str, MetricSpec] = _registry(_SPECS)
+"""Metric name -> :class:`MetricSpec` (read-only), regression, then classification, then LGR run figures."""
+
+REGRESSION_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.family == "regression")
+"""Columns of :func:`~perturb_core.metrics.regression_metrics`, in order."""
+
+CLASSIFICATION_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.family == "classification")
+"""Keys of :func:`~perturb_core.metrics.classification_metrics`, in order."""
+
+METRIC_DEFINITIONS: Mapping[str, str] = MappingProxyType({n: s.definition for n, s in METRICS.items()})
+"""One-line formula or definition of every metric, keyed by its column or dict key (read-only)."""
+
+
+def metric(name: str) -> MetricSpec:
+    """The spec of metric ``name`` (case-, space- and punctuation-insensitive).
+
+    Args:
+        name: a key of :data:`METRICS`, e.g. ``"macro_gene_auroc"``.
+
+    Returns:
+        Its :class:`MetricSpec`.
+
+    Raises:
+        UnknownNameError: unknown name; the message lists the valid ones.
+    """
+    return METRICS[check_choice("metric", name, METRICS)]
