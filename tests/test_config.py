@@ -10,7 +10,9 @@ from perturb_core.config import get_settings, repo_root
 from perturb_core.errors import ConfigError
 
 
-def test_defaults_come_from_the_committed_file() -> None:
+def test_defaults_come_from_the_committed_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("PERTURB_CORE_CONFIG", "PERTURB_CORE_MIRROR", "PERTURB_CORE_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)  # the defaults, whatever the shell exports
     s = get_settings()
     assert s.mirror == (repo_root() / ".." / "shared" / "data" / "raw").resolve()
     assert s.data_dir == repo_root() / "data"
