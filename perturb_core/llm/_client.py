@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 
 import openai
@@ -36,17 +37,19 @@ _RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
 _DETAIL_CHARS = 300
 _MODEL_HINT = "PERTURB_CORE_LLM_MODEL (or [llm] model in perturb_core.toml)"
 # How to fix a non-retryable HTTP status; {model}/{endpoint} are filled in.
-_STATUS_FIX: dict[int, str] = {
-    400: "check that model {model!r} accepts these options and that the prompt fits its context window",
-    401: "set OPENAI_API_KEY to a valid key for {endpoint}",
-    403: "use a key with access to model {model!r}, or set " + _MODEL_HINT + " to a model it may use",
-    404: (
-        "set " + _MODEL_HINT + " to a model the endpoint serves (GET {endpoint}/models lists them) "
-        "and check OPENAI_BASE_URL (it usually ends in /v1)"
-    ),
-    413: "shorten the prompt (fewer candidates or less evidence)",
-    422: "check that model {model!r} accepts these options",
-}
+_STATUS_FIX: Mapping[int, str] = MappingProxyType(
+    {
+        400: "check that model {model!r} accepts these options and that the prompt fits its context window",
+        401: "set OPENAI_API_KEY to a valid key for {endpoint}",
+        403: "use a key with access to model {model!r}, or set " + _MODEL_HINT + " to a model it may use",
+        404: (
+            "set " + _MODEL_HINT + " to a model the endpoint serves (GET {endpoint}/models lists them) "
+            "and check OPENAI_BASE_URL (it usually ends in /v1)"
+        ),
+        413: "shorten the prompt (fewer candidates or less evidence)",
+        422: "check that model {model!r} accepts these options",
+    }
+)
 _DEFAULT_FIX = "check OPENAI_BASE_URL, " + _MODEL_HINT + " and the endpoint's logs"
 
 
