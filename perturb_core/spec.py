@@ -10,13 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from perturb_core.errors import check_choice
 
 __all__ = ["MethodSpec", "registry", "resolve"]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+N = TypeVar("N", bound=_Named)
 
 
 @dataclass(frozen=True)
@@ -38,8 +46,8 @@ class MethodSpec(Generic[F]):
     needs_llm: bool = False
 
 
-def registry(*specs: MethodSpec[F]) -> Mapping[str, MethodSpec[F]]:
-    """A read-only name -> spec mapping of ``specs`` (in order).
+def registry(*specs: N) -> Mapping[str, N]:
+    """A read-only name -> spec mapping of ``specs`` (in order); any spec with a ``name`` works.
 
     Raises:
         ValueError: two specs share a name (a programming error, not user input).
@@ -47,7 +55,7 @@ def registry(*specs: MethodSpec[F]) -> Mapping[str, MethodSpec[F]]:
     names = [s.name for s in specs]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise ValueError(f"duplicate method names in a registry: {dupes}")
+        raise ValueError(f"duplicate names in a registry: {dupes}")
     return MappingProxyType({s.name: s for s in specs})
 
 

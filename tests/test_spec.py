@@ -33,7 +33,7 @@ def test_registry_keeps_order_and_is_read_only() -> None:
 
 def test_registry_rejects_duplicates() -> None:
     a = MethodSpec("a", "A", "a", _fn)
-    with pytest.raises(ValueError, match=r"duplicate method names in a registry: \['a'\]"):
+    with pytest.raises(ValueError, match=r"duplicate names in a registry: \['a'\]"):
         registry(a, MethodSpec("b", "B", "b", _fn), MethodSpec("a", "A2", "a again", _fn))
     assert list(registry()) == []
 

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from perturb_core.errors import check_choice
+from perturb_core.spec import registry
 
 __all__ = [
     "CLASSIFICATION_METRICS",
@@ -199,15 +200,7 @@ _SPECS = (
 )
 
 
-def _registry(specs: tuple[MetricSpec, ...]) -> Mapping[str, MetricSpec]:
-    names = [s.name for s in specs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise ValueError(f"duplicate metric names in the registry: {dupes}")
-    return MappingProxyType({s.name: s for s in specs})
-
-
-METRICS: Mapping[str, MetricSpec] = _registry(_SPECS)
+METRICS: Mapping[str, MetricSpec] = registry(*_SPECS)
 """Metric name -> :class:`MetricSpec` (read-only), regression, then classification, then LGR run figures."""
 
 REGRESSION_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.family == "regression")
