@@ -22,6 +22,7 @@ import streamlit as st
 
 from pages import _state
 from pages._figures import fmt
+from pages._loaders import data_built
 from perturb_core.errors import PerturbCoreError
 from perturb_core.serialize import dumps
 
@@ -87,8 +88,6 @@ def header(title: str, blurb: str) -> None:
 
 def require_data() -> None:
     """Stop the page with the fix when the processed data is missing."""
-    from pages._loaders import data_built
-
     if data_built():
         return
     st.warning(
