@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages import _shared as sh
+from pages import _widgets as ui
 from perturb_core.errors import PerturbCoreError
 
 st.set_page_config(
@@ -20,31 +20,32 @@ st.set_page_config(
 
 PAGES = {
     "Explore": [
-        st.Page(sh.PAGES["overview"], title="Overview", icon=":material/home:", default=True),
+        st.Page(ui.PAGES["overview"], title="Overview", icon=":material/home:", default=True),
         st.Page(
-            sh.PAGES["retrieval"],
+            ui.PAGES["retrieval"],
             title="Retrieval explorer",
             icon=":material/manage_search:",
             url_path="retrieval",
         ),
-        st.Page(sh.PAGES["evidence"], title="Evidence graph", icon=":material/hub:", url_path="evidence"),
+        st.Page(ui.PAGES["evidence"], title="Evidence graph", icon=":material/hub:", url_path="evidence"),
     ],
     "Measure": [
         st.Page(
-            sh.PAGES["benchmarks"], title="Benchmarks", icon=":material/leaderboard:", url_path="benchmarks"
+            ui.PAGES["benchmarks"], title="Benchmarks", icon=":material/leaderboard:", url_path="benchmarks"
         ),
     ],
     "Manage": [
-        st.Page(sh.PAGES["data"], title="Data", icon=":material/database:", url_path="data"),
-        st.Page(sh.PAGES["settings"], title="Settings", icon=":material/settings:", url_path="settings"),
+        st.Page(ui.PAGES["data"], title="Data", icon=":material/database:", url_path="data"),
+        st.Page(ui.PAGES["settings"], title="Settings", icon=":material/settings:", url_path="settings"),
     ],
 }
 
 page = st.navigation(PAGES)
-sh.sidebar()
-try:
-    page.run()
-except PerturbCoreError as exc:  # a page forgot to guard a call: still no traceback
-    st.error(str(exc), icon=":material/error:")
-except Exception as exc:  # the last line of defence; st.stop/st.rerun are not Exceptions
-    sh.unexpected(exc, f"showing {page.title}")
+ui.sidebar()
+with ui.routed_page():
+    try:
+        page.run()
+    except PerturbCoreError as exc:  # a page forgot to guard a call: still no traceback
+        st.error(str(exc), icon=":material/error:")
+    except Exception as exc:  # the last line of defence; st.stop/st.rerun are not Exceptions
+        ui.unexpected(exc, f"showing {page.title}")

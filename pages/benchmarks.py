@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import io
-import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from pages import _shared as sh
+from pages import _figures as figs
+from pages import _loaders as load
+from pages import _state as state
+from pages import _widgets as ui
 from perturb_core.evaluate import core as core_eval
 from perturb_core.evaluate import lgr as lgr_eval
 
-sh.header(
+ui.header(
     "Benchmarks",
     "Measure methods on held-out real data: LGR regimes (regression of deltas) and CORE tasks (gene response).",
 )
-sh.require_data()
-
+ui.require_data()
 
 LGR_METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
 CORE_METRICS = [
@@ -52,96 +50,33 @@ def interval_table(long: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     long = long[long["metric"].isin(metrics)]
     cell = long.apply(
         lambda r: (
-            sh.fmt(r["mean"])
-            + ("" if pd.isna(r["ci_low"]) else f" [{sh.fmt(r['ci_low'])}, {sh.fmt(r['ci_high'])}]")
+            figs.fmt(r["mean"])
+            + ("" if pd.isna(r["ci_low"]) else f" [{figs.fmt(r['ci_low'])}, {figs.fmt(r['ci_high'])}]")
         ),
         axis=1,
     )
     wide = long.assign(cell=cell).pivot(index="method", columns="metric", values="cell")
     wide = wide.reindex(list(dict.fromkeys(long["method"])))
-    return wide.reindex(columns=[m for m in metrics if m in wide.columns]).rename(columns=sh.METRIC_LABELS)
-
-
-def method_colours(methods: list[str]) -> dict[str, str]:
-    """One colour-blind-safe colour per method, the same in every chart of a run."""
-    return {m: sh.PALETTE[i % len(sh.PALETTE)] for i, m in enumerate(methods)}
+    return wide.reindex(columns=[m for m in metrics if m in wide.columns]).rename(columns=ui.METRIC_LABELS)
 
 
 def metric_bars(long: pd.DataFrame, metrics: list[str], key: str) -> None:
-    """One bar chart per metric with 95% interval error bars."""
+    """One bar chart per metric with 95% interval error bars, three per row."""
     present = [m for m in metrics if m in set(long["metric"])]
-    colours = method_colours(list(dict.fromkeys(long["method"])))
+    colours = figs.method_colours(list(dict.fromkeys(long["method"])))
     cols = st.columns(3)
     for i, m in enumerate(present):
-        d = long[long["metric"] == m]
-        fig = go.Figure(
-            go.Bar(
-                x=d["method"],
-                y=d["mean"],
-                marker_color=[colours[m] for m in d["method"]],
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": (d["ci_high"] - d["mean"]).fillna(0),
-                    "arrayminus": (d["mean"] - d["ci_low"]).fillna(0),
-                    "color": "#333",
-                },
-                hovertemplate="%{x}: %{y:.3f}<extra></extra>",
-            )
-        )
-        better = "lower is better" if m in sh.LOWER_IS_BETTER else "higher is better"
-        sh.plotly_layout(fig, height=260, showlegend=False, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         with cols[i % 3]:
-            st.markdown(f"**{sh.METRIC_LABELS.get(m, m)}** ({better})")
-            st.plotly_chart(fig, width="stretch", key=f"{key}_{m}")
-            st.caption(sh.metric_definition(m))
-
-
-def downloads(stem: str, result_dict: dict, frames: dict[str, pd.DataFrame]) -> None:
-    """CSV (zip of tables) and JSON download buttons."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, df in frames.items():
-            zf.writestr(f"{stem}_{name}.csv", df.to_csv(index=False))
-    c1, c2, c3 = st.columns([1, 1, 2])
-    c1.download_button(
-        "Summary (CSV)",
-        frames["summary"].to_csv(index=False),
-        file_name=f"{stem}_summary.csv",
-        mime="text/csv",
-        icon=":material/download:",
-    )
-    c2.download_button(
-        "All tables (CSV, zip)",
-        buf.getvalue(),
-        file_name=f"{stem}_tables.zip",
-        mime="application/zip",
-        icon=":material/download:",
-    )
-    c3.download_button(
-        "Result (JSON)",
-        sh.to_json(result_dict),
-        file_name=f"{stem}.json",
-        mime="application/json",
-        icon=":material/download:",
-    )
-
-
-def progress_bar(label: str) -> tuple[object, Callable[..., None]]:
-    """A progress bar and its callback: ``progress(done, total)`` or ``progress(stage, done, total)``."""
-    bar = st.progress(0.0, text=f"{label}: starting…")
-
-    def progress(*args: object) -> None:
-        stage, (done, total) = (f" {args[0]}" if len(args) == 3 else ""), args[-2:]
-        frac = min(1.0, int(done) / int(total)) if total else 0.0  # type: ignore[call-overload]
-        bar.progress(frac, text=f"{label}{stage}: {int(done):,} / {int(total):,}")  # type: ignore[call-overload]
-
-    return bar, progress
+            st.markdown(f"**{ui.METRIC_LABELS.get(m, m)}** ({ui.better(m)})")
+            st.plotly_chart(
+                figs.metric_bar(long[long["metric"] == m], colours), width="stretch", key=f"{key}_{m}"
+            )
+            st.caption(ui.metric_definition(m))
 
 
 def method_choice(specs: dict[str, MethodInfo], default: list[str], key: str) -> list[str]:
     """Multiselect of methods; LLM methods only when an endpoint is set (the caption says why)."""
-    configured = sh.settings().llm_configured
+    configured = state.settings().llm_configured
     options = [m for m, spec in specs.items() if configured or not spec.needs_llm]
     chosen = st.multiselect(
         "Methods",
@@ -193,7 +128,7 @@ def method_table(specs: dict[str, MethodInfo], names: list[str]) -> pd.DataFrame
 # --------------------------------------------------------------------------- LGR
 def lgr_tab() -> None:
     """Run an LGR regime and show its results."""
-    dataset = sh.signature_dataset()
+    dataset = state.signature_dataset()
     lgr_specs = method_specs(lgr_eval.METHODS)
     with st.form("lgr_form", border=True):
         c1, c2, c3, c4, c5 = st.columns([1.2, 1.1, 0.6, 0.6, 0.9])
@@ -232,10 +167,10 @@ def lgr_tab() -> None:
         if not chosen:
             st.error("Pick at least one method.")
         else:
-            _, progress = progress_bar(f"{regime} on {dataset}")
-            with sh.guard(f"loading dataset {dataset}"):
-                ds = sh.signatures(dataset)
-            res = sh.call(
+            _, progress = ui.progress_bar(f"{regime} on {dataset}")
+            with ui.guard(f"loading dataset {dataset}"):
+                ds = load.signatures(dataset)
+            res = ui.call(
                 lgr_eval.evaluate_lgr,
                 ds,
                 regime=regime,
@@ -245,7 +180,7 @@ def lgr_tab() -> None:
                 aggregation=aggregation,
                 progress=progress,
                 max_queries=int(max_queries) or None,
-                settings=sh.settings(),
+                settings=state.settings(),
                 action="running the LGR benchmark",
             )
             if res is not None:
@@ -275,19 +210,19 @@ def lgr_tab() -> None:
             "training genes."
         )
         table = interval_table(out["long"], LGR_METRICS).reindex(p["methods"])
-        table["mean k used"] = [sh.fmt(d["methods"][m].get("mean_k_used"), 1) for m in table.index]
+        table["mean k used"] = [figs.fmt(d["methods"][m].get("mean_k_used"), 1) for m in table.index]
         table["fallbacks"] = [d.get("fallbacks", {}).get(m, 0) for m in table.index]
         table["failed LLM calls"] = [d.get("failed", {}).get(m, 0) for m in table.index]
         st.dataframe(table, width="stretch")
         metric_bars(out["long"], LGR_METRICS, "lgr_bar")
         with st.expander(f"Per-query results ({len(out['per_query']):,} rows)"):
             st.dataframe(out["per_query"], hide_index=True, width="stretch", height=300)
-        downloads(
+        ui.table_downloads(
             f"lgr_{p['dataset']}_{p['regime']}",
             d,
             {"summary": out["long"], "per_query": out["per_query"]},
         )
-        sh.cli_hint(
+        ui.cli_hint(
             f"python -m perturb_core lgr evaluate --dataset {p['dataset']} --regime {p['regime']} "
             f"--methods {','.join(p['methods'])} --k {p['k']} --seed {p['seed']} "
             f"--aggregation {p['aggregation']}"
@@ -301,7 +236,7 @@ def lgr_tab() -> None:
 # --------------------------------------------------------------------------- CORE
 def core_tab() -> None:
     """Run a CORE task and show its results."""
-    dataset = sh.label_dataset()
+    dataset = state.label_dataset()
     core_specs = method_specs(core_eval.CORE_METHODS)
     with st.form("core_form", border=True):
         c1, c2, c3 = st.columns([1.2, 1, 0.6])
@@ -332,11 +267,11 @@ def core_tab() -> None:
         if not chosen:
             st.error("Pick at least one method.")
         else:
-            bar, progress = progress_bar(f"{task} on {dataset}")
-            with sh.guard(f"loading labels {dataset}"):
-                ls = sh.labels(dataset, task)
-                g = sh.graph()
-            res = sh.call(
+            bar, progress = ui.progress_bar(f"{task} on {dataset}")
+            with ui.guard(f"loading labels {dataset}"):
+                ls = load.labels(dataset, task)
+                g = load.graph()
+            res = ui.call(
                 core_eval.evaluate_core,
                 ls,
                 g,
@@ -344,7 +279,7 @@ def core_tab() -> None:
                 seed=int(seed),
                 progress=progress,
                 max_pairs=int(max_pairs) or None,
-                settings=sh.settings(),
+                settings=state.settings(),
                 action="running the CORE benchmark",
             )
             if res is not None:
@@ -382,75 +317,21 @@ def core_tab() -> None:
             table["LLM fallbacks"] = [d["llm_calls"].get(m, {}).get("n_fallback", 0) for m in table.index]
         st.dataframe(table, width="stretch")
         metric_bars(out["long"], CORE_METRICS, "core_bar")
-        colours = method_colours(p["methods"])
+        colours = figs.method_colours(p["methods"])
         c1, c2 = st.columns(2)
         with c1:
             st.markdown("**Calibration** (reliability curve; marker size = pairs in the bin)")
-            rel = out["reliability"]
-            fig = go.Figure(
-                go.Scatter(
-                    x=[0, 1],
-                    y=[0, 1],
-                    mode="lines",
-                    line={"dash": "dash", "color": sh.UNMEASURED},
-                    name="perfectly calibrated",
-                )
+            st.plotly_chart(
+                figs.calibration_curve(out["reliability"], colours), width="stretch", key="core_calibration"
             )
-            for m, grp in rel.groupby("method", sort=False):
-                fig.add_trace(
-                    go.Scatter(
-                        x=grp["p_mean"],
-                        y=grp["y_rate"],
-                        mode="lines+markers",
-                        name=str(m),
-                        marker={
-                            "size": 6 + 10 * grp["count"] / max(1, grp["count"].max()),
-                            "color": colours[m],
-                        },
-                        line={"color": colours[m]},
-                        customdata=grp["count"],
-                        hovertemplate="mean predicted %{x:.3f}<br>observed rate %{y:.3f}<br>"
-                        "%{customdata} pairs<extra></extra>",
-                    )
-                )
-            sh.plotly_layout(
-                fig,
-                height=380,
-                margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                xaxis_title="mean predicted probability in bin",
-                yaxis_title="observed positive rate in bin",
-                legend={"orientation": "h", "y": -0.2},
-            )
-            st.plotly_chart(fig, width="stretch", key="core_calibration")
         with c2:
             st.markdown("**Per-gene AUROC** (one value per gene with both classes; 0.5 = chance)")
-            pg = out["per_gene"].dropna(subset=["auroc"])
-            fig = go.Figure(
-                [
-                    go.Histogram(
-                        x=grp["auroc"],
-                        name=str(m),
-                        xbins={"start": 0, "end": 1.0001, "size": 0.05},
-                        marker_color=colours[m],
-                        opacity=0.55,
-                    )
-                    for m, grp in pg.groupby("method", sort=False)
-                ]
+            st.plotly_chart(
+                figs.gene_auroc_histogram(out["per_gene"], colours), width="stretch", key="core_gene_hist"
             )
-            fig.add_vline(x=0.5, line_dash="dash", line_color=sh.UNMEASURED)
-            sh.plotly_layout(
-                fig,
-                height=380,
-                barmode="overlay",
-                margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                xaxis_title="AUROC over the test perturbations of a gene",
-                yaxis_title="genes",
-                legend={"orientation": "h", "y": -0.2},
-            )
-            st.plotly_chart(fig, width="stretch", key="core_gene_hist")
         with st.expander(f"Per-pair scores ({len(out['per_pair']):,} rows)"):
             st.dataframe(out["per_pair"].head(5000), hide_index=True, width="stretch", height=300)
-        downloads(
+        ui.table_downloads(
             f"core_{p['dataset']}_{p['task']}",
             out["dict"],
             {
@@ -460,7 +341,7 @@ def core_tab() -> None:
                 "per_pair": out["per_pair"],
             },
         )
-        sh.cli_hint(
+        ui.cli_hint(
             f"python -m perturb_core core evaluate --dataset {p['dataset']} --task {p['task']} "
             f"--methods {','.join(p['methods'])} --seed {p['seed']}"
             + (f" --max-pairs {p['max_pairs']}" if p.get("max_pairs") else "")

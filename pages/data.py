@@ -2,78 +2,25 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
-from pages import _shared as sh
+from pages import _figures as figs
+from pages import _loaders as load
+from pages import _state as state
+from pages import _widgets as ui
 
-sh.header("Data", "What is loaded: signatures, labels, drugs with structures, and the knowledge graph.")
-sh.require_data()
+ui.header("Data", "What is loaded: signatures, labels, drugs with structures, and the knowledge graph.")
+ui.require_data()
 
-
-@st.cache_data(show_spinner=False)
-def signature_summary(name: str) -> pd.DataFrame:
-    """Per cell line: drugs profiled and median measured genes."""
-    ds = sh.signatures(name)
-    obs = ds.adata.obs
-    measured = np.isfinite(np.asarray(ds.adata.X)).sum(axis=1)
-    df = pd.DataFrame({"cell line": obs["cell_line"].astype(str).to_numpy(), "measured": measured})
-    out = df.groupby("cell line").agg(
-        drugs=("measured", "size"), median_measured_genes=("measured", "median")
-    )
-    return out.reset_index().sort_values("cell line", key=lambda s: s.str.lower())
-
-
-@st.cache_data(show_spinner=False)
-def label_summary(name: str) -> pd.DataFrame:
-    """Pairs, perturbations, genes and positive rate per task and split."""
-    rows = []
-    for task in ("de", "dir"):
-        t = sh.labels(name, task).table
-        for split, part in t.groupby("split", observed=True):
-            rows.append(
-                {
-                    "task": {"de": "DE (responds?)", "dir": "direction (up?)"}[task],
-                    "split": split,
-                    "pairs": len(part),
-                    "perturbations": part["pert"].nunique(),
-                    "genes": part["gene"].nunique(),
-                    "positive rate": float(part["label"].mean()),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-@st.cache_data(show_spinner=False)
-def drug_table(dataset: str) -> pd.DataFrame:
-    """The drug table restricted to one signature dataset, for display."""
-    t = sh.drugs().table
-    known = set(sh.signatures(dataset).drugs())
-    t = t[t["name"].isin(known)] if known else t
-    return pd.DataFrame(
-        {
-            "drug": t["name"],
-            "targets": t["targets"].map(", ".join),
-            "mechanism": t["moa_fine"],
-            "class": t["moa_broad"],
-            "structure": t["has_fingerprint"],
-            "source": t["source"],
-            "DrugBank": t["hetionet_id"],
-            "smiles": t["smiles"],
-        }
-    ).sort_values("drug", key=lambda s: s.str.lower())
-
-
-sig_name, lab_name = sh.signature_dataset(), sh.label_dataset()
+sig_name, lab_name = state.signature_dataset(), state.label_dataset()
 tab_sig, tab_drugs, tab_labels, tab_graph = st.tabs(
     [f"Signatures: {sig_name}", "Drugs", f"Labels: {lab_name}", "Knowledge graph"]
 )
 
-with tab_sig, sh.guard(f"summarising dataset {sig_name}", stop=False):
-    ds = sh.signatures(sig_name)
-    summary = signature_summary(sig_name)
+with tab_sig, ui.guard(f"summarising dataset {sig_name}", stop=False):
+    ds = load.signatures(sig_name)
+    summary = load.signature_summary(sig_name)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Cell lines", len(ds.cell_lines), border=True)
     c2.metric("Drugs", len(ds.drugs()), border=True)
@@ -83,10 +30,7 @@ with tab_sig, sh.guard(f"summarising dataset {sig_name}", stop=False):
         "Delta = signed inverse-normal score of each gene's rank in the drug-vs-control DESeq2 list "
         "(most up-regulated = most positive); genes absent from a list are missing, not zero."
     )
-    fig = px.bar(summary, x="cell line", y="drugs", labels={"drugs": "drugs profiled"})
-    sh.plotly_layout(fig, height=300, title="Drugs profiled per cell line")
-    fig.update_traces(marker_color=sh.POSITIVE)
-    st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(figs.drugs_per_cell_line(summary), width="stretch")
     st.dataframe(
         summary,
         hide_index=True,
@@ -96,8 +40,8 @@ with tab_sig, sh.guard(f"summarising dataset {sig_name}", stop=False):
         },
     )
 
-with tab_drugs, sh.guard("loading the drug table", stop=False):
-    table = drug_table(sig_name)
+with tab_drugs, ui.guard("loading the drug table", stop=False):
+    table = load.drug_table(sig_name)
     st.caption(f"{len(table)} drugs of `{sig_name}`; targets are HGNC symbols, mechanisms from Tahoe/LINCS.")
     event = st.dataframe(
         table.drop(columns=["smiles"]),
@@ -115,7 +59,7 @@ with tab_drugs, sh.guard("loading the drug table", stop=False):
     pick = table.iloc[rows[0]] if rows else table.iloc[0]
     left, right = st.columns([1, 2])
     with left:
-        svg = sh.structure_svg(pick["smiles"], pick["drug"]) if isinstance(pick["smiles"], str) else None
+        svg = load.structure_svg(pick["smiles"], pick["drug"]) if isinstance(pick["smiles"], str) else None
         if svg:
             st.image(svg, caption=pick["drug"])
         else:
@@ -127,21 +71,21 @@ with tab_drugs, sh.guard("loading the drug table", stop=False):
             st.code(pick["smiles"], language=None)
     st.caption("Click a row to draw its structure.")
 
-with tab_labels, sh.guard(f"summarising labels {lab_name}", stop=False):
-    ls = sh.labels(lab_name, "de")
+with tab_labels, ui.guard(f"summarising labels {lab_name}", stop=False):
+    ls = load.labels(lab_name, "de")
     st.caption(
         f"{ls.cell_line}: {'CRISPRi knock-downs (PerturbQA, given split)' if ls.perturbation_kind == 'knockdown' else 'drugs (Tahoe, seeded drug-level split)'}. "
         "DE: did the gene respond? Direction: among responders, did it go up?"
     )
     st.dataframe(
-        label_summary(lab_name),
+        load.label_summary(lab_name),
         hide_index=True,
         width="stretch",
         column_config={"positive rate": st.column_config.NumberColumn(format="%.3f")},
     )
 
-with tab_graph, sh.guard("loading the knowledge graph", stop=False):
-    counts = sh.graph().counts()
+with tab_graph, ui.guard("loading the knowledge graph", stop=False):
+    counts = load.graph().counts()
     from perturb_core.kg import LEAKY_RELATIONS
 
     nodes = pd.DataFrame({"kind": list(counts["nodes"]), "nodes": list(counts["nodes"].values())})
@@ -155,4 +99,4 @@ with tab_graph, sh.guard("loading the knowledge graph", stop=False):
         "retrieval leaves it out by default to avoid leaking labels."
     )
 
-sh.cli_hint("python -m perturb_core data info --json")
+ui.cli_hint("python -m perturb_core data info --json")

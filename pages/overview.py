@@ -5,9 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from pages import _shared as sh
+from pages import _loaders as load
+from pages import _state as state
+from pages import _widgets as ui
 
-sh.header(
+ui.header(
     "Perturbation reasoning explorer",
     "Predict and explain how cells respond to drugs and gene knock-downs, on real public data.",
 )
@@ -28,24 +30,19 @@ def _build_now() -> None:
     """Fetch and build the processed data with a progress bar."""
     from perturb_core.data.build import ensure_data
 
-    bar = st.progress(0.0, text="Starting…")
-
-    def progress(artifact: str, done: int, total: int, message: str) -> None:
-        frac = min(1.0, done / total) if total else 0.0
-        bar.progress(frac, text=f"{artifact}: {message} ({done}/{total})")
-
-    with sh.guard("building the data"):
-        steps = ensure_data(settings=sh.settings(), progress=progress)
+    bar, progress = ui.build_progress()
+    with ui.guard("building the data"):
+        steps = ensure_data(settings=state.settings(), progress=progress)
     bar.progress(1.0, text="Done")
-    sh.clear_caches()
+    load.clear_caches()
     st.success(f"Built {sum(s.status == 'built' for s in steps)} artifacts; the other pages are ready.")
 
 
-if not sh.data_built():
+if not load.data_built():
     st.warning(
         "The processed data is not built yet. The app can fetch the raw files (from the mirror "
         "folder in `perturb_core.toml` or the public URLs in `data/manifest.tsv`, verifying sha256) and "
-        f"build them now (a few minutes), or run `{sh.BUILD_COMMAND}` in the repository.",
+        f"build them now (a few minutes), or run `{ui.BUILD_COMMAND}` in the repository.",
         icon=":material/database:",
     )
     if st.button("Build the data now", type="primary", icon=":material/build:"):
@@ -53,8 +50,8 @@ if not sh.data_built():
     st.stop()
 
 info = None
-with sh.guard("counting the datasets"):
-    info = sh.data_info()
+with ui.guard("counting the datasets"):
+    info = load.data_info()
 
 ds = info["datasets"]
 sig_rows = [
@@ -128,7 +125,7 @@ links = [
 cols = st.columns(len(links))
 for col, (key, label, icon, what) in zip(cols, links, strict=True):
     with col:
-        st.page_link(sh.PAGES[key], label=label, icon=icon)
+        st.page_link(ui.PAGES[key], label=label, icon=icon)
         st.caption(what)
 
 st.subheader("Signature datasets")

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
-from pages import _shared as sh
+from pages import _figures as figs
+from pages import _loaders as load
+from pages import _state as state
+from pages import _widgets as ui
 from perturb_core import baselines, retrieval
+from perturb_core.config import get_settings
 
-sh.header(
+ui.header(
     "Retrieval explorer",
     "LGR: predict a drug's response in a cell line as the mean response of k retrieved neighbour drugs.",
 )
-sh.require_data()
-
+ui.require_data()
 
 METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
 REGIME_LABELS = {
@@ -46,14 +48,14 @@ def predict(
 ) -> dict:
     """One rule-based query (no LLM) with all four baselines, cached per input."""
     q = retrieval.predict_query(
-        sh.signatures(dataset),
+        load.signatures(dataset),
         cell_line=cell_line,
         drug=drug,
         selector=selector,
         k=k,
         aggregation=aggregation,
         regime=regime,
-        settings=sh.get_settings(),
+        settings=get_settings(),
     )
     return _pack(q)
 
@@ -62,9 +64,9 @@ def predict_with_llm(dataset: str, cell_line: str, drug: str, k: int, aggregatio
     """One LLM query (explicit button only; answers come from the shared disk cache when present)."""
     from perturb_core.llm import LLM
 
-    settings = sh.settings()
+    settings = state.settings()
     q = retrieval.predict_query(
-        sh.signatures(dataset),
+        load.signatures(dataset),
         cell_line=cell_line,
         drug=drug,
         selector="llm",
@@ -77,57 +79,25 @@ def predict_with_llm(dataset: str, cell_line: str, drug: str, k: int, aggregatio
     return _pack(q)
 
 
-@st.cache_data(max_entries=128, show_spinner=False)
-def structures_svg(smiles: tuple[str, ...], legends: tuple[str, ...]) -> str:
-    """Grid drawing of the query and its neighbours."""
-    from perturb_core.chem import depict_grid_svg
-
-    return depict_grid_svg(list(smiles), list(legends), mols_per_row=6, sub_img_size=(200, 170))
-
-
-def drug_smiles(name: str) -> str | None:
-    """SMILES of a drug from the drug table (``None`` when unknown)."""
-    table = sh.drugs()
-    try:
-        smi = table.table.at[table.resolve(name), "smiles"]
-    except (KeyError, sh.PerturbCoreError):
-        return None
-    return smi if isinstance(smi, str) and smi else None
-
-
 def marked(genes: pd.Series, in_both: pd.Series) -> list[str]:
     """Gene symbols with a ✓ on those in both top lists."""
     return [f"{g} ✓" if both else str(g) for g, both in zip(genes, in_both, strict=True)]
 
 
-def keep_choice(key: str, options: list[str], previous_key: str) -> None:
-    """Keep the previous choice when the options change (e.g. another cell line), if still valid."""
-    prev = st.session_state.get(previous_key)
-    if key not in st.session_state and prev in options:
-        st.session_state[key] = prev
-
-
-def render_messages(prompt: object) -> None:
-    """The chat prompt, one block per message."""
-    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
-    for m in messages:
-        st.caption(str(m.get("role", "")).upper())
-        st.code(str(m.get("content", "")), language=None, wrap_lines=True)
-
-
 # --------------------------------------------------------------------------- inputs
-dataset = sh.signature_dataset()
-with sh.guard(f"loading dataset {dataset}"):
-    ds = sh.signatures(dataset)
-settings = sh.settings()
-seed = sh.query_seed("retrieval")
-for param, key, options in (
-    ("selector", "lgr_selector", list(retrieval.SELECTORS)),
-    ("regime", "lgr_regime", list(retrieval.REGIMES)),
-    ("aggregation", "lgr_agg", list(retrieval.AGGREGATIONS)),
-):
-    if seed.get(param) in options:
-        st.session_state[key] = seed[param]
+dataset = state.signature_dataset()
+with ui.guard(f"loading dataset {dataset}"):
+    ds = load.signatures(dataset)
+settings = state.settings()
+seed = state.query_seed("retrieval")
+state.seed_options(
+    seed,
+    {
+        "selector": ("lgr_selector", list(retrieval.SELECTORS)),
+        "regime": ("lgr_regime", list(retrieval.REGIMES)),
+        "aggregation": ("lgr_agg", list(retrieval.AGGREGATIONS)),
+    },
+)
 if str(seed.get("k", "")).isdigit() and 1 <= int(seed["k"]) <= 30:
     st.session_state["lgr_k"] = int(seed["k"])
 # defaults live in session state (not in the widgets) so links and kept choices never conflict with them
@@ -140,7 +110,7 @@ st.session_state.setdefault("lgr_regime", "open-world")
 with st.container(border=True):
     c1, c2, c3 = st.columns([1, 1.4, 1.4])
     cell_lines = ds.cell_lines
-    sh.seed_choice(
+    state.seed_choice(
         f"lgr_cell_{dataset}", seed.get("cell_line"), cell_lines, ds.resolve_cell_line, "cell line"
     )
     cell_line = c1.selectbox(
@@ -151,8 +121,8 @@ with st.container(border=True):
     )
     drugs = ds.drugs(cell_line)
     drug_key = f"lgr_drug_{dataset}_{cell_line}"
-    keep_choice(drug_key, drugs, "lgr_last_drug")
-    sh.seed_choice(drug_key, seed.get("drug"), drugs, ds.resolve_drug, f"drug measured in {cell_line}")
+    state.keep_choice(drug_key, drugs, "lgr_last_drug")
+    state.seed_choice(drug_key, seed.get("drug"), drugs, ds.resolve_drug, f"drug measured in {cell_line}")
     st.session_state.setdefault(drug_key, next((d for d in drugs if d in DEFAULT_DRUGS), drugs[0]))
     drug = c2.selectbox(
         "Query drug",
@@ -189,7 +159,7 @@ with st.container(border=True):
         f"**{retrieval.SELECTOR_LABELS.get(selector, selector)}**: {retrieval.SELECTOR_DEFINITIONS.get(selector, '')}"
     )
 
-sh.share_link(
+state.share_link(
     dataset=dataset,
     cell_line=cell_line,
     drug=drug,
@@ -208,13 +178,13 @@ if selector == "llm":
             "the app, or enter one on **Settings**. Every other selector works without an LLM.",
             icon=":material/smart_toy:",
         )
-        st.page_link(sh.PAGES["settings"], label="Open Settings", icon=":material/settings:")
+        st.page_link(ui.PAGES["settings"], label="Open Settings", icon=":material/settings:")
         st.stop()
     run_key = (dataset, cell_line, drug, k, aggregation, regime, settings.llm_base_url, settings.llm_model)
     runs: dict = st.session_state.setdefault(LLM_RUNS_KEY, {})
     if st.button(f"Ask the LLM ({settings.llm_model})", type="primary", icon=":material/smart_toy:"):
         with st.spinner(f"Asking {settings.llm_model} to pick {k} neighbours of {drug} in {cell_line}…"):
-            packed = sh.call(
+            packed = ui.call(
                 predict_with_llm, dataset, cell_line, drug, k, aggregation, regime, action="asking the LLM"
             )
         if packed is not None:
@@ -227,7 +197,7 @@ if selector == "llm":
         )
         st.stop()
 else:
-    with sh.guard("predicting the query"):
+    with ui.guard("predicting the query"):
         result = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
 
 ex = result["explanation"]
@@ -263,7 +233,7 @@ st.markdown(
     "evaluation genes (top-2000 most variable in training; genes not measured in this signature are skipped). "
     "Hover a tile for its formula."
 )
-sh.metric_tiles(ex.get("metrics", {}), METRICS)
+ui.metric_tiles(ex.get("metrics", {}), METRICS)
 
 st.markdown("**The same query, baselines side by side**")
 rows = {f"{selector} (this prediction)": ex.get("metrics", {})}
@@ -276,7 +246,7 @@ st.dataframe(
     .highlight_min(subset=["mae", "mse"], color="#D6EAF8"),
     width="stretch",
     column_config={
-        m: st.column_config.NumberColumn(sh.METRIC_LABELS[m], help=sh.metric_definition(m)) for m in METRICS
+        m: st.column_config.NumberColumn(ui.METRIC_LABELS[m], help=ui.metric_definition(m)) for m in METRICS
     },
 )
 notes = {b: n for b, n in (ex.get("baseline_fallbacks") or {}).items() if n}
@@ -289,43 +259,10 @@ st.caption(
 left, right = st.columns([1.15, 1])
 with left:
     st.markdown(
-        f"**Predicted vs observed**, one point per gene (r = {sh.fmt(ex.get('metrics', {}).get('pearson'))}; "
+        f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.get('metrics', {}).get('pearson'))}; "
         "hover for the gene)"
     )
-    ok = np.isfinite(pred) & np.isfinite(truth)
-    fig = go.Figure(
-        go.Scattergl(
-            x=pred[ok],
-            y=truth[ok],
-            mode="markers",
-            text=genes[ok],
-            marker={"size": 5, "color": sh.POSITIVE, "opacity": 0.55},
-            hovertemplate="<b>%{text}</b><br>predicted %{x:.2f}<br>observed %{y:.2f}<extra></extra>",
-            name="genes",
-        )
-    )
-    if ok.any():
-        lo = float(min(pred[ok].min(), truth[ok].min()))
-        hi = float(max(pred[ok].max(), truth[ok].max()))
-        fig.add_trace(
-            go.Scatter(
-                x=[lo, hi],
-                y=[lo, hi],
-                mode="lines",
-                line={"color": sh.UNMEASURED, "dash": "dash"},
-                name="y = x",
-                hoverinfo="skip",
-            )
-        )
-    sh.plotly_layout(
-        fig,
-        height=420,
-        margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        xaxis_title="predicted Δ (inverse-normal rank score)",
-        yaxis_title="observed Δ (inverse-normal rank score)",
-        showlegend=False,
-    )
-    st.plotly_chart(fig, width="stretch", key="lgr_scatter")
+    st.plotly_chart(figs.prediction_scatter(pred, truth, genes), width="stretch", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
     top_all = pd.DataFrame(ex.get("top_genes") or [], columns=list(retrieval.TOP_GENE_COLUMNS))
@@ -426,11 +363,11 @@ else:
             f"query: {drug}",
             *[f"{r}. {n}" for r, n in zip(neigh["rank"], neigh["name"], strict=True)],
         ]
-        smiles = [drug_smiles(n) for n in names]
+        smiles = [load.drug_smiles(n) for n in names]
         pairs = [(s, lg) for s, lg in zip(smiles, legends, strict=True) if s]
         missing = [n for n, s in zip(names, smiles, strict=True) if not s]
         if pairs:
-            st.image(structures_svg(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
+            st.image(load.structures_svg(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
         if missing:
             st.caption("No structure known for: " + ", ".join(missing))
 
@@ -451,7 +388,7 @@ if llm_info:
     if not llm_info.get("block_found", True):
         st.warning("The answer had no <Final Answer> block; names were read from its numbered lines.")
     with st.expander("Prompt sent"):
-        render_messages(llm_info.get("prompt"))
+        ui.prompt_messages(llm_info.get("prompt"))
     with st.expander("Raw answer", expanded=True):
         st.code(str(llm_info.get("raw_answer") or "(no answer)"), language=None, wrap_lines=True)
     filtered = list(ex.get("filtered") or []) + list(llm_info.get("duplicates") or [])
@@ -463,16 +400,10 @@ if llm_info:
         )
 
 with st.expander("Metric definitions"):
-    st.dataframe(sh.definitions_table(METRICS), hide_index=True, width="stretch")
+    st.dataframe(ui.definitions_table(METRICS), hide_index=True, width="stretch")
 
-st.download_button(
-    "Download this explanation (JSON)",
-    sh.to_json(ex),
-    file_name=f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json".replace(" ", "_").replace("/", "-"),
-    mime="application/json",
-    icon=":material/download:",
-)
-sh.cli_hint(
+ui.json_download(ex, f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
+ui.cli_hint(
     f'python -m perturb_core lgr predict --dataset {dataset} --cell-line "{cell_line}" --drug "{drug}" '
     f"--selector {selector} --k {k} --aggregation {aggregation} --regime {regime} --json"
 )

@@ -7,13 +7,15 @@ import json
 import pandas as pd
 import streamlit as st
 
-from pages import _shared as sh
+from pages import _loaders as load
+from pages import _state as state
+from pages import _widgets as ui
 from perturb_core.config import get_settings
 
-sh.header("Settings", "LLM endpoint and model, the answer cache, and the state of the built data.")
+ui.header("Settings", "LLM endpoint and model, the answer cache, and the state of the built data.")
 
 base = get_settings()
-current = sh.settings()
+current = state.settings()
 
 # --------------------------------------------------------------------------- LLM
 st.subheader("Language model")
@@ -40,16 +42,16 @@ if applied:
     elif not model.strip():
         st.error("The model name is empty; enter the name your endpoint serves (e.g. gpt-4o-mini).")
     else:
-        st.session_state[sh.LLM_OVERRIDES_KEY] = {"llm_base_url": url, "llm_model": model.strip()}
+        state.override_llm(url, model.strip())
         st.rerun()
 if was_reset:
-    st.session_state.pop(sh.LLM_OVERRIDES_KEY, None)
+    state.reset_llm()
     st.rerun()
 
 endpoint = current.llm_base_url or ("https://api.openai.com/v1" if current.llm_api_key else "none")
 st.markdown(
     f"| Setting | Value |\n|---|---|\n| **Endpoint** | `{endpoint}` |\n| **Model** | `{current.llm_model}` |\n"
-    f"| **API key** | {sh.key_source(base)} (never displayed; read from `OPENAI_API_KEY` or "
+    f"| **API key** | {state.key_source(base)} (never displayed; read from `OPENAI_API_KEY` or "
     "`.streamlit/secrets.toml`) |\n"
     f"| **Timeout / retries / concurrency** | {current.llm_timeout:g} s / {current.llm_max_retries} / "
     f"{current.llm_concurrency} |"
@@ -65,7 +67,7 @@ if st.button("Test connection", icon=":material/wifi_tethering:", disabled=not c
     from perturb_core.llm import test_connection
 
     with st.spinner(f"Asking {current.llm_model}…"):
-        reply = sh.call(test_connection, current, action="testing the LLM connection")
+        reply = ui.call(test_connection, current, action="testing the LLM connection")
     if reply is not None:
         st.success(f"Connected: {current.llm_model} replied {reply[:80]!r}.", icon=":material/check_circle:")
 
@@ -74,7 +76,7 @@ st.subheader("LLM answer cache")
 from perturb_core.llm import ResponseCache  # noqa: E402
 
 cache = ResponseCache(current.cache_dir)
-stats = sh.call(cache.stats, action="reading the cache") or {
+stats = ui.call(cache.stats, action="reading the cache") or {
     "n_entries": 0,
     "bytes": 0,
     "directory": str(current.cache_dir),
@@ -87,13 +89,13 @@ st.caption(
 )
 confirm = st.checkbox("I understand clearing makes the next LLM runs call the endpoint again")
 if st.button("Clear the cache", icon=":material/delete:", disabled=not confirm):
-    n = sh.call(cache.clear, action="clearing the cache")
+    n = ui.call(cache.clear, action="clearing the cache")
     if n is not None:
         st.success(f"Removed {n} cached answers.")
 
 # --------------------------------------------------------------------------- data
 st.subheader("Data")
-built = sh.data_built()
+built = load.data_built()
 st.markdown(
     f"Status: **{'built and up to date' if built else 'not built or out of date'}**  \n"
     f"Processed folder: `{base.processed_dir}`  \nRaw mirror: `{base.mirror or 'none (download from URLs)'}`"
@@ -113,21 +115,17 @@ c1, c2 = st.columns(2)
 if c1.button(
     "Reload datasets", icon=":material/refresh:", help="Forget cached datasets and graph in this server."
 ):
-    sh.clear_caches()
+    load.clear_caches()
     st.success("Caches cleared; data reloads on next use.")
 sure = c2.checkbox("Rebuild everything from the raw files (about a minute or more)")
 if c2.button("Rebuild data", icon=":material/build:", disabled=not sure):
     from perturb_core.data.build import build
 
-    bar = st.progress(0.0, text="Starting…")
-
-    def progress(artifact: str, done: int, total: int, message: str) -> None:
-        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{artifact}: {message} ({done}/{total})")
-
-    steps = sh.call(build, settings=base, force=True, progress=progress, action="rebuilding the data")
+    bar, progress = ui.build_progress()
+    steps = ui.call(build, settings=base, force=True, progress=progress, action="rebuilding the data")
     if steps is not None:
         bar.progress(1.0, text="Done")
-        sh.clear_caches()
+        load.clear_caches()
         st.success("Rebuilt: " + ", ".join(f"{s.artifact} ({s.seconds:.0f} s)" for s in steps))
 
-sh.cli_hint("python -m perturb_core data build --force   # rebuild\npython -m perturb_core data info --json")
+ui.cli_hint("python -m perturb_core data build --force   # rebuild\npython -m perturb_core data info --json")

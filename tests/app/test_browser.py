@@ -29,7 +29,7 @@ from websockets.sync.client import ClientConnection, connect
 
 pytestmark = [pytest.mark.browser, pytest.mark.realdata]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: (url path, title, screenshot name)
 PAGES = [
     ("", "Perturbation reasoning explorer", "overview"),

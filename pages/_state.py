@@ -1,0 +1,185 @@
+"""Session state: settings with this session's LLM overrides, the dataset choice, URL query parameters.
+
+Nothing here renders a page; the sidebar that shows these choices is in :mod:`pages._widgets`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import streamlit as st
+
+from perturb_core.config import Settings, get_settings
+from perturb_core.errors import PerturbCoreError, name_key
+
+DEFAULT_SIGNATURES = "tahoe"
+DEFAULT_LABELS = "perturbqa-k562"
+SIG_KEY = "sig_dataset"
+LABEL_KEY = "label_dataset"
+LLM_OVERRIDES_KEY = "llm_overrides"
+#: Settings the Settings page may override for one browser session.
+OVERRIDABLE = ("llm_base_url", "llm_model")
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _secret(name: str) -> str | None:
+    """A value from ``.streamlit/secrets.toml`` (``None`` when there is no file or key)."""
+    try:
+        if not st.secrets.load_if_toml_exists():
+            return None
+        value = st.secrets.get(name)
+    except (FileNotFoundError, KeyError, ValueError, AttributeError, OSError):
+        return None
+    return str(value) if value else None
+
+
+def key_source(base: Settings | None = None) -> str:
+    """Where the API key comes from: ``"environment"``, ``"secrets.toml"`` or ``"not set"``."""
+    base = base or get_settings()
+    if base.llm_api_key:
+        return "environment (OPENAI_API_KEY)"
+    if _secret("OPENAI_API_KEY"):
+        return ".streamlit/secrets.toml"
+    return "not set"
+
+
+def settings() -> Settings:
+    """Settings for this session: file + env, the key from secrets, then the Settings page overrides."""
+    s = get_settings()
+    changes: dict[str, object] = {}
+    if not s.llm_api_key and (key := _secret("OPENAI_API_KEY")):
+        changes["llm_api_key"] = key
+    if not s.llm_base_url and (url := _secret("OPENAI_BASE_URL")):
+        changes["llm_base_url"] = url
+    overrides = st.session_state.get(LLM_OVERRIDES_KEY) or {}
+    changes.update({k: v for k, v in overrides.items() if k in OVERRIDABLE})
+    if changes.get("llm_base_url") == "":
+        changes["llm_base_url"] = None
+    return s.with_(**changes) if changes else s
+
+
+def override_llm(base_url: str, model: str) -> None:
+    """Use this endpoint and model for the rest of the browser session."""
+    st.session_state[LLM_OVERRIDES_KEY] = {"llm_base_url": base_url, "llm_model": model}
+
+
+def reset_llm() -> None:
+    """Forget this session's endpoint and model (back to file and environment)."""
+    st.session_state.pop(LLM_OVERRIDES_KEY, None)
+
+
+# --------------------------------------------------------------------------- datasets
+
+
+def signature_dataset_names() -> list[str]:
+    """Signature datasets (built-in and imported)."""
+    from perturb_core.data.registry import list_datasets
+
+    try:
+        return [d.name for d in list_datasets(get_settings()) if d.kind == "signatures"]
+    except PerturbCoreError:
+        return [DEFAULT_SIGNATURES]
+
+
+def label_dataset_names() -> list[str]:
+    """Label datasets (PerturbQA lines and Tahoe drug lines)."""
+    from perturb_core.data.registry import label_dataset_names as _names
+
+    try:
+        return _names(get_settings())
+    except PerturbCoreError:
+        return [DEFAULT_LABELS]
+
+
+def label_dataset_label(name: str) -> str:
+    """How a label dataset reads in a selectbox."""
+    if name.startswith("perturbqa-"):
+        return f"PerturbQA {name.removeprefix('perturbqa-').upper()} (CRISPRi)"
+    return f"Tahoe {name.removeprefix('tahoe-')} (drugs)"
+
+
+def init_datasets(sig: list[str], lab: list[str]) -> None:
+    """Default, validate and (once per session, from a link's ``dataset``) seed the dataset choices."""
+    st.session_state.setdefault(SIG_KEY, DEFAULT_SIGNATURES if DEFAULT_SIGNATURES in sig else sig[0])
+    st.session_state.setdefault(LABEL_KEY, DEFAULT_LABELS if DEFAULT_LABELS in lab else lab[0])
+    if st.session_state[SIG_KEY] not in sig:
+        st.session_state[SIG_KEY] = sig[0]
+    wanted = st.query_params.get("dataset")
+    if wanted and not st.session_state.get("_query_seeded_dataset"):
+        st.session_state["_query_seeded_dataset"] = True
+        by_key = {name_key(n): n for n in [*sig, *lab]}
+        hit = by_key.get(name_key(wanted))
+        if hit in sig:
+            st.session_state[SIG_KEY] = hit
+        elif hit in lab:
+            st.session_state[LABEL_KEY] = hit
+    if st.session_state[LABEL_KEY] not in lab:
+        st.session_state[LABEL_KEY] = lab[0]
+
+
+def signature_dataset() -> str:
+    """The signature dataset chosen in the sidebar (default ``tahoe``)."""
+    return str(st.session_state.get(SIG_KEY) or DEFAULT_SIGNATURES)
+
+
+def label_dataset() -> str:
+    """The label dataset chosen in the sidebar (default ``perturbqa-k562``)."""
+    return str(st.session_state.get(LABEL_KEY) or DEFAULT_LABELS)
+
+
+# --------------------------------------------------------------------------- links and kept choices
+
+
+def query_seed(page: str) -> dict[str, str]:
+    """URL query parameters to seed this page's inputs with, once per session and page.
+
+    Pages read them before drawing their widgets, so a link like
+    ``/evidence?dataset=perturbqa-k562&perturbation=INTS1&gene=LIMD2`` opens that view.
+    """
+    flag = f"_query_seeded_{page}"
+    if st.session_state.get(flag):
+        return {}
+    st.session_state[flag] = True
+    return {k: st.query_params[k] for k in st.query_params}
+
+
+def seed_choice(
+    key: str, value: str | None, options: list[str], resolve: Callable[[str], str], what: str
+) -> None:
+    """Preselect ``value`` (any spelling) in the widget ``key``; warn with the closest names if unknown."""
+    if not value:
+        return
+    try:
+        name = resolve(value)
+    except PerturbCoreError as exc:
+        st.warning(f"Link parameter ignored: {exc}", icon=":material/link_off:")
+        return
+    if name in options:
+        st.session_state[key] = name
+    else:
+        st.warning(
+            f"Link parameter ignored: {what} {name!r} is not available here.", icon=":material/link_off:"
+        )
+
+
+def seed_options(seed: dict[str, str], choices: dict[str, tuple[str, list[str]]]) -> None:
+    """Preselect widgets from link parameters that name one of their options: ``param -> (key, options)``."""
+    for param, (key, options) in choices.items():
+        if seed.get(param) in options:
+            st.session_state[key] = seed[param]
+
+
+def keep_choice(key: str, options: list[str], previous_key: str) -> None:
+    """Keep the previous choice when the options change (e.g. another cell line), if still valid."""
+    prev = st.session_state.get(previous_key)
+    if key not in st.session_state and prev in options:
+        st.session_state[key] = prev
+
+
+def share_link(**params: object) -> None:
+    """Mirror the current inputs in the URL, so the address bar is a link to this view."""
+    with contextlib.suppress(Exception):  # the URL is a convenience; never fail a page for it
+        st.query_params.from_dict({k: str(v) for k, v in params.items() if v is not None})

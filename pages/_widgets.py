@@ -1,0 +1,319 @@
+"""Page furniture: routing through ``app.py``, header, sidebar, the error boundary, metric tiles,
+downloads, progress bars and the command-line twin of a view.
+
+Pages stay thin: they read inputs, make one call into :mod:`perturb_core` through
+:func:`guard` / :func:`call`, and render. Everything here is presentation; no analysis logic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import runpy
+import zipfile
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from pages import _state
+from pages._figures import fmt
+from pages._loaders import data_built
+from perturb_core.errors import PerturbCoreError
+from perturb_core.serialize import dumps
+
+log = logging.getLogger("perturb_app")
+
+T = TypeVar("T")
+
+#: The entrypoint: the router that every page runs under.
+APP = Path(__file__).resolve().parent.parent / "app.py"
+#: Page files, referenced by st.page_link (the router in app.py registers the same files).
+PAGES = {
+    "overview": "pages/overview.py",
+    "retrieval": "pages/retrieval.py",
+    "evidence": "pages/evidence.py",
+    "benchmarks": "pages/benchmarks.py",
+    "data": "pages/data.py",
+    "settings": "pages/settings.py",
+}
+BUILD_COMMAND = "python -m perturb_core data fetch && python -m perturb_core data build"
+
+# --------------------------------------------------------------------------- routing
+
+#: True while app.py's router runs the current page (per script run; reset when the page ends).
+_UNDER_ROUTER: ContextVar[bool] = ContextVar("perturb_app_under_router", default=False)
+
+
+@contextlib.contextmanager
+def routed_page() -> Iterator[None]:
+    """Mark the page that ``app.py`` runs inside this block as routed (see :func:`route_through_app`)."""
+    token = _UNDER_ROUTER.set(True)
+    try:
+        yield
+    finally:
+        _UNDER_ROUTER.reset(token)
+
+
+def route_through_app() -> None:
+    """Make sure this page runs under ``app.py``'s router (and so gets the shared sidebar).
+
+    Streamlit keeps a legacy mode for apps with a ``pages/`` folder beside the entrypoint:
+    until the first ``st.navigation`` call of the server process, a deep link
+    (``/retrieval``) runs the page file on its own, without ``app.py``. The documented way
+    out is ``st.navigation`` itself: "As soon as any session of your app executes the
+    st.navigation command, your app will ignore the pages/ directory (across all sessions)"
+    (docs.streamlit.io/develop/api-reference/navigation/st.navigation). So a page that finds
+    itself outside the router runs the entrypoint in its place, within the same script run:
+    ``app.py`` calls ``st.navigation`` (which resolves to this same page), draws the sidebar
+    and runs the page under the router; then the outer, unrouted run stops. Public API only,
+    no rerun, so a button click that arrived with this run is not lost.
+    """
+    if _UNDER_ROUTER.get():
+        return
+    runpy.run_path(str(APP))
+    st.stop()
+
+
+def header(title: str, blurb: str) -> None:
+    """Route through ``app.py`` if needed, then the page title and one-line blurb."""
+    route_through_app()
+    st.title(title)
+    st.caption(blurb)
+
+
+def require_data() -> None:
+    """Stop the page with the fix when the processed data is missing."""
+    if data_built():
+        return
+    st.warning(
+        "The processed data is not built yet, so this page has nothing to show. Open **Overview** to "
+        f"build it with a progress bar, or run `{BUILD_COMMAND}` in the repository and reload.",
+        icon=":material/database:",
+    )
+    with contextlib.suppress(Exception):
+        st.page_link(PAGES["overview"], label="Go to Overview to build the data", icon=":material/home:")
+    st.stop()
+
+
+def sidebar() -> None:
+    """The shared sidebar: dataset choices (kept across pages) and the LLM status."""
+    sig = _state.signature_dataset_names()
+    lab = _state.label_dataset_names()
+    _state.init_datasets(sig, lab)
+    with st.sidebar:
+        st.subheader("Datasets")
+        st.selectbox(
+            "Signatures (LGR)",
+            sig,
+            key=_state.SIG_KEY,
+            help="Drug response signatures used by the Retrieval explorer and LGR benchmarks.",
+        )
+        st.selectbox(
+            "Labels (CORE)",
+            lab,
+            key=_state.LABEL_KEY,
+            format_func=_state.label_dataset_label,
+            help="Gene-response labels used by the Evidence graph and CORE benchmarks: "
+            "PerturbQA knock-down lines or Tahoe drug lines.",
+        )
+        s = _state.settings()
+        if s.llm_configured:
+            host = s.llm_base_url or "api.openai.com"
+            st.caption(f":material/smart_toy: LLM: `{s.llm_model}` at `{host}`")
+        else:
+            st.caption(
+                ":material/smart_toy: No LLM configured: rule-based selectors and CORE-Voting work "
+                "without one. Set an endpoint on **Settings**."
+            )
+
+
+# --------------------------------------------------------------------------- errors
+
+
+@contextlib.contextmanager
+def guard(action: str, *, stop: bool = True) -> Iterator[None]:
+    """Show errors raised inside the block as ``st.error`` (never a traceback).
+
+    Args:
+        action: what was being done, e.g. ``"loading the dataset"``; used in unexpected errors.
+        stop: stop the script (or fragment) after showing the error.
+    """
+    try:
+        yield
+    except PerturbCoreError as exc:
+        st.error(str(exc), icon=":material/error:")
+        if stop:
+            st.stop()
+    except Exception as exc:  # the UI boundary: nothing may reach the page as a traceback
+        unexpected(exc, action)
+        if stop:
+            st.stop()
+
+
+def call(fn: Callable[..., T], *args: Any, action: str, **kwargs: Any) -> T | None:
+    """Run ``fn(*args, **kwargs)``; on failure show the error and return ``None`` (no stop)."""
+    result: T | None = None
+    with guard(action, stop=False):
+        result = fn(*args, **kwargs)
+    return result
+
+
+def unexpected(exc: BaseException, action: str) -> None:
+    """Report an error this app did not anticipate: a message for the user, the traceback to the log."""
+    log.error("unexpected error while %s", action, exc_info=exc)
+    st.error(
+        f"Unexpected {type(exc).__name__} while {action}: {exc}. This is a bug in the app; "
+        "the full traceback is in the server log. Try other inputs or reload the page.",
+        icon=":material/bug_report:",
+    )
+
+
+# --------------------------------------------------------------------------- metrics
+
+METRIC_LABELS = {
+    "pearson": "Pearson r",
+    "cosine": "Cosine",
+    "mae": "MAE",
+    "mse": "MSE",
+    "sign_accuracy": "Sign accuracy",
+    "r2": "R²",
+    "auroc": "AUROC",
+    "auprc": "AUPRC",
+    "macro_gene_auroc": "Per-gene AUROC (macro)",
+    "predicted_positive_rate": "Predicted positive rate",
+    "true_positive_rate": "True positive rate",
+    "brier": "Brier score",
+    "n_pairs": "Pairs",
+    "n_genes_macro": "Genes in macro AUROC",
+    "n_queries": "Queries",
+    "mean_k_used": "Mean k used",
+}
+
+LOWER_IS_BETTER = frozenset({"mae", "mse", "brier"})
+
+
+def metric_definition(name: str) -> str:
+    """The formula or definition of a metric (empty if unknown)."""
+    from perturb_core.metrics import METRIC_DEFINITIONS
+
+    return METRIC_DEFINITIONS.get(name, "")
+
+
+def better(name: str) -> str:
+    """``"lower is better"`` or ``"higher is better"`` for a metric."""
+    return "lower is better" if name in LOWER_IS_BETTER else "higher is better"
+
+
+def metric_tiles(metrics: dict[str, object], names: list[str], *, columns: int | None = None) -> None:
+    """A row of ``st.metric`` tiles with each metric's definition as help text."""
+    names = [n for n in names if n in metrics]
+    if not names:
+        return
+    cols = st.columns(columns or len(names))
+    for i, name in enumerate(names):
+        cols[i % len(cols)].metric(
+            METRIC_LABELS.get(name, name),
+            fmt(metrics[name]),
+            help=f"{metric_definition(name)} ({better(name)})",
+            border=True,
+        )
+
+
+def definitions_table(names: list[str]) -> pd.DataFrame:
+    """Metric -> definition table for an expander."""
+    return pd.DataFrame(
+        {
+            "metric": [METRIC_LABELS.get(n, n) for n in names],
+            "definition": [metric_definition(n) for n in names],
+        }
+    )
+
+
+# --------------------------------------------------------------------------- progress, downloads, CLI twin
+
+
+def progress_bar(label: str) -> tuple[Any, Callable[..., None]]:
+    """A progress bar and its callback: ``progress(done, total)`` or ``progress(stage, done, total)``."""
+    bar = st.progress(0.0, text=f"{label}: starting…")
+
+    def progress(*args: object) -> None:
+        stage, (done, total) = (f" {args[0]}" if len(args) == 3 else ""), args[-2:]
+        frac = min(1.0, int(done) / int(total)) if total else 0.0  # type: ignore[call-overload]
+        bar.progress(frac, text=f"{label}{stage}: {int(done):,} / {int(total):,}")  # type: ignore[call-overload]
+
+    return bar, progress
+
+
+def build_progress() -> tuple[Any, Callable[[str, int, int, str], None]]:
+    """A progress bar and the callback of a data build: ``progress(artifact, done, total, message)``."""
+    bar = st.progress(0.0, text="Starting…")
+
+    def progress(artifact: str, done: int, total: int, message: str) -> None:
+        bar.progress(min(1.0, done / total) if total else 0.0, text=f"{artifact}: {message} ({done}/{total})")
+
+    return bar, progress
+
+
+def to_json(obj: object) -> str:
+    """JSON text of results (NaN -> null, NumPy values as numbers)."""
+    return dumps(obj)
+
+
+def json_download(obj: object, file_name: str) -> None:
+    """One button that downloads ``obj`` as JSON (``lgr predict --json`` / ``core explain --json``)."""
+    st.download_button(
+        "Download this explanation (JSON)",
+        to_json(obj),
+        file_name=file_name.replace(" ", "_").replace("/", "-"),
+        mime="application/json",
+        icon=":material/download:",
+    )
+
+
+def table_downloads(stem: str, result_dict: dict, frames: dict[str, pd.DataFrame]) -> None:
+    """CSV (the summary, and every table as a zip) and JSON download buttons of a benchmark run."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, df in frames.items():
+            zf.writestr(f"{stem}_{name}.csv", df.to_csv(index=False))
+    c1, c2, c3 = st.columns([1, 1, 2])
+    c1.download_button(
+        "Summary (CSV)",
+        frames["summary"].to_csv(index=False),
+        file_name=f"{stem}_summary.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+    c2.download_button(
+        "All tables (CSV, zip)",
+        buf.getvalue(),
+        file_name=f"{stem}_tables.zip",
+        mime="application/zip",
+        icon=":material/download:",
+    )
+    c3.download_button(
+        "Result (JSON)",
+        to_json(result_dict),
+        file_name=f"{stem}.json",
+        mime="application/json",
+        icon=":material/download:",
+    )
+
+
+def prompt_messages(prompt: object) -> None:
+    """A chat prompt, one block per message (a plain string is one user message)."""
+    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+    for m in messages:
+        st.caption(str(m.get("role", "")).upper())
+        st.code(str(m.get("content", "")), language=None, wrap_lines=True)
+
+
+def cli_hint(command: str) -> None:
+    """The same view from the command line."""
+    st.caption("Same result from the command line:")
+    st.code(command, language="bash")

@@ -1,0 +1,40 @@
+"""AppTest of the Benchmarks page on the real data: a small LGR regime and a small CORE task."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.realdata
+
+
+def test_benchmarks_runs_a_small_lgr_regime(real_data, open_page, assert_clean) -> None:
+    at = open_page("benchmarks")
+    assert at.title[0].value == "Benchmarks"
+    at.selectbox(key="bench_lgr_regime").select("unseen-drug")
+    at.number_input(key="bench_lgr_maxq").set_value(20)
+    at.multiselect(key="bench_lgr_methods").set_value(["drug_mean", "kg_mechanism", "random"])
+    next(b for b in at.button if b.label == "Run on tahoe").click().run()
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "Pearson r" in d.value.columns)
+    assert list(table.index) == ["drug_mean", "kg_mechanism", "random"]
+    assert all("[" in cell for cell in table["Pearson r"])  # mean [ci_low, ci_high]
+    assert len(at.get("plotly_chart")) == 6  # one bar chart per metric
+    assert len(at.get("download_button")) == 3  # summary CSV, all tables, JSON
+    result = at.session_state["bench_lgr"]["dict"]
+    assert result["methods"]["kg_mechanism"]["n_queries"] == 20
+
+
+def test_benchmarks_runs_a_small_core_task(real_data, open_page, assert_clean) -> None:
+    at = open_page("benchmarks")
+    at.number_input(key="bench_core_maxp").set_value(1500)
+    at.multiselect(key="bench_core_methods").set_value(["gene_frequency", "core_voting"])
+    next(b for b in at.button if b.label == "Run on perturbqa-k562").click().run()
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "AUROC" in d.value.columns)
+    assert list(table.index) == ["gene_frequency", "core_voting"]
+    assert all("[" in cell for cell in table["Per-gene AUROC (macro)"])
+    keys = {c.proto.id for c in at.get("plotly_chart")}
+    assert len(keys) == 8  # six metric bars, calibration curve, per-gene AUROC histogram
+    result = at.session_state["bench_core"]["dict"]
+    assert result["methods"]["gene_frequency"]["macro_gene_auroc"] == pytest.approx(0.5)
+    assert 0 < result["methods"]["core_voting"]["n_pairs"] <= 1500

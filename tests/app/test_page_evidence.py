@@ -1,0 +1,90 @@
+"""AppTest of the Evidence graph (CORE) on the real data: graph, node pick, datasets, CORE-Reasoning, links."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from perturb_core.testing.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.realdata
+
+
+def _node_box(at: AppTest):
+    return next(s for s in at.selectbox if s.key and s.key.startswith("core_node_"))
+
+
+def test_evidence_graph_renders_vote_prior_and_label(real_data, open_page) -> None:
+    at = open_page("evidence")
+    assert at.title[0].value == "Evidence graph"
+    assert len(at.get("plotly_chart")) == 2  # the graph and the vote-vs-prior bars
+    shown = {m.label: m.value for m in at.metric}
+    assert {"Evidence", "True label", "Final score", "Gene AUROC"} <= set(shown)
+    assert 0.0 <= float(shown["Final score"]) <= 1.0
+    items = next(d.value for d in at.dataframe if "side" in d.value.columns)
+    assert set(items["side"]) <= {"positive", "negative", "unmeasured"}
+
+
+def test_evidence_pick_a_node_shows_its_path(real_data, open_page, assert_clean) -> None:
+    at = open_page("evidence")
+    at.selectbox(key="core_pert_perturbqa-k562_de").select("AAMP").run()
+    box = _node_box(at)
+    evidence_node = next(
+        o for o in box.options if "(unmeasured)" in o or "(positive)" in o or "(negative)" in o
+    )
+    node_id = "gene:" + evidence_node.split(" ")[0]
+    box.select(node_id).run()
+    assert_clean(at)
+    assert any("●" in m.value and evidence_node.split(" ")[0] in m.value for m in at.markdown)
+    assert any(c.value.startswith("AAMP →") for c in at.code)  # the relation path from the query
+
+
+def test_evidence_switch_dataset_and_task(real_data, open_page, assert_clean) -> None:
+    at = open_page("evidence", {"label_dataset": "tahoe-c32"})
+    assert_clean(at)
+    at.radio(key="core_task").set_value("dir").run()
+    assert_clean(at)
+    assert "Gene AUROC" in {m.label for m in at.metric}
+    assert any(s.label.startswith("Perturbation p (drug)") for s in at.selectbox)
+
+
+def test_evidence_core_reasoning_with_a_fake_llm(real_data, open_page, assert_clean) -> None:
+    reply = "Probability: 0.72\nRationale: two related knock-downs changed this gene."
+    with FakeOpenAI(lambda req: reply) as server:
+        state = {"llm_overrides": {"llm_base_url": server.base_url, "llm_model": "fake-model"}}
+        at = open_page("evidence", state)
+        assert server.n_requests == 0  # never at the top level of a rerun
+        next(b for b in at.button if b.label.startswith("Ask fake-model")).click().run()
+        assert_clean(at)
+        assert server.n_requests == 1
+        assert {m.label: m.value for m in at.metric}["LLM probability"] == "0.720"
+        assert any("two related knock-downs" in c.value for c in at.caption)
+
+
+def test_evidence_llm_failure_is_an_error_with_the_fix(real_data, open_page) -> None:
+    missing = (
+        404,
+        {"error": {"message": "model not found", "type": "invalid_request", "param": None, "code": None}},
+    )
+    with FakeOpenAI(lambda req: missing) as server:  # 404 is not retried: the test stays fast
+        state = {"llm_overrides": {"llm_base_url": server.base_url, "llm_model": "fake-model"}}
+        at = open_page("evidence", state)
+        next(b for b in at.button if b.label.startswith("Ask fake-model")).click().run()
+        assert not at.exception
+        assert at.error and "falls back to CORE-Voting" in at.error[0].value
+
+
+def test_a_link_with_an_unknown_name_warns_with_the_closest_names(
+    real_data, open_with_query, assert_clean
+) -> None:
+    at = open_with_query(
+        "evidence", {"dataset": "perturbqa-k562", "perturbation": "INTS11x", "gene": "LIMD2"}
+    )
+    assert_clean(at)
+    assert any("Link parameter ignored" in w.value and "INTS11" in w.value for w in at.warning)
+
+
+def test_a_link_opens_an_evidence_view(real_data, open_with_query, assert_clean) -> None:
+    at = open_with_query("evidence", {"dataset": "perturbqa-k562", "perturbation": "ints1", "gene": "limd2"})
+    assert_clean(at)
+    assert any(m.value.startswith("**INTS1 → LIMD2**") for m in at.markdown)

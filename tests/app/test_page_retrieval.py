@@ -1,0 +1,100 @@
+"""AppTest of the Retrieval explorer (LGR) on the real data: default query, inputs, LLM selector, links."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from perturb_core.testing.fake_openai import FakeOpenAI
+
+pytestmark = pytest.mark.realdata
+
+
+def _neighbours(at: AppTest):
+    return next(d.value for d in at.dataframe if "justification" in d.value.columns)
+
+
+def test_retrieval_default_query_renders_everything(real_data, open_page) -> None:
+    at = open_page("retrieval")
+    assert at.title[0].value == "Retrieval explorer"
+    assert [m.label for m in at.metric][:6] == ["Pearson r", "Cosine", "MAE", "MSE", "Sign accuracy", "R²"]
+    assert all(m.help for m in at.metric[:6])  # every tile carries its definition
+    neigh = _neighbours(at)
+    assert len(neigh) == 10
+    assert {"rank", "name", "justification", "own_pearson", "loo_delta_pearson", "targets"} <= set(
+        neigh.columns
+    )
+    assert len(at.get("plotly_chart")) == 1  # predicted vs observed
+    assert len(at.get("image")) == 1  # RDKit structures of the query and its neighbours
+    baselines = next(d.value for d in at.dataframe if "pearson" in d.value.columns)
+    # all four baselines by default (PCA + ridge is answered from cached cross-products)
+    assert {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"} <= set(baselines.index)
+    assert baselines.loc["pca_ridge", ["pearson", "mse"]].notna().all()
+    assert not at.toggle  # no opt-in switch any more
+    # top genes come from QueryExplanation.top_genes: 10 up, 10 down, ✓ = in both lists
+    tops = [d.value for d in at.dataframe if "predicted Δ" in d.value.columns]
+    assert len(tops) == 2 and all(len(t) == 10 for t in tops)
+    up = tops[0]
+    assert list(up["predicted Δ"]) == sorted(up["predicted Δ"], reverse=True)
+    shared = sum(str(g).endswith(" ✓") for g in up["predicted"])
+    assert any(f"{shared} of the top 10 up-regulated genes are in both lists" in c.value for c in at.caption)
+
+
+def test_retrieval_choose_cell_line_drug_and_selector(real_data, open_page, assert_clean, texts) -> None:
+    at = open_page("retrieval")
+    at.selectbox(key="lgr_cell_tahoe").select("NCI-H23").run()
+    at.selectbox(key="lgr_drug_tahoe_NCI-H23").select("Trametinib").run()
+    assert_clean(at)
+    assert at.subheader[0].value == "Trametinib in NCI-H23"
+    kg = _neighbours(at)
+    assert "Trametinib" not in set(kg["name"])  # never its own neighbour
+    at.selectbox(key="lgr_selector").select("chem_knn").run()
+    assert_clean(at)
+    chem = _neighbours(at)
+    assert chem["similarity"].is_monotonic_decreasing  # chemistry ranks by Tanimoto
+    assert "Tanimoto" in texts(at)
+    at.slider(key="lgr_k").set_value(5).run()
+    assert len(_neighbours(at)) == 5
+
+
+def test_retrieval_llm_selector_without_endpoint_explains_the_fix(real_data, open_page) -> None:
+    at = open_page("retrieval")
+    at.selectbox(key="lgr_selector").select("llm").run()
+    assert not at.exception
+    assert at.warning and "OPENAI_BASE_URL" in at.warning[0].value
+    assert not any(b.label.startswith("Ask the LLM") for b in at.button)
+
+
+def test_retrieval_llm_selector_shows_prompt_answer_and_cache(real_data, open_page, assert_clean) -> None:
+    answer = (
+        "<Final Answer>\n1. Trametinib: MEK inhibitor acting on the same RTK/MAPK axis.\n"
+        "2. Binimetinib: another MEK inhibitor.\n3. Wonderdrug: not a real candidate.\n</Final Answer>"
+    )
+    with FakeOpenAI(lambda req: answer) as server:
+        state = {"llm_overrides": {"llm_base_url": server.base_url, "llm_model": "fake-model"}}
+        at = open_page("retrieval", state)
+        at.selectbox(key="lgr_selector").select("llm").run()
+        assert not at.metric  # nothing is asked before the button
+        assert server.n_requests == 0
+        ask = next(b for b in at.button if b.label.startswith("Ask the LLM"))
+        ask.click().run()
+        assert_clean(at)
+        assert server.n_requests == 1
+        assert set(_neighbours(at)["name"][:2]) == {"Trametinib", "Binimetinib"}
+        shown = {m.label: m.value for m in at.metric}
+        assert shown["k used"] == "2 / 10"
+        assert shown["Cache"] == "miss"
+        assert any("Wonderdrug" in str(m.value) for m in at.markdown)  # filtered item
+        assert any("<Final Answer>" in c.value for c in at.code)  # the raw answer
+        next(b for b in at.button if b.label.startswith("Ask the LLM")).click().run()
+        assert {m.label: m.value for m in at.metric}["Cache"] == "hit"
+        assert server.n_requests == 1
+
+
+def test_a_link_opens_a_retrieval_view_with_any_spelling(real_data, open_with_query) -> None:
+    at = open_with_query(
+        "retrieval", {"cell_line": "nci h23", "drug": "TRAMETINIB", "selector": "chem_knn", "k": "5"}
+    )
+    assert not at.warning, [w.value for w in at.warning]
+    assert at.subheader[0].value == "Trametinib in NCI-H23"
+    assert len(_neighbours(at)) == 5
