@@ -203,3 +203,24 @@ def test_cli_regime_choices_match_the_core() -> None:
     from perturb_core.retrieval import REGIMES
 
     assert tuple(cli_lgr._REGIMES) == tuple(REGIMES)  # kept literal so `--help` needs no heavy imports
+
+
+def test_selectors_json_is_read_from_the_registries(capsys: pytest.CaptureFixture[str]) -> None:
+    from perturb_core.evaluate.lgr import METHODS
+    from perturb_core.retrieval import SELECTORS
+
+    code, out, _ = run(capsys, "selectors", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["selectors"] == {
+        s: {"label": v.label, "definition": v.definition} for s, v in SELECTORS.items()
+    }
+    assert doc["methods"]["chem_knn"] == {
+        "kind": "baseline",
+        "runs": "chem_knn",
+        "label": METHODS["chem_knn"].label,
+        "needs_llm": False,
+    }
+    assert doc["methods"]["llm"]["kind"] == "selector" and doc["methods"]["llm"]["needs_llm"]
+    code, out, _ = run(capsys, "selectors")
+    assert code == 0 and "kg_mechanism" in out and "chem_knn_retrieval" in out
