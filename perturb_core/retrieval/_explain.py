@@ -361,7 +361,7 @@ def _predict_query(
             f"(no other drug measured there{' outside the held-out drugs' if split.regime == 'unseen-drug' else ''}); "
             "choose a cell line with more profiled drugs"
         )
-    model = resolve_llm(llm, settings) if selector == "llm" else None
+    model = resolve_llm(llm, settings) if SELECTORS[selector].needs_llm else None
     opts = SelectOptions(
         k=k, seed=seed, llm=model, log_path=neighbour_log_path(model, settings) if model else None
     )
