@@ -50,7 +50,7 @@ def bench_speed(dataset: str, seed: int, n_boot: int) -> tuple[dict[str, LGRResu
     ds = load_signatures(dataset, settings)
     times["load dataset"] = time.perf_counter() - t0
     t = time.perf_counter()
-    lgr_index(ds, settings).kg  # noqa: B018  (builds the dataset index and graph evidence once)
+    lgr_index(ds, settings=settings).kg  # noqa: B018  (builds the dataset index and graph evidence once)
     times["index + graph evidence"] = time.perf_counter() - t
     results = {}
     for regime in REGIMES:

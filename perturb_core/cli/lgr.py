@@ -138,14 +138,19 @@ def _predict(args: argparse.Namespace) -> int:
 
 def _selectors(args: argparse.Namespace) -> int:
     from perturb_core.evaluate.lgr import METHODS
-    from perturb_core.retrieval import SELECTOR_DEFINITIONS, SELECTOR_LABELS
+    from perturb_core.retrieval import SELECTORS
 
     doc = {
         "selectors": {
-            s: {"label": SELECTOR_LABELS[s], "definition": SELECTOR_DEFINITIONS[s]} for s in SELECTOR_LABELS
+            s: {"label": spec.label, "definition": spec.definition} for s, spec in SELECTORS.items()
         },
         "methods": {
-            m: {"kind": spec.kind, "runs": spec.target, "label": spec.label, "needs_llm": spec.needs_llm}
+            m: {
+                "kind": spec.fn.kind,
+                "runs": spec.fn.target,
+                "label": spec.label,
+                "needs_llm": spec.needs_llm,
+            }
             for m, spec in METHODS.items()
         },
     }
@@ -163,7 +168,7 @@ def _selectors(args: argparse.Namespace) -> int:
 
 def _mechanisms(args: argparse.Namespace) -> int:
     from perturb_core.data.registry import load_drugs, load_signatures
-    from perturb_core.mechanism import annotate_drugs, drug_mechanism, tag_coverage
+    from perturb_core.retrieval.mechanism import annotate_drugs, drug_mechanism, tag_coverage
 
     settings = get_settings()
     if args.drug:

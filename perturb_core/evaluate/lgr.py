@@ -14,26 +14,25 @@ averaged over queries with percentile-bootstrap 95% intervals.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from perturb_core.baselines import BASELINE_DEFINITIONS, BASELINE_LABELS, predict_baseline
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.registry import load_signatures
-from perturb_core.errors import UnknownNameError, ValidationError
+from perturb_core.errors import ValidationError, check_choice
 from perturb_core.llm import LLM
 from perturb_core.metrics import REGRESSION_METRICS, regression_metrics, summarise
 from perturb_core.retrieval import (
+    BASELINES,
     DEFAULT_HYBRID_MIN_K,
     DEFAULT_K,
     N_EVAL_GENES,
-    SELECTOR_DEFINITIONS,
-    SELECTOR_LABELS,
+    SELECTORS,
     Aggregation,
     Regime,
     SelectOptions,
@@ -41,13 +40,21 @@ from perturb_core.retrieval import (
     SplitData,
     aggregate,
     blas_threads,
+    check_aggregation,
+    check_regime,
     lgr_index,
     make_split,
     neighbour_log_path,
+    predict_baseline,
     resolve_llm,
     select_neighbours,
     split_data,
 )
+from perturb_core.spec import MethodSpec, registry
+
+if TYPE_CHECKING:
+    from perturb_core.data.registry import DrugTable
+    from perturb_core.kg import KnowledgeGraph
 
 __all__ = [
     "LGR_METHODS",
@@ -56,6 +63,7 @@ __all__ = [
     "NON_LLM_METHODS",
     "LGRResult",
     "MethodSpec",
+    "Runner",
     "evaluate_lgr",
     "make_split",
 ]
@@ -64,46 +72,97 @@ MethodKind = Literal["selector", "baseline"]
 
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """One evaluable LGR method.
-
-    Attributes:
-        name: method name (snake_case, as in the CLI contract).
-        kind: ``"selector"`` (LGR retrieval + aggregation) or ``"baseline"``.
-        target: the selector (:data:`perturb_core.retrieval.SELECTORS`) or baseline
-            (:data:`perturb_core.baselines.BASELINES`) it runs.
-        label: human label (says whether it is an LLM, rule-based, a floor or a ceiling).
-        definition: one-line definition.
-        needs_llm: whether it calls the LLM endpoint.
-    """
-
-    name: str
-    kind: MethodKind
-    target: str
-    label: str
-    definition: str
-    needs_llm: bool = False
+class _MethodOutput:
+    prediction: NDArray[np.float64]
+    k_used: NDArray[np.float64]
+    n_used: NDArray[np.float64]
+    fallback: tuple[str | None, ...]
+    error: tuple[str | None, ...]
 
 
-def _selector(name: str, target: str) -> MethodSpec:
-    return MethodSpec(
-        name, "selector", target, SELECTOR_LABELS[target], SELECTOR_DEFINITIONS[target], target == "llm"
+@dataclass(frozen=True)
+class _RunContext:
+    sd: SplitData
+    cells: NDArray[np.intp]
+    drugs: NDArray[np.intp]
+    k: int
+    seed: int
+    aggregation: str
+    hybrid_min_k: int
+    llm: LLM | None
+    settings: Settings
+    progress: Callable[[int, int], None] | None
+
+
+def _run_selector(selector: str, ctx: _RunContext) -> _MethodOutput:
+    needs_llm = SELECTORS[selector].needs_llm
+    opts = SelectOptions(
+        k=ctx.k,
+        seed=ctx.seed,
+        llm=ctx.llm if needs_llm else None,
+        progress=ctx.progress if needs_llm else None,
+        log_path=neighbour_log_path(ctx.llm, ctx.settings) if needs_llm else None,
+    )
+    sel = select_neighbours(ctx.sd, ctx.cells, ctx.drugs, selector, opts, hybrid_min_k=ctx.hybrid_min_k)
+    pred = aggregate(ctx.sd, ctx.cells, sel, ctx.aggregation)  # type: ignore[arg-type]
+    traces = sel.scores.traces or (None,) * ctx.cells.size
+    errors = tuple(t.error if t is not None else None for t in traces)
+    return _MethodOutput(
+        pred, sel.k_used.astype(np.float64), sel.n_used.astype(np.float64), sel.fallback, errors
     )
 
 
-METHODS: dict[str, MethodSpec] = {
-    "llm": _selector("llm", "llm"),
-    "kg_mechanism": _selector("kg_mechanism", "kg_mechanism"),
-    "chem_knn_retrieval": _selector("chem_knn_retrieval", "chem_knn"),
-    "transcriptome_knn": _selector("transcriptome_knn", "transcriptome_knn"),
-    "random": _selector("random", "random"),
-    "oracle": _selector("oracle", "oracle"),
-    **{
-        b: MethodSpec(b, "baseline", b, BASELINE_LABELS[b], BASELINE_DEFINITIONS[b])
-        for b in ("cell_mean", "drug_mean", "chem_knn", "pca_ridge")
-    },
+def _run_baseline(baseline: str, ctx: _RunContext) -> _MethodOutput:
+    res = predict_baseline(baseline, ctx.sd.baseline_data, ctx.cells, ctx.drugs, k=ctx.k, seed=ctx.seed)
+    return _MethodOutput(res.prediction, res.k_used, res.k_used, res.fallback, (None,) * ctx.cells.size)
+
+
+_RUNNERS: dict[str, Callable[[str, _RunContext], _MethodOutput]] = {
+    "selector": _run_selector,
+    "baseline": _run_baseline,
 }
-"""Every evaluable LGR method, by name. ``chem_knn`` is the paper's baseline; ``chem_knn_retrieval``
+
+
+@dataclass(frozen=True)
+class Runner:
+    """How an evaluable method runs: the ``fn`` of its :class:`~perturb_core.spec.MethodSpec`.
+
+    Attributes:
+        kind: ``"selector"`` (LGR retrieval with a selector of
+            :data:`perturb_core.retrieval.SELECTORS`, then aggregation) or ``"baseline"`` (a
+            baseline of :data:`perturb_core.retrieval.BASELINES`).
+        target: the selector or baseline it runs.
+    """
+
+    kind: MethodKind
+    target: str
+
+    def __call__(self, ctx: _RunContext) -> _MethodOutput:
+        """Predict the context's queries."""
+        return _RUNNERS[self.kind](self.target, ctx)
+
+
+def _selector_method(name: str, selector: str) -> MethodSpec[Runner]:
+    spec = SELECTORS[selector]
+    return MethodSpec(name, spec.label, spec.definition, Runner("selector", selector), spec.needs_llm)
+
+
+def _baseline_method(baseline: str) -> MethodSpec[Runner]:
+    spec = BASELINES[baseline]
+    return MethodSpec(baseline, spec.label, spec.definition, Runner("baseline", baseline), spec.needs_llm)
+
+
+METHODS: Mapping[str, MethodSpec[Runner]] = registry(
+    _selector_method("llm", "llm"),
+    _selector_method("kg_mechanism", "kg_mechanism"),
+    _selector_method("chem_knn_retrieval", "chem_knn"),
+    _selector_method("transcriptome_knn", "transcriptome_knn"),
+    _selector_method("random", "random"),
+    _selector_method("oracle", "oracle"),
+    *(_baseline_method(b) for b in BASELINES),
+)
+"""Every evaluable LGR method, by name; label and definition come from the selector or baseline
+it runs, ``fn`` is its :class:`Runner`. ``chem_knn`` is the paper's baseline; ``chem_knn_retrieval``
 is LGR with the chemistry selector."""
 
 LGR_METHODS = METHODS
@@ -208,65 +267,11 @@ def _num(x: object) -> float | None:
     return v if np.isfinite(v) else None
 
 
-@dataclass(frozen=True, eq=False)
-class _MethodOutput:
-    prediction: NDArray[np.float64]
-    k_used: NDArray[np.float64]
-    n_used: NDArray[np.float64]
-    fallback: tuple[str | None, ...]
-    error: tuple[str | None, ...]
-
-
-@dataclass(frozen=True)
-class _RunContext:
-    sd: SplitData
-    cells: NDArray[np.intp]
-    drugs: NDArray[np.intp]
-    k: int
-    seed: int
-    aggregation: str
-    hybrid_min_k: int
-    llm: LLM | None
-    settings: Settings
-    progress: Callable[[int, int], None] | None
-
-
-def _run_selector(spec: MethodSpec, ctx: _RunContext) -> _MethodOutput:
-    opts = SelectOptions(
-        k=ctx.k,
-        seed=ctx.seed,
-        llm=ctx.llm if spec.needs_llm else None,
-        progress=ctx.progress if spec.needs_llm else None,
-        log_path=neighbour_log_path(ctx.llm, ctx.settings) if spec.needs_llm else None,
-    )
-    sel = select_neighbours(ctx.sd, ctx.cells, ctx.drugs, spec.target, opts, hybrid_min_k=ctx.hybrid_min_k)
-    pred = aggregate(ctx.sd, ctx.cells, sel, ctx.aggregation)  # type: ignore[arg-type]
-    traces = sel.scores.traces or (None,) * ctx.cells.size
-    errors = tuple(t.error if t is not None else None for t in traces)
-    return _MethodOutput(
-        pred, sel.k_used.astype(np.float64), sel.n_used.astype(np.float64), sel.fallback, errors
-    )
-
-
-def _run_baseline(spec: MethodSpec, ctx: _RunContext) -> _MethodOutput:
-    res = predict_baseline(spec.target, ctx.sd.baseline_data, ctx.cells, ctx.drugs, k=ctx.k, seed=ctx.seed)
-    return _MethodOutput(res.prediction, res.k_used, res.k_used, res.fallback, (None,) * ctx.cells.size)
-
-
-_RUNNERS: dict[str, Callable[[MethodSpec, _RunContext], _MethodOutput]] = {
-    "selector": _run_selector,
-    "baseline": _run_baseline,
-}
-
-
 def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
     if not names:
         raise ValidationError(f"no method given; valid: {', '.join(METHODS)}")
-    bad = [m for m in names if m not in METHODS]
-    if bad:
-        raise UnknownNameError(f"unknown method(s) {', '.join(map(repr, bad))}; valid: {', '.join(METHODS)}")
-    return tuple(dict.fromkeys(names))
+    return tuple(dict.fromkeys(check_choice("method", m, METHODS) for m in names))
 
 
 def evaluate_lgr(
@@ -285,6 +290,8 @@ def evaluate_lgr(
     hybrid_min_k: int = DEFAULT_HYBRID_MIN_K,
     test_fraction: float = 0.2,
     concurrency: int | None = None,
+    drugs: DrugTable | None = None,
+    graph: KnowledgeGraph | None = None,
 ) -> LGRResult:
     """Evaluate LGR methods on the test pairs of a seeded split.
 
@@ -303,19 +310,21 @@ def evaluate_lgr(
         hybrid_min_k: chemistry padding threshold (see :func:`perturb_core.retrieval.select_neighbours`).
         test_fraction: fraction of drugs or cell lines held out.
         concurrency: parallel LLM requests (overrides ``[llm] concurrency``).
+        drugs: the drug table (default: loaded from ``settings``; see :func:`~perturb_core.retrieval.lgr_index`).
+        graph: the knowledge graph of ``kg_mechanism`` (default: loaded from ``settings`` when needed).
 
     Returns:
         The :class:`LGRResult`.
 
     Raises:
-        UnknownNameError: an unknown method (the message lists the valid ones).
-        ValidationError: bad regime, k, aggregation, max_queries or split parameters.
+        UnknownNameError: an unknown method, regime or aggregation (the message lists the valid ones).
+        ValidationError: bad k, n_boot, max_queries or split parameters.
         LLMError: ``llm`` requested but no endpoint configured. Individual failed LLM calls
             never raise: they are recorded (``error`` column) and fall back to chemistry.
     """
     names = _check_methods(methods)
-    if aggregation not in ("mean", "rank_weighted"):
-        raise ValidationError(f"unknown aggregation {aggregation!r}; valid: mean, rank_weighted")
+    aggregation = check_aggregation(aggregation)
+    regime = check_regime(regime)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValidationError(f"k must be an integer >= 1; got {k!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
@@ -336,14 +345,14 @@ def evaluate_lgr(
             model = replace(model, concurrency=concurrency)
     dataset = load_signatures(ds, settings) if isinstance(ds, str) else ds
     with blas_threads():
-        index = lgr_index(dataset, settings)
+        index = lgr_index(dataset, drugs=drugs, graph=graph, settings=settings)
         split = make_split(dataset, regime, seed=seed, test_fraction=test_fraction)
         sd = split_data(index, split)
-        cells, drugs = np.nonzero(split.test)
-        if max_queries is not None and cells.size > max_queries:
-            keep = np.sort(np.random.default_rng(seed).choice(cells.size, size=max_queries, replace=False))
-            cells, drugs = cells[keep], drugs[keep]
-        n_q = int(cells.size)
+        q_cells, q_drugs = np.nonzero(split.test)
+        if max_queries is not None and q_cells.size > max_queries:
+            keep = np.sort(np.random.default_rng(seed).choice(q_cells.size, size=max_queries, replace=False))
+            q_cells, q_drugs = q_cells[keep], q_drugs[keep]
+        n_q = int(q_cells.size)
         total = n_q * len(names)
         frames, elapsed = [], {}
         for i, name in enumerate(names):
@@ -354,17 +363,17 @@ def evaluate_lgr(
                 if progress is not None:
                     progress(base + done, total)
 
-            ctx = _RunContext(sd, cells, drugs, k, seed, aggregation, hybrid_min_k, model, settings, step)
+            ctx = _RunContext(sd, q_cells, q_drugs, k, seed, aggregation, hybrid_min_k, model, settings, step)
             start = time.perf_counter()
-            out = _RUNNERS[spec.kind](spec, ctx)
-            truth = sd.deltas[cells, drugs]
+            out = spec.fn(ctx)
+            truth = sd.deltas[q_cells, q_drugs]
             metrics = regression_metrics(out.prediction, truth)
             elapsed[name] = time.perf_counter() - start
             frame = pd.DataFrame(
                 {
                     "method": name,
-                    "cell_line": [index.cell_lines[c] for c in cells],
-                    "drug": [index.drugs[d] for d in drugs],
+                    "cell_line": [index.cell_lines[c] for c in q_cells],
+                    "drug": [index.drugs[d] for d in q_drugs],
                     "k_used": out.k_used,
                     "n_neighbours": out.n_used,
                     "fallback": pd.Series(out.fallback, dtype=object),

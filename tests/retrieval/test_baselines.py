@@ -1,26 +1,31 @@
-"""Tests of perturb_core.baselines against hand-computed values on a tiny tensor."""
+"""LGR baselines (perturb_core.retrieval.baselines) against hand-computed values on a tiny tensor."""
 
 from __future__ import annotations
+
+from types import MappingProxyType
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from numpy.typing import NDArray
 
-import perturb_core.baselines as baselines_module
-from perturb_core.baselines import (
+import perturb_core.retrieval._ridge as ridge_module
+from perturb_core.config import Settings
+from perturb_core.errors import UnknownNameError, ValidationError
+from perturb_core.retrieval.baselines import (
+    BASELINE_DEFINITIONS,
     BASELINE_LABELS,
     BASELINES,
     BaselineData,
     RidgeReference,
     cell_mean,
+    check_baseline,
     chem_knn,
     drug_mean,
     pca_ridge,
     predict_baseline,
 )
-from perturb_core.config import Settings
-from perturb_core.errors import UnknownNameError, ValidationError
+from perturb_core.spec import MethodSpec
 
 NAN = np.nan
 
@@ -122,7 +127,7 @@ def test_ridge_moments_and_downdate_hand_values() -> None:
     # cross[g, h] = sum of centred g over the rows where h is measured: gene 1 lacks (0,1)
     assert_allclose(mom.cross, [[0.0, -4.0 + 0.0 + 2.0 + 4.0], [0.0, 0.0]])
     # without (0,0): means 6 and 8; centred [-3,0] [-1,-2] [1,0] [3,2]
-    cov, mean = baselines_module._downdated_covariance(mom, mom.row_of[0, [0]], np.arange(2))
+    cov, mean = ridge_module._downdated_covariance(mom, mom.row_of[0, [0]], np.arange(2))
     assert_allclose(mean, [6.0, 8.0])
     assert_allclose(cov, [[20.0, 8.0], [8.0, 8.0]], atol=1e-5)
 
@@ -152,7 +157,7 @@ def ridge_problem(
 def test_pca_ridge_leave_one_out_equals_a_fresh_fit_without_the_pair(
     monkeypatch: pytest.MonkeyPatch, dtype: type, atol: float
 ) -> None:
-    monkeypatch.setattr(baselines_module, "_PCA_DTYPE", dtype)
+    monkeypatch.setattr(ridge_module, "_PCA_DTYPE", dtype)
     deltas, present, fps, valid = ridge_problem()
     loo = BaselineData(deltas, present, fps, valid, leave_one_out=True)
     cells, drugs = np.array([1, 2, 4]), np.array([3, 11, 0])  # 3 queries -> 3 folds of one pair each
@@ -172,7 +177,7 @@ def test_pca_ridge_leave_one_out_equals_a_fresh_fit_without_the_pair(
 def test_pca_ridge_from_a_shared_reference_equals_a_fresh_fit(
     monkeypatch: pytest.MonkeyPatch, regime: str, dtype: type, atol: float
 ) -> None:
-    monkeypatch.setattr(baselines_module, "_PCA_DTYPE", dtype)
+    monkeypatch.setattr(ridge_module, "_PCA_DTYPE", dtype)
     deltas, present, fps, valid = ridge_problem(seed=2, n_genes=80)
     rows = np.full(present.shape, -1)
     rows[present] = np.arange(present.sum())
@@ -210,7 +215,7 @@ def test_reference_needs_gene_ids() -> None:
 
 def test_pca_ridge_fast_path_never_sees_the_query(monkeypatch: pytest.MonkeyPatch) -> None:
     # double precision, so that removing a changed row leaves no single-precision rounding behind
-    monkeypatch.setattr(baselines_module, "_PCA_DTYPE", np.float64)
+    monkeypatch.setattr(ridge_module, "_PCA_DTYPE", np.float64)
     deltas, present, fps, valid = ridge_problem(seed=1)
     before = pca_ridge(
         BaselineData(deltas, present, fps, valid, True), np.array([2]), np.array([5])
@@ -233,7 +238,7 @@ def test_pca_ridge_fast_path_never_sees_the_query(monkeypatch: pytest.MonkeyPatc
 def test_pca_ridge_real_query_matches_a_fresh_fit(real_data: Settings) -> None:
     from perturb_core.retrieval import lgr_index, query_split, split_data
 
-    index = lgr_index("tahoe", real_data)
+    index = lgr_index("tahoe", settings=real_data)
     sd = split_data(index, query_split("tahoe", "open-world", "C32", "Trametinib"))
     c, d = np.array([index.cell_index("C32")]), np.array([index.drug_index("Trametinib")])
     fast = pca_ridge(sd.baseline_data, c, d).prediction[0]
@@ -258,3 +263,21 @@ def test_registry_and_errors() -> None:
         cell_mean(data(), np.array([5]), np.array([0]))
     with pytest.raises(ValidationError, match="train has shape"):
         BaselineData(DELTAS, np.ones((3, 3), bool), FPS, np.ones(3, bool))
+
+
+def test_baselines_are_one_spec_each_and_the_label_maps_are_read_only_views() -> None:
+    assert tuple(BASELINES) == ("cell_mean", "drug_mean", "chem_knn", "pca_ridge")
+    for name, spec in BASELINES.items():
+        assert isinstance(spec, MethodSpec) and spec.name == name and not spec.needs_llm
+        assert BASELINE_LABELS[name] == spec.label and BASELINE_DEFINITIONS[name] == spec.definition
+    assert BASELINES["chem_knn"].fn is chem_knn and BASELINES["pca_ridge"].fn is pca_ridge
+    for view in (BASELINES, BASELINE_LABELS, BASELINE_DEFINITIONS):
+        assert isinstance(view, MappingProxyType)
+        with pytest.raises(TypeError):
+            view["mine"] = "x"  # type: ignore[index]
+    assert check_baseline("Drug-Mean") == "drug_mean"
+    assert predict_baseline("CELL_MEAN", data(), np.array([0]), np.array([0])).method == "cell_mean"
+    with pytest.raises(
+        UnknownNameError, match="^unknown baseline 'mean'; valid: cell_mean, drug_mean, chem_knn, pca_ridge$"
+    ):
+        check_baseline("mean")

@@ -73,9 +73,7 @@ def test_evaluate_table_and_unknown_method(real_data: Settings, capsys: pytest.C
     code, out, err = run(capsys, "evaluate", "--regime", "open-world", "--methods", "random,gpt4", "--json")
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(
-        "error: unknown method(s) 'gpt4'; valid: llm, kg_mechanism"
-    )
+    assert len(lines) == 1 and lines[0].startswith("error: unknown method 'gpt4'; valid: llm, kg_mechanism")
 
 
 @pytest.mark.realdata
@@ -203,3 +201,24 @@ def test_cli_regime_choices_match_the_core() -> None:
     from perturb_core.retrieval import REGIMES
 
     assert tuple(cli_lgr._REGIMES) == tuple(REGIMES)  # kept literal so `--help` needs no heavy imports
+
+
+def test_selectors_json_is_read_from_the_registries(capsys: pytest.CaptureFixture[str]) -> None:
+    from perturb_core.evaluate.lgr import METHODS
+    from perturb_core.retrieval import SELECTORS
+
+    code, out, _ = run(capsys, "selectors", "--json")
+    doc = json.loads(out)
+    assert code == 0
+    assert doc["selectors"] == {
+        s: {"label": v.label, "definition": v.definition} for s, v in SELECTORS.items()
+    }
+    assert doc["methods"]["chem_knn"] == {
+        "kind": "baseline",
+        "runs": "chem_knn",
+        "label": METHODS["chem_knn"].label,
+        "needs_llm": False,
+    }
+    assert doc["methods"]["llm"]["kind"] == "selector" and doc["methods"]["llm"]["needs_llm"]
+    code, out, _ = run(capsys, "selectors")
+    assert code == 0 and "kg_mechanism" in out and "chem_knn_retrieval" in out

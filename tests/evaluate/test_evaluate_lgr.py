@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anndata as ad
@@ -11,12 +12,12 @@ import pytest
 from numpy.testing import assert_allclose
 
 from perturb_core.config import Settings
-from perturb_core.data.names import slug
-from perturb_core.data.registry import SignatureDataset
 from perturb_core.errors import LLMError, UnknownNameError, ValidationError
 from perturb_core.evaluate import LGR_METHODS, LGR_NON_LLM_METHODS, evaluate_lgr
+from perturb_core.evaluate.lgr import METHODS, NON_LLM_METHODS, Runner
 from perturb_core.llm import LLM
-from perturb_core.retrieval import REGIMES
+from perturb_core.retrieval import BASELINES, REGIMES, SELECTORS, lgr_index
+from perturb_core.spec import MethodSpec
 from perturb_core.testing.fake_openai import (
     FakeOpenAI,
     error_body,
@@ -24,6 +25,7 @@ from perturb_core.testing.fake_openai import (
     lgr_candidates,
     lgr_final_answer,
 )
+from perturb_core.testing.signatures import tiny_drugs, tiny_eval_dataset, tiny_graph
 
 CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
 HIGHER_IS_BETTER = {
@@ -44,31 +46,15 @@ def lgr_answer(request: dict[str, Any]) -> Any:
     return lgr_final_answer(cands[:k], "related.")
 
 
-def tiny_dataset() -> SignatureDataset:
-    cells, drugs = ["C1", "C2", "C3"], ["Afatinib", "Binimetinib", "Trametinib", "Tucidinostat", "Mysterium"]
-    rng = np.random.default_rng(11)
-    pairs = [(c, d) for c in cells for d in drugs]
-    x = rng.normal(size=(len(pairs), 6)).astype(np.float32)
-    x[3, 2] = np.nan
-    obs = pd.DataFrame(
-        {
-            "cell_line": [c for c, _ in pairs],
-            "cell_line_id": [slug(c) for c, _ in pairs],
-            "drug": [d for _, d in pairs],
-            "drug_id": [slug(d) for _, d in pairs],
-        },
-        index=[f"{slug(c)}|{slug(d)}" for c, d in pairs],
-    )
-    return SignatureDataset(
-        "tiny-eval", ad.AnnData(X=x, obs=obs, var=pd.DataFrame(index=[f"G{i}" for i in range(6)]))
-    )
+@pytest.fixture(scope="module")
+def tiny_kit() -> dict[str, Any]:
+    """The drug table and graph of the tiny datasets, as ``evaluate_lgr`` keyword arguments."""
+    return {"drugs": tiny_drugs(), "graph": tiny_graph()}
 
 
-def test_per_query_metrics_match_hand_computation(real_data: Settings) -> None:
-    ds = tiny_dataset()
-    res = evaluate_lgr(
-        ds, regime="open-world", methods=["cell_mean", "drug_mean"], n_boot=200, settings=real_data
-    )
+def test_per_query_metrics_match_hand_computation(tiny_kit: dict[str, Any]) -> None:
+    ds = tiny_eval_dataset()
+    res = evaluate_lgr(ds, regime="open-world", methods=["cell_mean", "drug_mean"], n_boot=200, **tiny_kit)
     x = np.asarray(ds.adata.X, dtype=np.float64).reshape(3, 5, 6)
     assert res.n_eval_genes == 6 and len(res.per_query) == 2 * 15
     pq = res.per_query.set_index(["method", "cell_line", "drug"])
@@ -97,15 +83,15 @@ def test_per_query_metrics_match_hand_computation(real_data: Settings) -> None:
             assert s["ci_low"] <= s["mean"] <= s["ci_high"]
 
 
-def test_contract_json(real_data: Settings) -> None:
+def test_contract_json(tiny_kit: dict[str, Any]) -> None:
     res = evaluate_lgr(
-        tiny_dataset(),
+        tiny_eval_dataset(),
         regime="unseen-drug",
         methods="kg_mechanism,chem_knn",
         k=2,
         n_boot=50,
-        settings=real_data,
         test_fraction=0.4,
+        **tiny_kit,
     )
     doc = res.to_dict()
     assert {"dataset", "regime", "k", "methods"} <= set(doc)
@@ -129,19 +115,60 @@ def test_contract_json(real_data: Settings) -> None:
     assert res.table().shape == (2, 8)
 
 
-def test_errors(real_data: Settings) -> None:
-    ds = tiny_dataset()
-    with pytest.raises(UnknownNameError, match=r"unknown method\(s\) 'knn'; valid: llm, kg_mechanism"):
-        evaluate_lgr(ds, regime="open-world", methods=["knn"], settings=real_data)
+def test_errors(tiny_kit: dict[str, Any]) -> None:
+    ds = tiny_eval_dataset()
+    with pytest.raises(UnknownNameError, match=r"unknown method 'knn'; valid: llm, kg_mechanism"):
+        evaluate_lgr(ds, regime="open-world", methods=["knn"], **tiny_kit)
     with pytest.raises(ValidationError, match="k must be"):
-        evaluate_lgr(ds, regime="open-world", methods=["random"], k=0, settings=real_data)
+        evaluate_lgr(ds, regime="open-world", methods=["random"], k=0, **tiny_kit)
     with pytest.raises(ValidationError, match="max_queries"):
-        evaluate_lgr(ds, regime="open-world", methods=["random"], max_queries=0, settings=real_data)
+        evaluate_lgr(ds, regime="open-world", methods=["random"], max_queries=0, **tiny_kit)
     with pytest.raises(ValidationError, match="unknown regime"):
-        evaluate_lgr(ds, regime="closed-world", methods=["random"], settings=real_data)  # type: ignore[arg-type]
+        evaluate_lgr(ds, regime="closed-world", methods=["random"], **tiny_kit)  # type: ignore[arg-type]
     with pytest.raises(LLMError, match="OPENAI_BASE_URL"):
-        evaluate_lgr(ds, regime="open-world", methods=["llm"], settings=real_data)
+        evaluate_lgr(ds, regime="open-world", methods=["llm"], **tiny_kit)
     assert set(LGR_NON_LLM_METHODS) == set(LGR_METHODS) - {"llm"}
+    with pytest.raises(ValidationError, match="no method given; valid: llm"):
+        evaluate_lgr(ds, regime="open-world", methods=" , ", **tiny_kit)
+    with pytest.raises(UnknownNameError, match="^unknown aggregation 'median'; valid: mean, rank_weighted$"):
+        evaluate_lgr(ds, regime="open-world", methods=["random"], aggregation="median", **tiny_kit)  # type: ignore[arg-type]
+
+
+def test_methods_are_specs_whose_labels_come_from_the_selector_or_baseline() -> None:
+    for name, spec in METHODS.items():
+        assert isinstance(spec, MethodSpec) and isinstance(spec.fn, Runner) and spec.name == name
+        source = {"selector": SELECTORS, "baseline": BASELINES}[spec.fn.kind][spec.fn.target]
+        assert (spec.label, spec.definition, spec.needs_llm) == (
+            source.label,
+            source.definition,
+            source.needs_llm,
+        )
+    assert METHODS["chem_knn_retrieval"].fn == Runner("selector", "chem_knn")
+    assert METHODS["chem_knn"].fn == Runner("baseline", "chem_knn")
+    assert LGR_METHODS is METHODS and NON_LLM_METHODS == LGR_NON_LLM_METHODS
+    assert [m for m, s in METHODS.items() if s.needs_llm] == ["llm"]
+    with pytest.raises(TypeError):
+        METHODS["mine"] = METHODS["random"]  # type: ignore[index]
+
+
+def test_method_names_in_any_spelling_and_the_memo_reuse(tiny_kit: dict[str, Any]) -> None:
+    ds = tiny_eval_dataset()
+    res = evaluate_lgr(
+        ds,
+        regime="Unseen_Drug",
+        methods="Chem-KNN-Retrieval, random, RANDOM",
+        n_boot=20,
+        **tiny_kit,  # type: ignore[arg-type]
+    )
+    assert res.methods == ("chem_knn_retrieval", "random") and res.regime == "unseen-drug"
+    index = lgr_index(ds, **tiny_kit)  # the index evaluate_lgr built, from the dataset's memo
+    assert len(index.split_memo) == 1 and len(index.tensor_memo) == 1
+    again = evaluate_lgr(ds, regime="unseen-drug", methods=["random"], n_boot=20, **tiny_kit)
+    assert len(index.split_memo) == 1 and again.split.split_id == res.split.split_id
+    pd.testing.assert_frame_equal(
+        again.per_query.reset_index(drop=True),
+        res.per_query[res.per_query["method"] == "random"].reset_index(drop=True),
+    )
 
 
 @pytest.mark.realdata
@@ -241,12 +268,11 @@ def test_a_small_user_import_runs_in_every_regime(real_data: Settings, tmp_path)
         assert res.to_dict()["methods"]["kg_mechanism"]["n_queries"] >= 1
 
 
-def test_too_small_a_dataset_is_a_clear_error(real_data: Settings, tmp_path) -> None:
+def test_too_small_a_dataset_is_a_clear_error(tmp_path: Path, tiny_kit: dict[str, Any]) -> None:
     from perturb_core.data.importer import import_dataset
     from perturb_core.data.registry import load_signatures
 
-    (tmp_path / "processed").symlink_to(real_data.processed_dir)
-    settings = real_data.with_(data_dir=tmp_path)
+    settings = Settings(mirror=None, data_dir=tmp_path, cache_dir=tmp_path / "cache")  # nothing built
     a = ad.AnnData(
         X=np.ones((2, 5), np.float32),
         obs=pd.DataFrame({"cell_line": ["A", "A"], "drug": ["x", "y"]}, index=["r0", "r1"]),
@@ -255,5 +281,9 @@ def test_too_small_a_dataset_is_a_clear_error(real_data: Settings, tmp_path) -> 
     import_dataset(tmp_path / "two.h5ad", name="two", settings=settings)
     with pytest.raises(ValidationError, match="at least 3 training signatures per gene"):
         evaluate_lgr(
-            load_signatures("two", settings), regime="open-world", methods=["random"], settings=settings
+            load_signatures("two", settings),
+            regime="open-world",
+            methods=["random"],
+            settings=settings,
+            **tiny_kit,
         )

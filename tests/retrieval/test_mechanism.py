@@ -1,4 +1,4 @@
-"""Tests of perturb_core.mechanism: tag rules, programs, ADME filtering, coverage on the real drug table."""
+"""Mechanism tags (perturb_core.retrieval.mechanism): tag rules, programs, ADME filtering, coverage on the real drug table."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 
 from perturb_core.config import Settings
 from perturb_core.errors import UnknownNameError, ValidationError
-from perturb_core.mechanism import (
+from perturb_core.retrieval.mechanism import (
     PROGRAMS,
     TAG_RULES,
     annotate_drugs,

@@ -1,0 +1,313 @@
+"""Neighbour selectors of LGR: each ranks the candidate pools of a batch of queries.
+
+:data:`SELECTORS` is the registry (one :class:`~perturb_core.spec.MethodSpec` per selector:
+name, label, definition, scoring function, whether it needs an LLM); ``SELECTOR_LABELS`` and
+``SELECTOR_DEFINITIONS`` are read-only views of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+from numpy.typing import NDArray
+
+from perturb_core.errors import LLMError
+from perturb_core.llm import LLM, LLMResponse, append_jsonl, prompt_hash
+from perturb_core.retrieval._index import LGRIndex
+from perturb_core.retrieval._options import DEFAULT_K
+from perturb_core.retrieval._prompt import LLMTrace, ParsedAnswer, parse_llm_answer, render_lgr_prompt
+from perturb_core.retrieval._splits import SplitData
+from perturb_core.spec import MethodSpec, registry, resolve
+
+
+@dataclass(frozen=True)
+class SelectOptions:
+    """Options shared by every selector.
+
+    Attributes:
+        k: neighbours to select.
+        seed: seed of ``random``.
+        llm: the model of the ``llm`` selector.
+        progress: ``progress(done, total)`` for LLM batches.
+        log_path: where LLM neighbour records are appended (``None``: no log).
+    """
+
+    k: int = DEFAULT_K
+    seed: int = 0
+    llm: LLM | None = None
+    progress: Callable[[int, int], None] | None = None
+    log_path: Path | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Scores:
+    """A selector's ranking of the drugs for a batch of queries.
+
+    Attributes:
+        values: float64 (Q, D), higher = better neighbour; NaN = not ranked.
+        unavailable: per query, why the selector could not rank (``None`` = it could).
+        justifications: per query, drug index -> the selector's own sentence (LLM only).
+        traces: per query, the LLM call (LLM only).
+    """
+
+    values: NDArray[np.float64]
+    unavailable: tuple[str | None, ...]
+    justifications: tuple[dict[int, str], ...] | None = None
+    traces: tuple[LLMTrace | None, ...] | None = None
+
+
+SelectorFn = Callable[
+    [SplitData, NDArray[np.intp], NDArray[np.intp], NDArray[np.bool_], SelectOptions], Scores
+]
+
+
+def _no_structure(index: LGRIndex, drugs: NDArray[np.intp]) -> tuple[str | None, ...]:
+    return tuple(
+        None if ok else f"no chemical structure known for {index.drugs[d]}"
+        for d, ok in zip(drugs, index.fp_valid[drugs], strict=True)
+    )
+
+
+def _select_chem(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    index = sd.index
+    values = np.where(index.fp_valid[None, :], index.tanimoto[drugs].astype(np.float64), np.nan)
+    values[~index.fp_valid[drugs]] = np.nan
+    return Scores(values, _no_structure(index, drugs))
+
+
+def _select_kg(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    kg = sd.index.kg
+    values = kg.score[drugs].copy()
+    reasons = tuple(
+        None if kg.available[d] else f"no target, mechanism or tag known for {sd.index.drugs[d]}"
+        for d in drugs
+    )
+    values[~kg.available[drugs]] = np.nan
+    return Scores(values, reasons)
+
+
+def _select_transcriptome(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    mean, _ = sd.transcriptome
+    values = mean[cells, drugs]
+    has = (np.isfinite(values) & pool).any(1)
+    reasons = tuple(
+        None
+        if h
+        else f"{sd.index.drugs[d]} has no training response in another cell line shared with the pool"
+        for h, d in zip(has, drugs, strict=True)
+    )
+    return Scores(values, reasons)
+
+
+def _select_oracle(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    values = sd.correlations[cells, drugs]
+    has = (np.isfinite(values) & pool).any(1)
+    return Scores(
+        values, tuple(None if h else "no pool drug shares genes with the true response" for h in has)
+    )
+
+
+_MIX = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB))
+
+
+def _hash_uniform(*keys: NDArray[np.uint64]) -> NDArray[np.float64]:
+    """Deterministic uniform [0, 1) numbers from integer keys (SplitMix64 finaliser), vectorised."""
+    with np.errstate(over="ignore"):
+        h = np.uint64(0)
+        for k in keys:
+            h = (h ^ k.astype(np.uint64)) * _MIX[0]
+            h ^= h >> np.uint64(30)
+            h *= _MIX[1]
+            h ^= h >> np.uint64(27)
+            h *= _MIX[2]
+            h ^= h >> np.uint64(31)
+    return (h >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _select_random(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    n_d = len(sd.index.drugs)
+    seed = np.full((cells.size, n_d), opts.seed, dtype=np.uint64)
+    values = _hash_uniform(
+        seed,
+        np.broadcast_to(cells[:, None], seed.shape).astype(np.uint64),
+        np.broadcast_to(drugs[:, None], seed.shape).astype(np.uint64),
+        np.broadcast_to(np.arange(n_d)[None, :], seed.shape).astype(np.uint64),
+    )
+    return Scores(values, (None,) * cells.size)
+
+
+def _select_llm(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    if opts.llm is None:
+        raise LLMError("the llm selector needs an LLM; pass llm=LLM.from_settings(...) or use resolve_llm()")
+    index = sd.index
+    llm = opts.llm
+    values = np.full(pool.shape, np.nan)
+    reasons: list[str | None] = [None] * cells.size
+    justifications: list[dict[int, str]] = [{} for _ in range(cells.size)]
+    traces: list[LLMTrace | None] = [None] * cells.size
+    asked = [q for q in range(cells.size) if pool[q].any()]
+    prompts = []
+    for q in asked:
+        names = [index.drugs[e] for e in np.flatnonzero(pool[q])]
+        prompts.append(render_lgr_prompt(index.cell_lines[cells[q]], index.drugs[drugs[q]], names, opts.k))
+    results: list[LLMResponse | LLMError] = (
+        llm.complete_many(prompts, temperature=0.0, progress=opts.progress) if prompts else []
+    )
+    for q in range(cells.size):
+        if not pool[q].any():
+            reasons[q] = "empty candidate pool"
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    for q, messages, res in zip(asked, prompts, results, strict=True):
+        pool_names = [index.drugs[e] for e in np.flatnonzero(pool[q])]
+        phash = prompt_hash(messages)
+        if isinstance(res, LLMError):
+            parsed = ParsedAnswer((), (), 0, block_found=False)
+            traces[q] = LLMTrace(tuple(messages), phash, llm.model, None, False, str(res))
+            reasons[q] = f"LLM call failed: {str(res)[:200]}"
+        else:
+            parsed = parse_llm_answer(res.text, pool_names, opts.k)
+            traces[q] = LLMTrace(
+                prompt=tuple(messages),
+                prompt_hash=phash,
+                model=res.model,
+                raw_answer=res.text,
+                cache_hit=res.cache_hit,
+                error=None,
+                filtered=parsed.filtered,
+                duplicates=parsed.duplicates,
+                block_found=parsed.block_found,
+                elapsed_s=res.elapsed_s,
+            )
+            if parsed.k_used == 0:
+                reasons[q] = (
+                    "LLM answer has no <Final Answer> block"
+                    if not parsed.block_found
+                    else f"LLM answer named no pool drug ({len(parsed.filtered)} filtered)"
+                )
+        for rank, (name, why) in enumerate(parsed.neighbours, 1):
+            e = index.drug_index(name)
+            values[q, e] = float(parsed.k_used - rank + 1)
+            justifications[q][e] = why
+        if opts.log_path is not None:
+            trace = traces[q]
+            append_jsonl(
+                opts.log_path,
+                {
+                    "time": now,
+                    "dataset": index.dataset,
+                    "regime": sd.split.regime,
+                    "split_id": sd.split.split_id,
+                    "cell_line": index.cell_lines[cells[q]],
+                    "drug": index.drugs[drugs[q]],
+                    "k": opts.k,
+                    "neighbours": [
+                        {"molecule": n, "score": None, "justification": j} for n, j in parsed.neighbours
+                    ],
+                    "raw_text": trace.raw_answer if trace else None,
+                    "filtered": list(parsed.filtered),
+                    "duplicates": list(parsed.duplicates),
+                    "k_used": parsed.k_used,
+                    "model": trace.model if trace else llm.model,
+                    "prompt_hash": phash,
+                    "cache_hit": bool(trace.cache_hit) if trace else False,
+                    "error": trace.error if trace else None,
+                },
+            )
+    return Scores(values, tuple(reasons), tuple(justifications), tuple(traces))
+
+
+SELECTORS: Mapping[str, MethodSpec[SelectorFn]] = registry(
+    MethodSpec(
+        "llm",
+        "LLM (OpenAI-compatible endpoint)",
+        "a language model picks k pool drugs from the LGR prompt and justifies each in one sentence",
+        _select_llm,
+        needs_llm=True,
+    ),
+    MethodSpec(
+        "kg_mechanism",
+        "Knowledge-graph mechanism (rule-based, no LLM)",
+        "score = 3·target overlap + 2·same mechanism + 2·tag Jaccard + 1·program Jaccard + 1·target "
+        "proximity in the graph (target terms ×(−0.5) for opposite action); Tanimoto breaks ties",
+        _select_kg,
+    ),
+    MethodSpec(
+        "chem_knn",
+        "Chemistry kNN in the cell line (Morgan Tanimoto, no LLM)",
+        "the k pool drugs with the highest Tanimoto similarity of Morgan fingerprints (r=2, 2048 bits)",
+        _select_chem,
+    ),
+    MethodSpec(
+        "transcriptome_knn",
+        "Transcriptome kNN (responses in other cell lines, no LLM)",
+        "the k pool drugs whose responses correlate best with the query's in other training cell lines "
+        "(mean Pearson r over the lines where both were measured)",
+        _select_transcriptome,
+    ),
+    MethodSpec(
+        "random", "Random (floor)", "k pool drugs drawn at random (seeded): the floor", _select_random
+    ),
+    MethodSpec(
+        "oracle",
+        "Oracle (ceiling: uses the true response)",
+        "the k pool drugs whose responses in this cell line correlate best with the TRUE response: the ceiling",
+        _select_oracle,
+    ),
+)
+"""Selector name -> spec; ``spec.fn(split_data, cells, drugs, pool, options) -> Scores``."""
+
+SELECTOR_LABELS: Mapping[str, str] = MappingProxyType({n: s.label for n, s in SELECTORS.items()})
+"""Human label of every selector (a view of :data:`SELECTORS`); it says what the selector is."""
+
+SELECTOR_DEFINITIONS: Mapping[str, str] = MappingProxyType({n: s.definition for n, s in SELECTORS.items()})
+"""One-line definition of every selector (a view of :data:`SELECTORS`)."""
+
+
+def check_selector(selector: object) -> str:
+    """The canonical selector name (any case or punctuation).
+
+    Raises:
+        UnknownNameError: not a key of :data:`SELECTORS` (the message lists them).
+    """
+    return resolve("selector", selector, SELECTORS).name
