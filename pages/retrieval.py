@@ -10,7 +10,7 @@ from pages import _figures as figs
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
-from perturb_core import baselines, retrieval
+from perturb_core import retrieval
 from perturb_core.config import get_settings
 
 ui.header(
@@ -20,12 +20,6 @@ ui.header(
 ui.require_data()
 
 METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
-REGIME_LABELS = {
-    "open-world": "open world: pool = every other drug measured in the line",
-    "unseen-drug": "unseen drug: pool = training drugs only",
-    "unseen-cell-line": "unseen cell line: the line is held out of training",
-}
-AGGREGATION_LABELS = {"mean": "uniform mean (paper)", "rank_weighted": "rank-weighted (1/rank)"}
 N_TOP_GENES = 10
 LLM_RUNS_KEY = "lgr_llm_runs"
 #: A first query with a well-annotated mechanism (the list is alphabetical otherwise).
@@ -144,14 +138,14 @@ with st.container(border=True):
     aggregation = c5.radio(
         "Aggregation",
         list(retrieval.AGGREGATIONS),
-        format_func=lambda a: AGGREGATION_LABELS.get(a, a),
+        format_func=lambda a: retrieval.AGGREGATION_LABELS.get(a, a),
         horizontal=True,
         key="lgr_agg",
     )
     regime = c6.selectbox(
         "Regime",
         list(retrieval.REGIMES),
-        format_func=lambda r: REGIME_LABELS.get(r, r),
+        format_func=lambda r: retrieval.REGIME_LABELS.get(r, r),
         key="lgr_regime",
         help="Which drugs the pool may hold: the query is always treated as unmeasured.",
     )
@@ -252,7 +246,7 @@ st.dataframe(
 notes = {b: n for b, n in (ex.get("baseline_fallbacks") or {}).items() if n}
 st.caption(
     "Best per column shaded. "
-    + "; ".join(f"**{b}**: {d}" for b, d in baselines.BASELINE_DEFINITIONS.items())
+    + "; ".join(f"**{b}**: {d}" for b, d in retrieval.BASELINE_DEFINITIONS.items())
     + (". Fallbacks: " + "; ".join(f"{b}: {n}" for b, n in notes.items()) if notes else ".")
 )
 

@@ -16,7 +16,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    # errors and settings
+    # errors, settings, specs
+    "perturb_core.spec": ("MethodSpec",),
     "perturb_core.errors": (
         "PerturbCoreError",
         "ConfigError",
@@ -51,17 +52,30 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "depict_svg",
     ),
     # LLM layer
-    "perturb_core.llm": ("LLM", "LLMResponse", "ResponseCache", "get_client", "test_connection"),
+    "perturb_core.llm": (
+        "LLM",
+        "LLMResponse",
+        "ResponseCache",
+        "Exchange",
+        "run_batch",
+        "get_client",
+        "test_connection",
+    ),
     # LGR
-    "perturb_core.mechanism": ("PROGRAMS", "mechanism_tags", "programs_of"),
     "perturb_core.retrieval": (
         "SELECTORS",
         "SELECTOR_LABELS",
+        "REGIMES",
         "QueryExplanation",
+        "lgr_index",
         "predict_query",
         "parse_llm_answer",
+        "BASELINES",
+        "predict_baseline",
+        "PROGRAMS",
+        "mechanism_tags",
+        "programs_of",
     ),
-    "perturb_core.baselines": ("BASELINES", "predict_baseline"),
     "perturb_core.evaluate.lgr": ("LGR_METHODS", "LGRResult", "evaluate_lgr"),
     # CORE
     "perturb_core.evidence": (
@@ -77,6 +91,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     # metrics
     "perturb_core.serialize": ("to_jsonable", "dumps"),
     "perturb_core.metrics": (
+        "METRICS",
+        "MetricSpec",
+        "metric",
         "METRIC_DEFINITIONS",
         "regression_metrics",
         "classification_metrics",
