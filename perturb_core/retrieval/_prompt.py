@@ -11,7 +11,7 @@ from typing import Any, get_args
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.names import drug_keys
 from perturb_core.errors import LLMError, ValidationError, name_key
-from perturb_core.llm import LLM, render_messages
+from perturb_core.llm import LLM, Exchange, render_messages
 from perturb_core.retrieval._options import NEIGHBOUR_LOG, SelectorName, check_int
 
 _PROMPT_NAME_CHARS = 200
@@ -239,6 +239,23 @@ class LLMTrace:
     duplicates: tuple[str, ...] = ()
     block_found: bool = False
     elapsed_s: float = 0.0
+
+    @classmethod
+    def from_exchange(cls, ex: Exchange[ParsedAnswer]) -> LLMTrace:
+        """The trace of one exchange of :func:`perturb_core.llm.run_batch` with the LGR parser."""
+        parsed = ex.parsed
+        return cls(
+            prompt=ex.prompt,
+            prompt_hash=ex.prompt_hash,
+            model=ex.model,
+            raw_answer=ex.raw_answer,
+            cache_hit=ex.cache_hit,
+            error=ex.error,
+            filtered=parsed.filtered if parsed else (),
+            duplicates=parsed.duplicates if parsed else (),
+            block_found=parsed.block_found if parsed else False,
+            elapsed_s=ex.elapsed_s,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``prompt`` as a list of messages)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 
@@ -17,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from perturb_core.errors import LLMError
-from perturb_core.llm import LLM, LLMResponse, append_jsonl, prompt_hash
+from perturb_core.llm import LLM, append_jsonl, run_batch
 from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
 from perturb_core.retrieval._prompt import LLMTrace, ParsedAnswer, parse_llm_answer, render_lgr_prompt
@@ -183,54 +184,36 @@ def _select_llm(
     index = sd.index
     llm = opts.llm
     values = np.full(pool.shape, np.nan)
-    reasons: list[str | None] = [None] * cells.size
+    reasons: list[str | None] = [
+        "empty candidate pool" if not pool[q].any() else None for q in range(cells.size)
+    ]
     justifications: list[dict[int, str]] = [{} for _ in range(cells.size)]
     traces: list[LLMTrace | None] = [None] * cells.size
     asked = [q for q in range(cells.size) if pool[q].any()]
-    prompts = []
-    for q in asked:
-        names = [index.drugs[e] for e in np.flatnonzero(pool[q])]
-        prompts.append(render_lgr_prompt(index.cell_lines[cells[q]], index.drugs[drugs[q]], names, opts.k))
-    results: list[LLMResponse | LLMError] = (
-        llm.complete_many(prompts, temperature=0.0, progress=opts.progress) if prompts else []
-    )
-    for q in range(cells.size):
-        if not pool[q].any():
-            reasons[q] = "empty candidate pool"
+    pools = [[index.drugs[e] for e in np.flatnonzero(pool[q])] for q in asked]
+    prompts = [
+        render_lgr_prompt(index.cell_lines[cells[q]], index.drugs[drugs[q]], names, opts.k)
+        for q, names in zip(asked, pools, strict=True)
+    ]
+    parsers = [partial(parse_llm_answer, pool=names, k=opts.k) for names in pools]
+    exchanges = run_batch(llm, prompts, parsers, temperature=0.0, progress=opts.progress)
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    for q, messages, res in zip(asked, prompts, results, strict=True):
-        pool_names = [index.drugs[e] for e in np.flatnonzero(pool[q])]
-        phash = prompt_hash(messages)
-        if isinstance(res, LLMError):
-            parsed = ParsedAnswer((), (), 0, block_found=False)
-            traces[q] = LLMTrace(tuple(messages), phash, llm.model, None, False, str(res))
-            reasons[q] = f"LLM call failed: {str(res)[:200]}"
-        else:
-            parsed = parse_llm_answer(res.text, pool_names, opts.k)
-            traces[q] = LLMTrace(
-                prompt=tuple(messages),
-                prompt_hash=phash,
-                model=res.model,
-                raw_answer=res.text,
-                cache_hit=res.cache_hit,
-                error=None,
-                filtered=parsed.filtered,
-                duplicates=parsed.duplicates,
-                block_found=parsed.block_found,
-                elapsed_s=res.elapsed_s,
+    for q, ex in zip(asked, exchanges, strict=True):
+        trace = traces[q] = LLMTrace.from_exchange(ex)
+        parsed = ex.parsed or ParsedAnswer((), (), 0, block_found=False)
+        if ex.raw_answer is None:
+            reasons[q] = f"LLM call failed: {str(ex.error)[:200]}"
+        elif parsed.k_used == 0:
+            reasons[q] = (
+                "LLM answer has no <Final Answer> block"
+                if not parsed.block_found
+                else f"LLM answer named no pool drug ({len(parsed.filtered)} filtered)"
             )
-            if parsed.k_used == 0:
-                reasons[q] = (
-                    "LLM answer has no <Final Answer> block"
-                    if not parsed.block_found
-                    else f"LLM answer named no pool drug ({len(parsed.filtered)} filtered)"
-                )
         for rank, (name, why) in enumerate(parsed.neighbours, 1):
             e = index.drug_index(name)
             values[q, e] = float(parsed.k_used - rank + 1)
             justifications[q][e] = why
         if opts.log_path is not None:
-            trace = traces[q]
             append_jsonl(
                 opts.log_path,
                 {
@@ -244,14 +227,14 @@ def _select_llm(
                     "neighbours": [
                         {"molecule": n, "score": None, "justification": j} for n, j in parsed.neighbours
                     ],
-                    "raw_text": trace.raw_answer if trace else None,
+                    "raw_text": trace.raw_answer,
                     "filtered": list(parsed.filtered),
                     "duplicates": list(parsed.duplicates),
                     "k_used": parsed.k_used,
-                    "model": trace.model if trace else llm.model,
-                    "prompt_hash": phash,
-                    "cache_hit": bool(trace.cache_hit) if trace else False,
-                    "error": trace.error if trace else None,
+                    "model": trace.model,
+                    "prompt_hash": trace.prompt_hash,
+                    "cache_hit": trace.cache_hit,
+                    "error": trace.error,
                 },
             )
     return Scores(values, tuple(reasons), tuple(justifications), tuple(traces))
