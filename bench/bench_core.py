@@ -95,8 +95,9 @@ def bench_explain(n: int = 50, seed: int = 0) -> dict[str, float]:
     return {"median_ms": 1000 * float(np.median(times)), "max_ms": 1000 * float(np.max(times)), "n": n}
 
 
-def fmt_ci(m: dict[str, Any], key: str) -> str:
-    v, (lo, hi) = m[key], m["ci"][key]
+def fmt_ci(doc: dict[str, Any], method: str, key: str) -> str:
+    """``value [low, high]`` of one metric of a ``core evaluate --json`` document (intervals are top-level)."""
+    v, (lo, hi) = doc["methods"][method][key], doc["ci"][method][key]
     if v is None:
         return "—"
     if lo is None or hi is None:
@@ -181,9 +182,9 @@ def markdown(
         name, task = key.split("/")
         for m, v in doc["methods"].items():
             lines.append(
-                f"| {name} | {task} | `{m}` | {fmt_ci(v, 'macro_gene_auroc')} | {v['n_genes_macro']} | "
-                f"{fmt_ci(v, 'auroc')} | {v['auprc']:.3f} | {v['predicted_positive_rate']:.3f} / "
-                f"{v['true_positive_rate']:.3f} | {v['brier']:.3f} |"
+                f"| {name} | {task} | `{m}` | {fmt_ci(doc, m, 'macro_gene_auroc')} | {v['n_genes_macro']} | "
+                f"{fmt_ci(doc, m, 'auroc')} | {v['auprc']:.3f} | {v['predicted_positive_rate']:.3f} / "
+                f"{v['true_positive_rate']:.3f} | {doc['brier'][m]:.3f} |"
             )
     if tahoe:
         per_gene = {k: v["methods"]["core_voting"]["macro_gene_auroc"] for k, v in tahoe.items()}
@@ -207,7 +208,7 @@ def markdown(
         for k, v in tahoe.items():
             cv, gf = v["methods"]["core_voting"], v["methods"]["gene_frequency"]
             lines.append(
-                f"| {k.split('/')[0]} | {fmt_ci(cv, 'macro_gene_auroc')} | {cv['n_genes_macro']} | "
+                f"| {k.split('/')[0]} | {fmt_ci(v, 'core_voting', 'macro_gene_auroc')} | {cv['n_genes_macro']} | "
                 f"{cv['auroc']:.3f} / {gf['auroc']:.3f} |"
             )
     models = {k: v["models"].get("core_voting") for k, v in res.items()}

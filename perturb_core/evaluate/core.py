@@ -15,7 +15,7 @@ sample is used for every method of a run.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,8 +24,15 @@ import pandas as pd
 
 from perturb_core.config import Settings
 from perturb_core.data.registry import LabelSet
-from perturb_core.errors import ValidationError, name_key, unknown_name
-from perturb_core.evidence import CoreIndex, VotingOptions, core_index, gene_frequency
+from perturb_core.errors import ValidationError
+from perturb_core.evidence import (
+    CoreIndex,
+    VotingOptions,
+    core_index,
+    core_reasoning,
+    gene_frequency,
+    isolated_llm,
+)
 from perturb_core.kg import KnowledgeGraph
 from perturb_core.llm import LLM
 from perturb_core.metrics import (
@@ -35,6 +42,7 @@ from perturb_core.metrics import (
     macro_gene_auroc,
     reliability_curve,
 )
+from perturb_core.spec import MethodSpec, registry, resolve
 
 __all__ = [
     "CONTRACT_KEYS",
@@ -42,7 +50,6 @@ __all__ = [
     "CORE_NON_LLM_METHODS",
     "LLM_PAIR_LIMIT",
     "COREResult",
-    "CoreMethod",
     "evaluate_core",
     "resolve_method",
     "sample_pairs",
@@ -76,26 +83,6 @@ class _Run:
 MethodFn = Callable[[_Run], pd.DataFrame]
 
 
-@dataclass(frozen=True)
-class CoreMethod:
-    """One evaluable CORE method.
-
-    Attributes:
-        name: method name (snake_case, as in the CLI contract).
-        label: human label (says whether it is an LLM, a baseline or an ablation).
-        definition: one-line definition.
-        run: function of the run returning a DataFrame with ``score`` (and optionally
-            ``fallback``, ``error``), one row per pair in order.
-        needs_llm: whether it calls the LLM endpoint.
-    """
-
-    name: str
-    label: str
-    definition: str
-    run: MethodFn = field(repr=False)
-    needs_llm: bool = False
-
-
 def _voting(*, include_leaky: bool = False, options: VotingOptions | None = None) -> MethodFn:
     def run(r: _Run) -> pd.DataFrame:
         idx = r.index(include_leaky=include_leaky, options=options)
@@ -116,8 +103,6 @@ def _random(r: _Run) -> pd.DataFrame:
 
 
 def _core_reasoning(r: _Run) -> pd.DataFrame:
-    from perturb_core.reasoning import core_reasoning
-
     out = core_reasoning(
         r.labels,
         r.graph,
@@ -131,77 +116,71 @@ def _core_reasoning(r: _Run) -> pd.DataFrame:
 
 
 def _isolated_llm(r: _Run) -> pd.DataFrame:
-    from perturb_core.reasoning import isolated_llm
-
     out = isolated_llm(
         r.labels, r.graph, r.pairs[["pert", "gene"]], llm=r.llm(), index=r.index(), progress=r.progress
     )
     return out.drop(columns=["pert", "gene"]).reset_index(drop=True)
 
 
-CORE_METHODS: dict[str, CoreMethod] = {
-    m.name: m
-    for m in (
-        CoreMethod(
-            "gene_frequency",
-            "baseline: gene frequency",
-            "training response rate of the gene (same score for every perturbation; 0.5 per gene)",
-            _gene_frequency,
-        ),
-        CoreMethod(
-            "core_voting",
-            "CORE-Voting (no LLM)",
-            "weighted positive fraction of graph-related training evidence, shrunk toward the gene's "
-            "training frequency; relation weights and shrinkage fitted by CV inside train",
-            _voting(),
-        ),
-        CoreMethod(
-            "core_voting_no_shrinkage",
-            "ablation: CORE-Voting without shrinkage",
-            "CORE-Voting with m = 0: the raw weighted positive fraction (the prior only without evidence)",
-            _voting(options=VotingOptions(shrinkage=0.0)),
-        ),
-        CoreMethod(
-            "core_voting_strict",
-            "ablation: CORE-Voting, measured evidence only",
-            "CORE-Voting with u = 0: unmeasured related perturbations cast no negative vote",
-            _voting(options=VotingOptions(unmeasured=0.0)),
-        ),
-        CoreMethod(
-            "core_voting_with_regulates",
-            "ablation: CORE-Voting + leaky regulates",
-            "CORE-Voting that also uses Gene-regulates-Gene, built from LINCS perturbation outcomes (leaky)",
-            _voting(include_leaky=True),
-        ),
-        CoreMethod(
-            "core_reasoning",
-            "CORE-Reasoning (LLM)",
-            "an LLM given the pair's context and its positive and negative evidence gives a probability; "
-            "failures fall back to CORE-Voting",
-            _core_reasoning,
-            needs_llm=True,
-        ),
-        CoreMethod(
-            "isolated_llm",
-            "baseline: isolated LLM (plausibility)",
-            "the same LLM asked about the pair with no evidence; failures fall back to gene frequency",
-            _isolated_llm,
-            needs_llm=True,
-        ),
-        CoreMethod(
-            "random",
-            "floor: random",
-            "uniform random score in [0, 1] (seeded)",
-            _random,
-        ),
-    )
-}
-"""Every evaluable CORE method, by name."""
+CORE_METHODS: Mapping[str, MethodSpec[MethodFn]] = registry(
+    MethodSpec(
+        "gene_frequency",
+        "baseline: gene frequency",
+        "training response rate of the gene (same score for every perturbation; 0.5 per gene)",
+        _gene_frequency,
+    ),
+    MethodSpec(
+        "core_voting",
+        "CORE-Voting (no LLM)",
+        "weighted positive fraction of graph-related training evidence, shrunk toward the gene's "
+        "training frequency; relation weights and shrinkage fitted by CV inside train",
+        _voting(),
+    ),
+    MethodSpec(
+        "core_voting_no_shrinkage",
+        "ablation: CORE-Voting without shrinkage",
+        "CORE-Voting with m = 0: the raw weighted positive fraction (the prior only without evidence)",
+        _voting(options=VotingOptions(shrinkage=0.0)),
+    ),
+    MethodSpec(
+        "core_voting_strict",
+        "ablation: CORE-Voting, measured evidence only",
+        "CORE-Voting with u = 0: unmeasured related perturbations cast no negative vote",
+        _voting(options=VotingOptions(unmeasured=0.0)),
+    ),
+    MethodSpec(
+        "core_voting_with_regulates",
+        "ablation: CORE-Voting + leaky regulates",
+        "CORE-Voting that also uses Gene-regulates-Gene, built from LINCS perturbation outcomes (leaky)",
+        _voting(include_leaky=True),
+    ),
+    MethodSpec(
+        "core_reasoning",
+        "CORE-Reasoning (LLM)",
+        "an LLM given the pair's context and its positive and negative evidence gives a probability; "
+        "failures fall back to CORE-Voting",
+        _core_reasoning,
+        needs_llm=True,
+    ),
+    MethodSpec(
+        "isolated_llm",
+        "baseline: isolated LLM (plausibility)",
+        "the same LLM asked about the pair with no evidence; failures fall back to gene frequency",
+        _isolated_llm,
+        needs_llm=True,
+    ),
+    MethodSpec(
+        "random",
+        "floor: random",
+        "uniform random score in [0, 1] (seeded)",
+        _random,
+    ),
+)
+"""Every evaluable CORE method, by name (read-only). ``fn(run)`` returns a DataFrame with ``score``
+(and optionally ``fallback``, ``error``, ``vote``), one row per pair in order."""
 
 CORE_NON_LLM_METHODS: tuple[str, ...] = tuple(n for n, m in CORE_METHODS.items() if not m.needs_llm)
 """Methods that run without an LLM endpoint."""
-
-_METHOD_KEYS = {name_key(n): n for n in CORE_METHODS}
 
 
 @dataclass(frozen=True, eq=False)
@@ -301,12 +280,9 @@ def resolve_method(name: str) -> str:
     """The method called ``name`` in any case/spacing (``Core-Voting`` -> ``core_voting``).
 
     Raises:
-        UnknownNameError: with the closest method names.
+        UnknownNameError: an unknown name (the message lists the valid ones).
     """
-    hit = _METHOD_KEYS.get(name_key(name))
-    if hit is None:
-        raise unknown_name("CORE method", name, CORE_METHODS)
-    return hit
+    return resolve("CORE method", name, CORE_METHODS).name
 
 
 def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
@@ -440,7 +416,7 @@ def evaluate_core(
             pair_progress,
         )
         start = time.perf_counter()
-        out = CORE_METHODS[m].run(run)
+        out = CORE_METHODS[m].fn(run)
         elapsed[m] = time.perf_counter() - start
         if "model" in out.attrs:
             models[m] = out.attrs["model"]

@@ -90,7 +90,7 @@ def test_explain_text(real_data: Settings, capsys: pytest.CaptureFixture[str]) -
     [
         (
             ["core", "evaluate", "--dataset", "tahoe-c32", "--methods", "core_votin"],
-            "closest known: core_voting",
+            "unknown CORE method 'core_votin'; valid: gene_frequency, core_voting,",
         ),
         (["core", "evaluate", "--dataset", "perturbqa-k56"], "closest known: perturbqa-k562"),
         (

@@ -9,22 +9,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_evidence import fixed, tiny_graph, tiny_labels
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.errors import LLMError, UnknownNameError, ValidationError
-from perturb_core.evidence import core_index, explain, gene_frequency
-from perturb_core.llm import LLM
-from perturb_core.reasoning import (
+from perturb_core.evidence import (
     REASONING_COLUMNS,
+    core_index,
     core_reasoning,
+    explain,
+    gene_frequency,
     isolated_llm,
     parse_answer,
     parse_probability,
     render_core_prompt,
     render_isolated_prompt,
 )
+from perturb_core.llm import LLM
 from perturb_core.testing.fake_openai import FakeOpenAI, error_body, last_user_message
+from perturb_core.testing.graphs import fixed, tiny_graph, tiny_labels
 
 PAIRS = pd.DataFrame({"pert": ["A", "A", "A"], "gene": ["G1", "G2", "G3"]})
 

@@ -1,15 +1,7 @@
-"""CORE-Reasoning and the isolated "plausibility" LLM baseline: prompts, answer parsing, batch scoring.
+"""CORE-Reasoning's prompts (contrastive evidence; isolated plausibility) and the parser of their answers.
 
-CORE-Reasoning gives a language model the query context (what the perturbation and the gene
-are, the cell line) and the contrastive evidence of :func:`perturb_core.evidence.explain`
-(related perturbations under which the gene responded, and under which it was measured and
-did not), and asks for a probability and a short rationale. The isolated baseline asks the
-same model about the pair with no evidence at all.
-
-Answers are parsed by :func:`parse_answer`. A failed call or an answer without a usable
-probability is recorded (``error``) and the pair falls back to a non-LLM score (CORE-Voting
-for ``core_reasoning``, the gene's training frequency for ``isolated_llm``) with
-``fallback=True``: a fallback is never presented as an LLM answer.
+The prompts ask for two lines, ``Probability: <0..1>`` and ``Rationale: ...``;
+:func:`parse_answer` reads that format and the usual ways a model strays from it.
 """
 
 from __future__ import annotations
@@ -17,48 +9,21 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from perturb_core.data.registry import LabelSet
-from perturb_core.errors import LLMError, ValidationError
-from perturb_core.evidence import CoreIndex, EvidenceExplanation, core_index, explain, gene_frequency
-from perturb_core.kg import KnowledgeGraph
-from perturb_core.llm import LLM, LLMResponse, prompt_hash, render_messages
+from perturb_core.errors import check_choice
+from perturb_core.evidence._explain import EvidenceExplanation
 
 __all__ = [
-    "REASONING_COLUMNS",
     "ParsedAnswer",
-    "core_reasoning",
-    "isolated_llm",
     "parse_answer",
     "parse_probability",
     "render_core_prompt",
     "render_isolated_prompt",
 ]
 
-REASONING_COLUMNS: tuple[str, ...] = (
-    "pert",
-    "gene",
-    "score",
-    "probability",
-    "fallback",
-    "fallback_score",
-    "error",
-    "rationale",
-    "raw",
-    "cache_hit",
-    "prompt_hash",
-    "prompt",
-)
-"""Columns of :func:`core_reasoning` and :func:`isolated_llm`, in order."""
-
-DEFAULT_BUDGET = 20  # evidence items (positive + negative) shown to the model
-MAX_TOKENS = 400
 _RATIONALE_CHARS = 600
 
 _SYSTEM = (
@@ -85,6 +50,13 @@ _NEG_MEANS = {"de": "measured and did NOT respond", "dir": "went down"}
 
 
 # --------------------------------------------------------------------------- prompts
+
+
+def _messages(user: str) -> list[dict[str, str]]:
+    """System and user messages; the LLM layer (and its client) is imported on first use only."""
+    from perturb_core.llm import render_messages
+
+    return render_messages(_SYSTEM, user)
 
 
 def _describe_lines(label: str, info: Mapping[str, Any]) -> list[str]:
@@ -173,7 +145,7 @@ def render_core_prompt(explanation: EvidenceExplanation) -> list[dict[str, str]]
         f"{_PROB_MEANS[e.task].format(gene=e.gene)}.",
         _FORMAT,
     ]
-    return render_messages(_SYSTEM, "\n".join(lines))
+    return _messages("\n".join(lines))
 
 
 def render_isolated_prompt(perturbation: str, gene: str, context: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -190,14 +162,12 @@ def render_isolated_prompt(perturbation: str, gene: str, context: Mapping[str, A
         Chat messages (system, user).
 
     Raises:
-        ValidationError: unknown task or kind.
+        UnknownNameError: unknown task or kind (the message lists the valid ones).
     """
     task = context.get("task", "de")
     kind = context.get("kind", "knockdown")
-    if task not in _QUESTION:
-        raise ValidationError(f"unknown task {task!r}; use 'de' or 'dir'")
-    if kind not in _ACTION:
-        raise ValidationError(f"unknown perturbation kind {kind!r}; use 'knockdown' or 'drug'")
+    task = check_choice("task", task, _QUESTION)
+    kind = check_choice("perturbation kind", kind, _ACTION)
     action = _ACTION[kind].format(p=perturbation)
     lines = [
         f"Question: {_QUESTION[task].format(gene=gene, action=action, cell=_where(context))}",
@@ -209,7 +179,7 @@ def render_isolated_prompt(perturbation: str, gene: str, context: Mapping[str, A
         f"From biological knowledge alone, give {_PROB_MEANS[task].format(gene=gene)}.",
         _FORMAT,
     ]
-    return render_messages(_SYSTEM, "\n".join(lines))
+    return _messages("\n".join(lines))
 
 
 # --------------------------------------------------------------------------- parsing
@@ -342,148 +312,3 @@ def parse_answer(text: str | None) -> ParsedAnswer:
 def parse_probability(text: str | None) -> float | None:
     """The probability in an LLM answer, or ``None`` (see :func:`parse_answer`)."""
     return parse_answer(text).probability
-
-
-# --------------------------------------------------------------------------- batch scoring
-
-
-def _pairs(labels: LabelSet, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Validated copy of ``pairs`` (``pert``, ``gene`` as str); an unknown name raises with the closest ones."""
-    missing = {"pert", "gene"} - set(pairs.columns)
-    if missing:
-        raise ValidationError(f"pairs needs columns pert and gene; missing {sorted(missing)}")
-    pc, gc = labels.pair_codes(pairs["pert"], pairs["gene"])
-    t = labels.table
-    frame = pd.DataFrame(
-        {"pert": t["pert"].cat.categories[pc].to_numpy(), "gene": t["gene"].cat.categories[gc].to_numpy()}
-    )
-    return frame
-
-
-def _run(
-    llm: LLM,
-    frame: pd.DataFrame,
-    prompts: Sequence[list[dict[str, str]]],
-    fallback: np.ndarray,
-    *,
-    max_tokens: int | None,
-    progress: Callable[[int, int], None] | None,
-) -> pd.DataFrame:
-    """Ask the model every prompt (concurrently, cached), parse, and fall back where needed."""
-    answers = llm.complete_many(list(prompts), temperature=0.0, max_tokens=max_tokens, progress=progress)
-    n = len(frame)
-    prob = np.full(n, np.nan)
-    errors: list[str | None] = [None] * n
-    rationale = [""] * n
-    raw: list[str | None] = [None] * n
-    hit = np.zeros(n, dtype=bool)
-    for k, ans in enumerate(answers):
-        if isinstance(ans, LLMError):
-            errors[k] = f"LLM call failed: {ans}"
-            continue
-        assert isinstance(ans, LLMResponse)
-        raw[k] = ans.text
-        hit[k] = ans.cache_hit
-        parsed = parse_answer(ans.text)
-        rationale[k] = parsed.rationale
-        if parsed.probability is None:
-            errors[k] = parsed.error
-        else:
-            prob[k] = parsed.probability
-    failed = np.isnan(prob)
-    out = frame.copy()
-    out["score"] = np.where(failed, fallback, prob)
-    out["probability"] = prob
-    out["fallback"] = failed
-    out["fallback_score"] = fallback
-    out["error"] = errors
-    out["rationale"] = rationale
-    out["raw"] = raw
-    out["cache_hit"] = hit
-    out["prompt_hash"] = [prompt_hash(p) for p in prompts]
-    out["prompt"] = list(prompts)
-    return out[list(REASONING_COLUMNS)]
-
-
-def core_reasoning(
-    labels: LabelSet,
-    graph: KnowledgeGraph,
-    pairs: pd.DataFrame,
-    *,
-    llm: LLM,
-    budget: int | None = DEFAULT_BUDGET,
-    index: CoreIndex | None = None,
-    max_tokens: int | None = MAX_TOKENS,
-    progress: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
-    """CORE-Reasoning of many pairs: one prompt each, sent concurrently through the cache.
-
-    Args:
-        labels: the label set.
-        graph: the knowledge graph.
-        pairs: DataFrame with ``pert`` and ``gene`` (names as in the label set).
-        llm: the model (:meth:`perturb_core.llm.LLM.from_settings`).
-        budget: at most this many evidence items per prompt (strongest relations first).
-        index: a prebuilt :class:`CoreIndex` (otherwise the cached one).
-        max_tokens: answer length limit.
-        progress: called as ``progress(done, total)`` while answers arrive.
-
-    Returns:
-        DataFrame with :data:`REASONING_COLUMNS`: ``score`` is the model's probability, or the
-        CORE-Voting score where ``fallback`` is True (``error`` says why).
-    """
-    index = index or core_index(labels, graph)
-    frame = _pairs(labels, pairs)
-    expl = [
-        explain(labels, graph, perturbation=p, gene=g, budget=budget, index=index)
-        for p, g in zip(frame["pert"], frame["gene"], strict=True)
-    ]
-    prompts = [render_core_prompt(e) for e in expl]
-    vote = _voting_scores(index, frame)
-    return _run(llm, frame, prompts, vote, max_tokens=max_tokens, progress=progress)
-
-
-def _voting_scores(index: CoreIndex, frame: pd.DataFrame) -> np.ndarray:
-    pc = index.perturbations.get_indexer(frame["pert"])
-    gc = index.genes.get_indexer(frame["gene"])
-    if (pc < 0).any() or (gc < 0).any():  # _pairs resolved every name: this is a bug, not bad input
-        raise RuntimeError("pairs were not resolved against the index's label set")
-    return index.score(pc.astype(np.intp), gc.astype(np.intp))["score"].to_numpy()
-
-
-def isolated_llm(
-    labels: LabelSet,
-    graph: KnowledgeGraph,
-    pairs: pd.DataFrame,
-    *,
-    llm: LLM,
-    index: CoreIndex | None = None,
-    max_tokens: int | None = MAX_TOKENS,
-    progress: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
-    """The isolated ("plausibility") baseline: the same model asked about each pair with no evidence.
-
-    The prompt holds only what the perturbation and the gene are (graph annotations) and the
-    cell line. A failed or unparsable answer falls back to the gene's training frequency.
-
-    Args:
-        labels: the label set.
-        graph: the knowledge graph.
-        pairs: DataFrame with ``pert`` and ``gene``.
-        llm: the model.
-        index: a prebuilt :class:`CoreIndex` (for the annotations; otherwise the cached one).
-        max_tokens: answer length limit.
-        progress: called as ``progress(done, total)``.
-
-    Returns:
-        DataFrame with :data:`REASONING_COLUMNS`.
-    """
-    index = index or core_index(labels, graph)
-    frame = _pairs(labels, pairs)
-    base = {"task": labels.task, "kind": labels.perturbation_kind, "cell_line": labels.cell_line}
-    prompts = [
-        render_isolated_prompt(p, g, {**base, **index.context(p, g)})
-        for p, g in zip(frame["pert"], frame["gene"], strict=True)
-    ]
-    prior = gene_frequency(labels).reindex(frame["gene"]).to_numpy()
-    return _run(llm, frame, prompts, prior, max_tokens=max_tokens, progress=progress)

@@ -7,7 +7,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from test_evidence import F_G1, F_G2, F_G3, TINY_ROWS, fixed, tiny_graph, tiny_labels
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.registry import load_labels
@@ -23,7 +22,9 @@ from perturb_core.evaluate.core import (
 from perturb_core.evidence import core_index
 from perturb_core.kg import load_graph
 from perturb_core.llm import LLM
+from perturb_core.spec import MethodSpec
 from perturb_core.testing.fake_openai import FakeOpenAI, last_user_message
+from perturb_core.testing.graphs import F_G1, F_G2, F_G3, TINY_ROWS, fixed, tiny_graph, tiny_labels
 
 # a tiny set with two test perturbations, so per-gene AUROC is defined for G1 and G2
 ROWS = [*TINY_ROWS, ("F", "G2", 1, "test"), ("E", "G3", 1, "test")]
@@ -42,8 +43,33 @@ def test_registry() -> None:
     assert CORE_METHODS["core_reasoning"].needs_llm and CORE_METHODS["isolated_llm"].needs_llm
     assert "core_reasoning" not in CORE_NON_LLM_METHODS
     assert resolve_method("Core-Voting") == "core_voting"
-    with pytest.raises(UnknownNameError, match="closest known: core_voting"):
+    with pytest.raises(UnknownNameError, match="valid: gene_frequency, core_voting,"):
         resolve_method("core_votin")
+
+
+def test_registry_is_one_spec_shape() -> None:
+    assert all(isinstance(s, MethodSpec) and s.name == n for n, s in CORE_METHODS.items())
+    assert all(s.label and s.definition and callable(s.fn) for s in CORE_METHODS.values())
+    assert tuple(n for n, s in CORE_METHODS.items() if not s.needs_llm) == CORE_NON_LLM_METHODS
+    assert {n for n, s in CORE_METHODS.items() if s.needs_llm} == {"core_reasoning", "isolated_llm"}
+    with pytest.raises(TypeError):
+        CORE_METHODS["x"] = CORE_METHODS["random"]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("name", "canonical"),
+    [("core_voting", "core_voting"), ("CORE VOTING", "core_voting"), ("gene-frequency", "gene_frequency")],
+)
+def test_resolve_method_is_insensitive(name: str, canonical: str) -> None:
+    assert resolve_method(name) == canonical
+
+
+@pytest.mark.parametrize("name", ["core_votin", "", "voting"])
+def test_unknown_method_wording_comes_from_check_choice(name: str) -> None:
+    valid = ", ".join(CORE_METHODS)
+    with pytest.raises(UnknownNameError) as info:
+        resolve_method(name)
+    assert str(info.value) == f"unknown CORE method {name!r}; valid: {valid}"
 
 
 def test_contract_and_known_values(tiny: tuple[Any, Any]) -> None:

@@ -1,0 +1,190 @@
+"""CORE-Reasoning and the isolated "plausibility" LLM baseline: batch scoring through the LLM cache.
+
+CORE-Reasoning gives a language model the query context (what the perturbation and the gene
+are, the cell line) and the contrastive evidence of :func:`perturb_core.evidence.explain`
+(related perturbations under which the gene responded, and under which it was measured and
+did not), and asks for a probability and a short rationale. The isolated baseline asks the
+same model about the pair with no evidence at all.
+
+Answers are parsed by :func:`parse_answer`. A failed call or an answer without a usable
+probability is recorded (``error``) and the pair falls back to a non-LLM score (CORE-Voting
+for ``core_reasoning``, the gene's training frequency for ``isolated_llm``) with
+``fallback=True``: a fallback is never presented as an LLM answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from perturb_core.data.registry import LabelSet
+from perturb_core.errors import LLMError
+from perturb_core.evidence._explain import explain
+from perturb_core.evidence._index import CoreIndex, _pair_codes, core_index, gene_frequency
+from perturb_core.evidence._prompts import parse_answer, render_core_prompt, render_isolated_prompt
+from perturb_core.kg import KnowledgeGraph
+
+if TYPE_CHECKING:  # the LLM layer (and its client) is imported when a model is called
+    from perturb_core.llm import LLM
+
+__all__ = ["DEFAULT_BUDGET", "MAX_TOKENS", "REASONING_COLUMNS", "core_reasoning", "isolated_llm"]
+
+REASONING_COLUMNS: tuple[str, ...] = (
+    "pert",
+    "gene",
+    "score",
+    "probability",
+    "fallback",
+    "fallback_score",
+    "error",
+    "rationale",
+    "raw",
+    "cache_hit",
+    "prompt_hash",
+    "prompt",
+)
+"""Columns of :func:`core_reasoning` and :func:`isolated_llm`, in order."""
+
+DEFAULT_BUDGET = 20
+"""Evidence items (positive + negative) shown to the model per prompt."""
+MAX_TOKENS = 400
+"""Answer length limit of a CORE-Reasoning or isolated-LLM call."""
+
+
+def _pairs(labels: LabelSet, pairs: pd.DataFrame) -> pd.DataFrame:
+    """Validated copy of ``pairs`` (``pert``, ``gene`` as str); an unknown name raises with the closest ones."""
+    return _pair_codes(labels, pairs)[0]
+
+
+def _run(
+    llm: LLM,
+    frame: pd.DataFrame,
+    prompts: Sequence[list[dict[str, str]]],
+    fallback: np.ndarray,
+    *,
+    max_tokens: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> pd.DataFrame:
+    """Ask the model every prompt (concurrently, cached), parse, and fall back where needed."""
+    from perturb_core.llm import LLMResponse, prompt_hash
+
+    answers = llm.complete_many(list(prompts), temperature=0.0, max_tokens=max_tokens, progress=progress)
+    n = len(frame)
+    prob = np.full(n, np.nan)
+    errors: list[str | None] = [None] * n
+    rationale = [""] * n
+    raw: list[str | None] = [None] * n
+    hit = np.zeros(n, dtype=bool)
+    for k, ans in enumerate(answers):
+        if isinstance(ans, LLMError):
+            errors[k] = f"LLM call failed: {ans}"
+            continue
+        assert isinstance(ans, LLMResponse)
+        raw[k] = ans.text
+        hit[k] = ans.cache_hit
+        parsed = parse_answer(ans.text)
+        rationale[k] = parsed.rationale
+        if parsed.probability is None:
+            errors[k] = parsed.error
+        else:
+            prob[k] = parsed.probability
+    failed = np.isnan(prob)
+    out = frame.copy()
+    out["score"] = np.where(failed, fallback, prob)
+    out["probability"] = prob
+    out["fallback"] = failed
+    out["fallback_score"] = fallback
+    out["error"] = errors
+    out["rationale"] = rationale
+    out["raw"] = raw
+    out["cache_hit"] = hit
+    out["prompt_hash"] = [prompt_hash(p) for p in prompts]
+    out["prompt"] = list(prompts)
+    return out[list(REASONING_COLUMNS)]
+
+
+def core_reasoning(
+    labels: LabelSet,
+    graph: KnowledgeGraph,
+    pairs: pd.DataFrame,
+    *,
+    llm: LLM,
+    budget: int | None = DEFAULT_BUDGET,
+    index: CoreIndex | None = None,
+    max_tokens: int | None = MAX_TOKENS,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """CORE-Reasoning of many pairs: one prompt each, sent concurrently through the cache.
+
+    Args:
+        labels: the label set.
+        graph: the knowledge graph.
+        pairs: DataFrame with ``pert`` and ``gene`` (names as in the label set).
+        llm: the model (:meth:`perturb_core.llm.LLM.from_settings`).
+        budget: at most this many evidence items per prompt (strongest relations first).
+        index: a prebuilt :class:`CoreIndex` (otherwise the cached one).
+        max_tokens: answer length limit.
+        progress: called as ``progress(done, total)`` while answers arrive.
+
+    Returns:
+        DataFrame with :data:`REASONING_COLUMNS`: ``score`` is the model's probability, or the
+        CORE-Voting score where ``fallback`` is True (``error`` says why).
+    """
+    index = index or core_index(labels, graph)
+    frame = _pairs(labels, pairs)
+    expl = [
+        explain(labels, graph, perturbation=p, gene=g, budget=budget, index=index)
+        for p, g in zip(frame["pert"], frame["gene"], strict=True)
+    ]
+    prompts = [render_core_prompt(e) for e in expl]
+    vote = _voting_scores(index, frame)
+    return _run(llm, frame, prompts, vote, max_tokens=max_tokens, progress=progress)
+
+
+def _voting_scores(index: CoreIndex, frame: pd.DataFrame) -> np.ndarray:
+    pc = index.perturbations.get_indexer(frame["pert"])
+    gc = index.genes.get_indexer(frame["gene"])
+    if (pc < 0).any() or (gc < 0).any():  # _pairs resolved every name: this is a bug, not bad input
+        raise RuntimeError("pairs were not resolved against the index's label set")
+    return index.score(pc.astype(np.intp), gc.astype(np.intp))["score"].to_numpy()
+
+
+def isolated_llm(
+    labels: LabelSet,
+    graph: KnowledgeGraph,
+    pairs: pd.DataFrame,
+    *,
+    llm: LLM,
+    index: CoreIndex | None = None,
+    max_tokens: int | None = MAX_TOKENS,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """The isolated ("plausibility") baseline: the same model asked about each pair with no evidence.
+
+    The prompt holds only what the perturbation and the gene are (graph annotations) and the
+    cell line. A failed or unparsable answer falls back to the gene's training frequency.
+
+    Args:
+        labels: the label set.
+        graph: the knowledge graph.
+        pairs: DataFrame with ``pert`` and ``gene``.
+        llm: the model.
+        index: a prebuilt :class:`CoreIndex` (for the annotations; otherwise the cached one).
+        max_tokens: answer length limit.
+        progress: called as ``progress(done, total)``.
+
+    Returns:
+        DataFrame with :data:`REASONING_COLUMNS`.
+    """
+    index = index or core_index(labels, graph)
+    frame = _pairs(labels, pairs)
+    base = {"task": labels.task, "kind": labels.perturbation_kind, "cell_line": labels.cell_line}
+    prompts = [
+        render_isolated_prompt(p, g, {**base, **index.context(p, g)})
+        for p, g in zip(frame["pert"], frame["gene"], strict=True)
+    ]
+    prior = gene_frequency(labels).reindex(frame["gene"]).to_numpy()
+    return _run(llm, frame, prompts, prior, max_tokens=max_tokens, progress=progress)
