@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -102,7 +103,7 @@ class MethodInfo:
 
 def method_specs(methods: object) -> dict[str, MethodInfo]:
     """Label, definition and LLM need of each method from a module's method registry."""
-    if isinstance(methods, dict):
+    if isinstance(methods, Mapping):
         return {
             m: MethodInfo(
                 str(getattr(v, "label", m)),

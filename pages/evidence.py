@@ -9,7 +9,7 @@ from pages import _figures as figs
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
-from perturb_core import evidence, reasoning
+from perturb_core import evidence
 
 ui.header(
     "Evidence graph",
@@ -62,8 +62,8 @@ def ask_core_reasoning(dataset: str, task: str, perturbation: str, gene: str) ->
     labels, graph = load.labels(dataset, task), load.graph()
     settings = state.settings()
     pairs = pd.DataFrame({"pert": [perturbation], "gene": [gene]})
-    budget = reasoning.DEFAULT_BUDGET
-    row = reasoning.core_reasoning(labels, graph, pairs, llm=LLM.from_settings(settings), budget=budget)
+    budget = evidence.DEFAULT_BUDGET
+    row = evidence.core_reasoning(labels, graph, pairs, llm=LLM.from_settings(settings), budget=budget)
     return row.iloc[0].to_dict()  # includes the prompt exactly as sent
 
 

@@ -85,8 +85,10 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "explain",
         "predict_core_voting",
         "gene_frequency",
+        "core_reasoning",
+        "isolated_llm",
+        "parse_probability",
     ),
-    "perturb_core.reasoning": ("core_reasoning", "isolated_llm", "parse_probability"),
     "perturb_core.evaluate.core": ("CORE_METHODS", "COREResult", "evaluate_core"),
     # metrics
     "perturb_core.serialize": ("to_jsonable", "dumps"),
