@@ -21,14 +21,18 @@ import numpy as np
 import pandas as pd
 
 from perturb_core.data.registry import LabelSet
-from perturb_core.errors import LLMError
 from perturb_core.evidence._explain import explain
 from perturb_core.evidence._index import CoreIndex, _pair_codes, core_index, gene_frequency
-from perturb_core.evidence._prompts import parse_answer, render_core_prompt, render_isolated_prompt
+from perturb_core.evidence._prompts import (
+    ParsedAnswer,
+    parse_answer,
+    render_core_prompt,
+    render_isolated_prompt,
+)
 from perturb_core.kg import KnowledgeGraph
 
 if TYPE_CHECKING:  # the LLM layer (and its client) is imported when a model is called
-    from perturb_core.llm import LLM
+    from perturb_core.llm import LLM, Exchange
 
 __all__ = ["DEFAULT_BUDGET", "MAX_TOKENS", "REASONING_COLUMNS", "core_reasoning", "isolated_llm"]
 
@@ -59,6 +63,20 @@ def _pairs(labels: LabelSet, pairs: pd.DataFrame) -> pd.DataFrame:
     return _pair_codes(labels, pairs)[0]
 
 
+def _probability(ex: Exchange[ParsedAnswer]) -> float:
+    """The model's probability, NaN when the call failed or the answer had none."""
+    return np.nan if ex.parsed is None or ex.parsed.probability is None else ex.parsed.probability
+
+
+def _error(ex: Exchange[ParsedAnswer]) -> str | None:
+    """Why an exchange has no probability (``None`` when it has one)."""
+    if ex.raw_answer is None:
+        return f"LLM call failed: {ex.error}"
+    if ex.parsed is None:
+        return ex.error
+    return ex.parsed.error if ex.parsed.probability is None else None
+
+
 def _run(
     llm: LLM,
     frame: pd.DataFrame,
@@ -69,28 +87,14 @@ def _run(
     progress: Callable[[int, int], None] | None,
 ) -> pd.DataFrame:
     """Ask the model every prompt (concurrently, cached), parse, and fall back where needed."""
-    from perturb_core.llm import LLMResponse, prompt_hash
+    from perturb_core.llm import run_batch
 
-    answers = llm.complete_many(list(prompts), temperature=0.0, max_tokens=max_tokens, progress=progress)
-    n = len(frame)
-    prob = np.full(n, np.nan)
-    errors: list[str | None] = [None] * n
-    rationale = [""] * n
-    raw: list[str | None] = [None] * n
-    hit = np.zeros(n, dtype=bool)
-    for k, ans in enumerate(answers):
-        if isinstance(ans, LLMError):
-            errors[k] = f"LLM call failed: {ans}"
-            continue
-        assert isinstance(ans, LLMResponse)
-        raw[k] = ans.text
-        hit[k] = ans.cache_hit
-        parsed = parse_answer(ans.text)
-        rationale[k] = parsed.rationale
-        if parsed.probability is None:
-            errors[k] = parsed.error
-        else:
-            prob[k] = parsed.probability
+    exchanges = run_batch(
+        llm, prompts, parse_answer, temperature=0.0, max_tokens=max_tokens, progress=progress
+    )
+    prob = np.array([_probability(ex) for ex in exchanges], dtype=float).reshape(-1)
+    errors = [_error(ex) for ex in exchanges]
+    rationale = [ex.parsed.rationale if ex.parsed is not None else "" for ex in exchanges]
     failed = np.isnan(prob)
     out = frame.copy()
     out["score"] = np.where(failed, fallback, prob)
@@ -99,9 +103,9 @@ def _run(
     out["fallback_score"] = fallback
     out["error"] = errors
     out["rationale"] = rationale
-    out["raw"] = raw
-    out["cache_hit"] = hit
-    out["prompt_hash"] = [prompt_hash(p) for p in prompts]
+    out["raw"] = [ex.raw_answer for ex in exchanges]
+    out["cache_hit"] = np.array([ex.cache_hit for ex in exchanges], dtype=bool)
+    out["prompt_hash"] = [ex.prompt_hash for ex in exchanges]
     out["prompt"] = list(prompts)
     return out[list(REASONING_COLUMNS)]
 
