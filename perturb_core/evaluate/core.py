@@ -14,7 +14,7 @@ sample is used for every method of a run.
 
 from __future__ import annotations
 
-import time
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +25,13 @@ import pandas as pd
 from perturb_core.config import Settings
 from perturb_core.data.registry import LabelSet
 from perturb_core.errors import ValidationError
+from perturb_core.evaluate._harness import (
+    Progress,
+    check_methods,
+    check_positive_int,
+    json_number,
+    run_methods,
+)
 from perturb_core.evidence import (
     CoreIndex,
     VotingOptions,
@@ -240,7 +247,7 @@ class COREResult:
         llm_calls: dict[str, dict[str, int]] = {}
         pp = self.per_pair.groupby("method", sort=False)
         for m in self.methods:
-            d = {k: _num(self.metrics[m][k]) for k in CONTRACT_KEYS}
+            d = {k: json_number(self.metrics[m][k]) for k in CONTRACT_KEYS}
             d["n_pairs"] = int(self.metrics[m]["n_pairs"])
             d["n_genes_macro"] = int(self.metrics[m]["n_genes_macro"])
             methods[m] = d
@@ -254,8 +261,11 @@ class COREResult:
             "dataset": self.dataset,
             "task": self.task,
             "methods": methods,
-            "brier": {m: _num(self.metrics[m]["brier"]) for m in self.methods},
-            "ci": {m: {k: [_num(lo), _num(hi)] for k, (lo, hi) in self.ci[m].items()} for m in self.methods},
+            "brier": {m: json_number(self.metrics[m]["brier"]) for m in self.methods},
+            "ci": {
+                m: {k: [json_number(lo), json_number(hi)] for k, (lo, hi) in self.ci[m].items()}
+                for m in self.methods
+            },
             "llm_calls": llm_calls,
             "labels": {m: CORE_METHODS[m].label for m in self.methods},
             "n_test_pairs": self.n_test_pairs,
@@ -268,14 +278,6 @@ class COREResult:
         }
 
 
-def _num(x: Any) -> float | None:
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
-
-
 def resolve_method(name: str) -> str:
     """The method called ``name`` in any case/spacing (``Core-Voting`` -> ``core_voting``).
 
@@ -283,14 +285,6 @@ def resolve_method(name: str) -> str:
         UnknownNameError: an unknown name (the message lists the valid ones).
     """
     return resolve("CORE method", name, CORE_METHODS).name
-
-
-def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
-    names = methods.split(",") if isinstance(methods, str) else [str(m) for m in methods]
-    out = [resolve_method(m.strip()) for m in names if m.strip()]
-    if not out:
-        raise ValidationError(f"no method given; choose from {', '.join(CORE_METHODS)}")
-    return tuple(dict.fromkeys(out))
 
 
 def sample_pairs(test: pd.DataFrame, max_pairs: int | None, *, seed: int = 0) -> pd.DataFrame:
@@ -361,9 +355,8 @@ def evaluate_core(
         ValidationError: no test pairs, or an LLM method on too many pairs.
         LLMError: an LLM method was asked for and no endpoint is configured (the message says how).
     """
-    names = _check_methods(methods)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValidationError(f"n_boot must be a positive integer (e.g. 200); got {n_boot!r}")
+    names = check_methods(methods, CORE_METHODS, "CORE method")
+    check_positive_int("n_boot", n_boot, example=200)
     t = labels.table
     test = t.loc[(t["split"] == "test").to_numpy(), ["pert", "gene", "label"]].reset_index(drop=True)
     if test.empty:
@@ -385,51 +378,35 @@ def evaluate_core(
         }
     )
     y = sample["label"].to_numpy().astype(np.float64)
-    holder: dict[str, LLM] = {}
 
+    @functools.cache
     def get_llm() -> LLM:
-        if "llm" not in holder:
-            holder["llm"] = llm if llm is not None else LLM.from_settings(settings)
-        return holder["llm"]
+        return llm if llm is not None else LLM.from_settings(settings)
 
     if llm_methods:
         get_llm()  # fail fast, before any other work, when no endpoint is configured
 
-    frames, per_gene, rel, metrics, ci, models, elapsed = [], [], [], {}, {}, {}, {}
     genes = pairs["gene"].to_numpy()
+    scored = pairs[["pert", "gene", "pert_code", "gene_code"]]
+
+    def run(m: str, step: Progress) -> pd.DataFrame:
+        return CORE_METHODS[m].fn(_Run(labels, graph, scored, seed, budget, get_llm, step))
+
     steps = [len(pairs) if CORE_METHODS[m].needs_llm else 1 for m in names]
-    total = int(sum(steps))
-    if progress is not None:
-        progress(0, total)
-    for k, m in enumerate(names):
-        before = int(sum(steps[:k]))
-        pair_progress = (
-            (lambda d, n, before=before: progress(before + d, total)) if progress is not None else None
-        )
-        run = _Run(
-            labels,
-            graph,
-            pairs[["pert", "gene", "pert_code", "gene_code"]],
-            seed,
-            budget,
-            get_llm,
-            pair_progress,
-        )
-        start = time.perf_counter()
-        out = CORE_METHODS[m].fn(run)
-        elapsed[m] = time.perf_counter() - start
+    outputs, elapsed = run_methods(names, steps, run, progress)
+    frames, per_gene, rel, metrics, ci, models = [], [], [], {}, {}, {}
+    counts = pd.Series(genes).value_counts()
+    for m, out in outputs.items():
         if "model" in out.attrs:
             models[m] = out.attrs["model"]
         score = out["score"].to_numpy(dtype=np.float64)
         frame = pd.DataFrame(
             {"method": m, "pert": pairs["pert"], "gene": pairs["gene"], "label": y.astype(np.int8)}
         )
-        frame = pd.concat([frame, out.reset_index(drop=True)], axis=1)
-        frames.append(frame)
+        frames.append(pd.concat([frame, out.reset_index(drop=True)], axis=1))
         metrics[m] = classification_metrics(y, score, genes)
         ci[m] = bootstrap_classification(y, score, genes, n_boot=n_boot, seed=seed)
         g = macro_gene_auroc(y, score, genes)
-        counts = pd.Series(genes).value_counts()
         per_gene.append(
             pd.DataFrame(
                 {
@@ -442,8 +419,6 @@ def evaluate_core(
         )
         if ((score >= 0) & (score <= 1)).all():
             rel.append(reliability_curve(y, score, n_bins=DEFAULT_N_BINS).assign(method=m))
-        if progress is not None:
-            progress(before + steps[k], total)
 
     summary_rows = []
     for m in names:

@@ -13,7 +13,6 @@ averaged over queries with percentile-bootstrap 95% intervals.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -24,7 +23,15 @@ from numpy.typing import NDArray
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.registry import load_signatures
-from perturb_core.errors import ValidationError, check_choice
+from perturb_core.errors import ValidationError
+from perturb_core.evaluate._harness import (
+    Progress,
+    check_methods,
+    check_positive_int,
+    interval_table,
+    json_number,
+    run_methods,
+)
 from perturb_core.llm import LLM
 from perturb_core.metrics import REGRESSION_METRICS, regression_metrics, summarise
 from perturb_core.retrieval import (
@@ -225,24 +232,18 @@ class LGRResult:
         """The ``lgr evaluate --json`` document (the DESIGN.md contract plus extra keys)."""
         table = self.table()
         methods: dict[str, dict[str, Any]] = {}
-        ci: dict[str, dict[str, list[float | None]]] = {}
         for m in self.methods:
             row = table.loc[m]
-            methods[m] = {metric: _num(row[metric]) for metric in REGRESSION_METRICS}
+            methods[m] = {metric: json_number(row[metric]) for metric in REGRESSION_METRICS}
             methods[m]["n_queries"] = int(row["n_queries"])
-            methods[m]["mean_k_used"] = _num(row["mean_k_used"])
-            s = self.summary[self.summary["method"] == m].set_index("metric")
-            ci[m] = {
-                metric: [_num(s.at[metric, "ci_low"]), _num(s.at[metric, "ci_high"])]
-                for metric in REGRESSION_METRICS
-            }
+            methods[m]["mean_k_used"] = json_number(row["mean_k_used"])
         pq = self.per_query.groupby("method", sort=False)
         return {
             "dataset": self.dataset,
             "regime": self.regime,
             "k": self.k,
             "methods": methods,
-            "ci": ci,
+            "ci": interval_table(self.summary, self.methods, REGRESSION_METRICS),
             "labels": {m: METHODS[m].label for m in self.methods},
             "fallbacks": {m: int(pq.get_group(m)["fallback"].notna().sum()) for m in self.methods},
             "failed": {m: int(pq.get_group(m)["error"].notna().sum()) for m in self.methods},
@@ -257,21 +258,6 @@ class LGRResult:
             "test_fraction": self.split.test_fraction,
             "elapsed_s": {m: round(v, 3) for m, v in self.elapsed_s.items()},
         }
-
-
-def _num(x: object) -> float | None:
-    try:
-        v = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return v if np.isfinite(v) else None
-
-
-def _check_methods(methods: Sequence[str] | str) -> tuple[str, ...]:
-    names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods) if m.strip()]
-    if not names:
-        raise ValidationError(f"no method given; valid: {', '.join(METHODS)}")
-    return tuple(dict.fromkeys(check_choice("method", m, METHODS) for m in names))
 
 
 def evaluate_lgr(
@@ -322,21 +308,14 @@ def evaluate_lgr(
         LLMError: ``llm`` requested but no endpoint configured. Individual failed LLM calls
             never raise: they are recorded (``error`` column) and fall back to chemistry.
     """
-    names = _check_methods(methods)
+    names = check_methods(methods, METHODS, "LGR method")
     aggregation = check_aggregation(aggregation)
     regime = check_regime(regime)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValidationError(f"k must be an integer >= 1; got {k!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValidationError(f"n_boot must be a positive integer (e.g. 1000); got {n_boot!r}")
-    if max_queries is not None and (
-        isinstance(max_queries, bool) or not isinstance(max_queries, int) or max_queries < 1
-    ):
-        raise ValidationError(f"max_queries must be a positive integer or None; got {max_queries!r}")
-    if concurrency is not None and (
-        isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1
-    ):
-        raise ValidationError(f"concurrency must be a positive integer; got {concurrency!r}")
+    check_positive_int("n_boot", n_boot, example=1000)
+    check_positive_int("max_queries", max_queries, optional=True)
+    check_positive_int("concurrency", concurrency, optional=True)
     settings = settings or get_settings()
     model = None
     if any(METHODS[m].needs_llm for m in names):
@@ -353,37 +332,30 @@ def evaluate_lgr(
             keep = np.sort(np.random.default_rng(seed).choice(q_cells.size, size=max_queries, replace=False))
             q_cells, q_drugs = q_cells[keep], q_drugs[keep]
         n_q = int(q_cells.size)
-        total = n_q * len(names)
-        frames, elapsed = [], {}
-        for i, name in enumerate(names):
-            spec = METHODS[name]
-            base = i * n_q
+        truth = sd.deltas[q_cells, q_drugs]
+        cell_names = [index.cell_lines[c] for c in q_cells]
+        drug_names = [index.drugs[d] for d in q_drugs]
 
-            def step(done: int, _total: int, base: int = base) -> None:
-                if progress is not None:
-                    progress(base + done, total)
-
+        def run(name: str, step: Progress) -> pd.DataFrame:
             ctx = _RunContext(sd, q_cells, q_drugs, k, seed, aggregation, hybrid_min_k, model, settings, step)
-            start = time.perf_counter()
-            out = spec.fn(ctx)
-            truth = sd.deltas[q_cells, q_drugs]
-            metrics = regression_metrics(out.prediction, truth)
-            elapsed[name] = time.perf_counter() - start
+            out = METHODS[name].fn(ctx)
             frame = pd.DataFrame(
                 {
                     "method": name,
-                    "cell_line": [index.cell_lines[c] for c in q_cells],
-                    "drug": [index.drugs[d] for d in q_drugs],
+                    "cell_line": cell_names,
+                    "drug": drug_names,
                     "k_used": out.k_used,
                     "n_neighbours": out.n_used,
                     "fallback": pd.Series(out.fallback, dtype=object),
                     "error": pd.Series(out.error, dtype=object),
                 }
             )
-            frames.append(pd.concat([frame, metrics.reset_index(drop=True)], axis=1))
-            if progress is not None:
-                progress(base + n_q, total)
-        per_query = pd.concat(frames, ignore_index=True)
+            return pd.concat(
+                [frame, regression_metrics(out.prediction, truth).reset_index(drop=True)], axis=1
+            )
+
+        frames, elapsed = run_methods(names, [n_q] * len(names), run, progress)
+        per_query = pd.concat(frames.values(), ignore_index=True)
         summaries = []
         for name in names:
             rows = per_query.loc[per_query["method"] == name, list(REGRESSION_METRICS)]

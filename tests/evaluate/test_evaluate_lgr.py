@@ -117,7 +117,7 @@ def test_contract_json(tiny_kit: dict[str, Any]) -> None:
 
 def test_errors(tiny_kit: dict[str, Any]) -> None:
     ds = tiny_eval_dataset()
-    with pytest.raises(UnknownNameError, match=r"unknown method 'knn'; valid: llm, kg_mechanism"):
+    with pytest.raises(UnknownNameError, match=r"unknown LGR method 'knn'; valid: llm, kg_mechanism"):
         evaluate_lgr(ds, regime="open-world", methods=["knn"], **tiny_kit)
     with pytest.raises(ValidationError, match="k must be"):
         evaluate_lgr(ds, regime="open-world", methods=["random"], k=0, **tiny_kit)
