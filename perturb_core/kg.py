@@ -19,7 +19,7 @@ import scipy.sparse as sp
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.graph import RELATIONS
-from perturb_core.errors import NotBuiltError, ValidationError, name_key, unknown_name
+from perturb_core.errors import NotBuiltError, ValidationError, check_choice, name_key, unknown_name
 
 __all__ = ["LEAKY_RELATIONS", "RELATIONS", "KnowledgeGraph", "load_graph"]
 
@@ -121,13 +121,10 @@ class KnowledgeGraph:
             ValidationError: an unknown relation name.
         """
         rels = (
-            tuple(sorted(relations))
+            tuple(sorted({check_choice("relation", r, RELATIONS) for r in relations}))
             if relations is not None
             else tuple(r for r in RELATIONS if r not in LEAKY_RELATIONS)
         )
-        bad = [r for r in rels if r not in RELATIONS]
-        if bad:
-            raise ValidationError(f"unknown relation(s) {bad}; known: {', '.join(RELATIONS)}")
         key = (rels, symmetric)
         if key not in self._adj:
             e = self.edges[self.edges["relation"].isin(rels)]

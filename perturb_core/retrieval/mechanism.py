@@ -34,7 +34,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from perturb_core.config import Settings
-from perturb_core.errors import ValidationError
+from perturb_core.errors import ValidationError, check_choice
 
 __all__ = [
     "PROGRAMS",
@@ -373,11 +373,7 @@ def programs_of(tags: Iterable[str]) -> tuple[str, ...]:
     Raises:
         ValidationError: an unknown tag (valid tags are those of :data:`TAG_RULES`).
     """
-    tags = list(tags)
-    bad = [t for t in tags if t not in _PROGRAM_OF]
-    if bad:
-        raise ValidationError(f"unknown mechanism tag(s) {bad}; valid tags are listed in TAG_RULES")
-    found = {_PROGRAM_OF[t] for t in tags}
+    found = {_PROGRAM_OF[check_choice("mechanism tag", t, _PROGRAM_OF)] for t in tags}
     return tuple(p for p in PROGRAMS if p in found)
 
 
