@@ -73,7 +73,9 @@ def test_evaluate_table_and_unknown_method(real_data: Settings, capsys: pytest.C
     code, out, err = run(capsys, "evaluate", "--regime", "open-world", "--methods", "random,gpt4", "--json")
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: unknown LGR method 'gpt4'; valid: llm, kg_mechanism")
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: unknown LGR method 'gpt4'; valid: llm, kg_mechanism"
+    )
 
 
 @pytest.mark.realdata
