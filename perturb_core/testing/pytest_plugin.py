@@ -16,7 +16,20 @@ import pytest
 from perturb_core.config import Settings, get_settings
 from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI
 
-__all__ = ["fake_llm_settings", "fake_openai_server", "isolated_llm_env", "real_data"]
+__all__ = [
+    "fake_llm_settings",
+    "fake_openai_server",
+    "isolated_llm_env",
+    "pytest_collection_modifyitems",
+    "real_data",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses ``real_data`` as ``realdata`` (so ``-m "not realdata"`` needs no data)."""
+    for item in items:
+        if "real_data" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)
 
 
 @pytest.fixture(autouse=True)
