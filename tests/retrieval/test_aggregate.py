@@ -15,22 +15,10 @@ from perturb_core.retrieval import (
     SelectOptions,
     aggregate,
     check_aggregation,
-    lgr_index,
     make_split,
     select_neighbours,
     split_data,
 )
-from perturb_core.testing.signatures import tiny_dataset, tiny_drugs, tiny_graph
-
-
-@pytest.fixture(scope="module")
-def tiny() -> SignatureDataset:
-    return tiny_dataset()
-
-
-@pytest.fixture(scope="module")
-def index(tiny: SignatureDataset) -> LGRIndex:
-    return lgr_index(tiny, drugs=tiny_drugs(), graph=tiny_graph())
 
 
 def test_aggregate_uniform_and_rank_weighted_by_hand(tiny: SignatureDataset, index: LGRIndex) -> None:

@@ -18,23 +18,11 @@ from perturb_core.retrieval import (
     SelectOptions,
     SelectorName,
     check_selector,
-    lgr_index,
     make_split,
     select_neighbours,
     split_data,
 )
 from perturb_core.spec import MethodSpec
-from perturb_core.testing.signatures import tiny_dataset, tiny_drugs, tiny_graph
-
-
-@pytest.fixture(scope="module")
-def tiny() -> SignatureDataset:
-    return tiny_dataset()
-
-
-@pytest.fixture(scope="module")
-def index(tiny: SignatureDataset) -> LGRIndex:
-    return lgr_index(tiny, drugs=tiny_drugs(), graph=tiny_graph())
 
 
 def test_registry_labels() -> None:

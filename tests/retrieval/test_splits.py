@@ -21,16 +21,6 @@ from perturb_core.retrieval import (
 from perturb_core.testing.signatures import tiny_dataset, tiny_drugs, tiny_graph
 
 
-@pytest.fixture(scope="module")
-def tiny() -> SignatureDataset:
-    return tiny_dataset()
-
-
-@pytest.fixture(scope="module")
-def index(tiny: SignatureDataset) -> LGRIndex:
-    return lgr_index(tiny, drugs=tiny_drugs(), graph=tiny_graph())
-
-
 def test_splits_are_seeded_disjoint_and_pools_hold_no_test_information(
     tiny: SignatureDataset, index: LGRIndex
 ) -> None:
