@@ -96,7 +96,10 @@ def test_explain_parts_are_typed_and_their_json_is_the_document() -> None:
     assert ex.gene_frequency.n_measured >= ex.gene_frequency.n_responded >= 0
     g = ex.graph
     assert isinstance(g, EvidenceGraph) and g.to_dict() == d["graph"]
-    assert g.nodes[:2] == (GraphNode("gene:A", "A", "gene", "query"), GraphNode("gene:G1", "G1", "gene", "gene"))
+    assert g.nodes[:2] == (
+        GraphNode("gene:A", "A", "gene", "query"),
+        GraphNode("gene:G1", "G1", "gene", "gene"),
+    )
     assert g.node("pathway:P1").role == "intermediate"
     assert GraphEdge("gene:D", "gene:G1", "responded_in_training") in g.edges
     assert len(set(g.edges)) == len(g.edges)  # unique, in order of appearance
@@ -136,6 +139,14 @@ def test_real_explain_is_fast_and_matches_batch(real_data: object) -> None:
     assert ex.n_positive + ex.n_negative > 0
     doc = json.loads(json.dumps(ex.to_dict(), allow_nan=True))  # plain JSON types throughout
     assert doc["positive"] == [json.loads(json.dumps(it.to_dict())) for it in ex.positive]
-    assert doc["graph"]["nodes"][0] == {"id": ex.graph.nodes[0].id, "name": row["pert"], "kind": "gene", "role": "query"}
-    assert all(it.path[0] == ex.graph.nodes[0].id and it.path_names[-1] == it.perturbation for _, it in ex.all_items())
+    assert doc["graph"]["nodes"][0] == {
+        "id": ex.graph.nodes[0].id,
+        "name": row["pert"],
+        "kind": "gene",
+        "role": "query",
+    }
+    assert all(
+        it.path[0] == ex.graph.nodes[0].id and it.path_names[-1] == it.perturbation
+        for _, it in ex.all_items()
+    )
     assert math.isclose(ex.gene_frequency.rate, ex.gene_frequency.n_responded / ex.gene_frequency.n_measured)
