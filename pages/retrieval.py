@@ -49,9 +49,9 @@ def predict(
 
 
 def predict_with_llm(
-    dataset: str, cell_line: str, drug: str, k: int, aggregation: str, regime: str
+    dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
 ) -> retrieval.QueryExplanation:
-    """One LLM query (explicit button only; answers come from the shared disk cache when present)."""
+    """One query of an LLM selector (explicit button only; answers come from the shared disk cache when present)."""
     from perturb_core.llm import LLM
 
     settings = state.settings()
@@ -59,7 +59,7 @@ def predict_with_llm(
         load.signatures(dataset),
         cell_line=cell_line,
         drug=drug,
-        selector="llm",
+        selector=selector,
         k=k,
         aggregation=aggregation,
         regime=regime,
@@ -178,7 +178,7 @@ state.share_link(
 
 # --------------------------------------------------------------------------- the one call
 ex: retrieval.QueryExplanation | None = None
-if selector == "llm":
+if retrieval.SELECTORS[selector].needs_llm:
     if not settings.llm_configured:
         st.warning(
             "The LLM selector needs an endpoint: set `OPENAI_BASE_URL` / `OPENAI_API_KEY` before starting "
@@ -187,12 +187,30 @@ if selector == "llm":
         )
         st.page_link(ui.PAGES["settings"], label="Open Settings", icon=":material/settings:")
         st.stop()
-    run_key = (dataset, cell_line, drug, k, aggregation, regime, settings.llm_base_url, settings.llm_model)
+    run_key = (
+        dataset,
+        cell_line,
+        drug,
+        selector,
+        k,
+        aggregation,
+        regime,
+        settings.llm_base_url,
+        settings.llm_model,
+    )
     runs: dict[tuple, retrieval.QueryExplanation] = st.session_state.setdefault(LLM_RUNS_KEY, {})
     if st.button(f"Ask the LLM ({settings.llm_model})", type="primary", icon=":material/smart_toy:"):
         with st.spinner(f"Asking {settings.llm_model} to pick {k} neighbours of {drug} in {cell_line}…"):
             answered = ui.call(
-                predict_with_llm, dataset, cell_line, drug, k, aggregation, regime, action="asking the LLM"
+                predict_with_llm,
+                dataset,
+                cell_line,
+                drug,
+                selector,
+                k,
+                aggregation,
+                regime,
+                action="asking the LLM",
             )
         if answered is not None:
             runs[run_key] = answered
