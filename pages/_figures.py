@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from perturb_core.evidence import EvidenceGraph
 
 # Okabe-Ito (colour-blind safe): positive = blue, negative = orange, unmeasured = grey.
 POSITIVE = "#0072B2"
@@ -154,7 +157,7 @@ def prediction_scatter(
 # --------------------------------------------------------------------------- Evidence graph
 
 
-def radial_layout(graph: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
+def radial_layout(graph: EvidenceGraph) -> dict[str, tuple[float, float]]:
     """Deterministic radial layout: p in the centre, evidence on an outer ring, path nodes between.
 
     Measured evidence (positive, then negative) sits on the right half, facing g (placed
@@ -162,9 +165,9 @@ def radial_layout(graph: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
     on the inner ring at the mean angle of the evidence it leads to.
 
     Args:
-        graph: ``{"nodes": [{"id", "role", ...}], "edges": [{"source", "target", ...}]}``.
+        graph: the evidence graph of :func:`perturb_core.evidence.explain` (node roles and edges).
     """
-    roles = {str(n["id"]): str(n.get("role") or "intermediate") for n in graph["nodes"]}
+    roles = {n.id: n.role for n in graph.nodes}
     pos: dict[str, tuple[float, float]] = {}
     query = next((i for i, r in roles.items() if r == "query"), None)
     gene = next((i for i, r in roles.items() if r == "gene"), None)
@@ -185,8 +188,8 @@ def radial_layout(graph: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
         pos[i] = (2.0 * float(np.cos(a)), 2.0 * float(np.sin(a)))
     # path nodes: mean angle of the evidence they lead to (through any chain of path nodes)
     nbrs: dict[str, set[str]] = {}
-    for e in graph["edges"]:
-        a, b = str(e["source"]), str(e["target"])
+    for e in graph.edges:
+        a, b = e.source, e.target
         nbrs.setdefault(a, set()).add(b)
         nbrs.setdefault(b, set()).add(a)
     inner = [i for i, r in roles.items() if r == "intermediate"]
@@ -210,34 +213,32 @@ def radial_layout(graph: Mapping[str, Any]) -> dict[str, tuple[float, float]]:
     return pos
 
 
-def evidence_graph(graph: Mapping[str, Any], outcome_words: tuple[str, str]) -> go.Figure:
+def evidence_graph(graph: EvidenceGraph, outcome_words: tuple[str, str]) -> go.Figure:
     """The evidence subgraph of one (perturbation, gene) pair (node ids in customdata, for click selection).
 
     The figure depends on the graph only: Streamlit keys a chart's selection state by its
     content, so a figure that changed with the selected node would drop the next click.
 
     Args:
-        graph: ``{"nodes": [{"id", "name", "role", ...}], "edges": [{"source", "target", "relation"}]}``
-            with roles ``query``, ``gene``, ``positive``, ``negative``, ``unmeasured`` or a path node.
+        graph: the evidence graph of :func:`perturb_core.evidence.explain`, node roles ``query``,
+            ``gene``, ``positive``, ``negative``, ``unmeasured`` or ``intermediate`` (a path node).
         outcome_words: what a positive and a negative outcome are, e.g. ``("responded", "no response")``.
     """
-    nodes = {str(n["id"]): n for n in graph["nodes"]}
+    nodes = {n.id: n for n in graph.nodes}
     edges = list(
         dict.fromkeys(
-            (str(e["source"]), str(e["target"]), str(e.get("relation", "")))
-            for e in graph["edges"]
-            if str(e["source"]) in nodes and str(e["target"]) in nodes
+            (e.source, e.target, e.relation) for e in graph.edges if e.source in nodes and e.target in nodes
         )
     )
-    query = next((i for i, n in nodes.items() if n.get("role") == "query"), next(iter(nodes), ""))
-    gene = next((i for i, n in nodes.items() if n.get("role") == "gene"), "")
+    query = next((i for i, n in nodes.items() if n.role == "query"), next(iter(nodes), ""))
+    gene = next((i for i, n in nodes.items() if n.role == "gene"), "")
     pos = radial_layout(graph)
     fig = go.Figure()
     # relation edges (grey, labelled) and outcome edges to g (coloured by outcome, unlabelled)
     groups: dict[str, list[tuple[str, str, str]]] = {"relation": [], "positive": [], "negative": []}
     for s, t, rel in edges:
-        if t == gene and nodes[s].get("role") in ("positive", "negative"):
-            groups[str(nodes[s]["role"])].append((s, t, rel))
+        if t == gene and nodes[s].role in ("positive", "negative"):
+            groups[nodes[s].role].append((s, t, rel))
         else:
             groups["relation"].append((s, t, rel))
     for name, group in groups.items():
@@ -288,11 +289,7 @@ def evidence_graph(graph: Mapping[str, Any], outcome_words: tuple[str, str]) -> 
             )
         )
     for role, style in ROLE_STYLE.items():
-        ids = [
-            i
-            for i, n in nodes.items()
-            if (n.get("role") if n.get("role") in ROLE_STYLE else "intermediate") == role
-        ]
+        ids = [i for i, n in nodes.items() if (n.role if n.role in ROLE_STYLE else "intermediate") == role]
         if not ids:
             continue
         label = style["label"].format(
@@ -305,7 +302,7 @@ def evidence_graph(graph: Mapping[str, Any], outcome_words: tuple[str, str]) -> 
                 x=[pos[i][0] for i in ids],
                 y=[pos[i][1] for i in ids],
                 mode="markers+text" if show_text else "markers",
-                text=[str(nodes[i].get("name", i))[:40] for i in ids],
+                text=[nodes[i].name[:40] for i in ids],
                 textposition="top center",
                 textfont={"size": 11 if role != "intermediate" else 9},
                 customdata=ids,

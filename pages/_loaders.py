@@ -123,14 +123,16 @@ def signature_summary(name: str) -> pd.DataFrame:
 
 @st.cache_data(show_spinner=False)
 def label_summary(name: str) -> pd.DataFrame:
-    """Pairs, perturbations, genes and positive rate per task and split."""
+    """Pairs, perturbations, genes and positive rate per task (of the core's TASKS) and split."""
+    from perturb_core.data.registry import TASKS
+
     rows = []
-    for task in ("de", "dir"):
+    for task in TASKS:
         t = labels(name, task).table
         for split, part in t.groupby("split", observed=True):
             rows.append(
                 {
-                    "task": {"de": "DE (responds?)", "dir": "direction (up?)"}[task],
+                    "task": task,
                     "split": split,
                     "pairs": len(part),
                     "perturbations": part["pert"].nunique(),

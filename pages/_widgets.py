@@ -12,9 +12,11 @@ import io
 import logging
 import runpy
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -24,6 +26,7 @@ from pages import _state
 from pages._figures import fmt
 from pages._loaders import data_built
 from perturb_core.errors import PerturbCoreError
+from perturb_core.metrics import METRICS
 from perturb_core.serialize import dumps
 
 log = logging.getLogger("perturb_app")
@@ -173,65 +176,98 @@ def unexpected(exc: BaseException, action: str) -> None:
     )
 
 
-# --------------------------------------------------------------------------- metrics
-
-METRIC_LABELS = {
-    "pearson": "Pearson r",
-    "cosine": "Cosine",
-    "mae": "MAE",
-    "mse": "MSE",
-    "sign_accuracy": "Sign accuracy",
-    "r2": "R²",
-    "auroc": "AUROC",
-    "auprc": "AUPRC",
-    "macro_gene_auroc": "Per-gene AUROC (macro)",
-    "predicted_positive_rate": "Predicted positive rate",
-    "true_positive_rate": "True positive rate",
-    "brier": "Brier score",
-    "n_pairs": "Pairs",
-    "n_genes_macro": "Genes in macro AUROC",
-    "n_queries": "Queries",
-    "mean_k_used": "Mean k used",
-}
-
-LOWER_IS_BETTER = frozenset({"mae", "mse", "brier"})
+# --------------------------------------------------------------------------- metrics and tasks
+# Labels, definitions, units and directions are the core's (perturb_core.metrics.METRICS); only
+# how they are laid out lives here.
 
 
-def metric_definition(name: str) -> str:
-    """The formula or definition of a metric (empty if unknown)."""
-    from perturb_core.metrics import METRIC_DEFINITIONS
-
-    return METRIC_DEFINITIONS.get(name, "")
+def metric_label(name: str) -> str:
+    """The metric's label, as in the registry (e.g. ``"R² (squared r of the linear fit)"``)."""
+    return METRICS[name].label
 
 
-def better(name: str) -> str:
-    """``"lower is better"`` or ``"higher is better"`` for a metric."""
-    return "lower is better" if name in LOWER_IS_BETTER else "higher is better"
+def short_label(name: str) -> str:
+    """The label without its parenthetical, for narrow places (tiles): ``"R²"``; the full one is in the help."""
+    return METRICS[name].label.split(" (", 1)[0]
 
 
-def metric_tiles(metrics: dict[str, object], names: list[str], *, columns: int | None = None) -> None:
-    """A row of ``st.metric`` tiles with each metric's definition as help text."""
+def metric_help(name: str) -> str:
+    """The metric's definition, unit and direction, for a tooltip or caption."""
+    spec = METRICS[name]
+    return f"{spec.definition}\n\nUnit: {spec.unit}; {spec.better}."
+
+
+def is_count(name: str) -> bool:
+    """Whether the metric is a count (the registry's unit says ``count of …``): shown as a plain number, no bar."""
+    return METRICS[name].unit.startswith("count")
+
+
+def metric_tiles(
+    metrics: Mapping[str, float | None], names: Sequence[str], *, columns: int | None = None
+) -> None:
+    """A row of ``st.metric`` tiles with each metric's definition, unit and direction as help text."""
     names = [n for n in names if n in metrics]
     if not names:
         return
     cols = st.columns(columns or len(names))
     for i, name in enumerate(names):
         cols[i % len(cols)].metric(
-            METRIC_LABELS.get(name, name),
+            short_label(name),
             fmt(metrics[name]),
-            help=f"{metric_definition(name)} ({better(name)})",
+            help=f"**{metric_label(name)}**: {metric_help(name)}",
             border=True,
         )
 
 
-def definitions_table(names: list[str]) -> pd.DataFrame:
-    """Metric -> definition table for an expander."""
+def metric_columns(names: Sequence[str], *, fmt_spec: str | None = None) -> dict[str, Any]:
+    """``column_config`` of metric columns named by their registry name: label and definition as help."""
+    return {
+        n: st.column_config.NumberColumn(metric_label(n), help=metric_help(n), format=fmt_spec) for n in names
+    }
+
+
+def definitions_table(names: Sequence[str]) -> pd.DataFrame:
+    """Metric -> definition, unit and direction, for an expander."""
+    specs = [METRICS[n] for n in names]
     return pd.DataFrame(
         {
-            "metric": [METRIC_LABELS.get(n, n) for n in names],
-            "definition": [metric_definition(n) for n in names],
+            "metric": [s.label for s in specs],
+            "definition": [s.definition for s in specs],
+            "unit": [s.unit for s in specs],
+            "direction": [s.better for s in specs],
         }
     )
+
+
+@dataclass(frozen=True)
+class TaskWording:
+    """How the app words one label task of :data:`perturb_core.data.registry.TASKS`.
+
+    Attributes:
+        title: short name (``"DE"``).
+        question: what a label answers about gene g.
+        outcome: what g did under a perturbation with a positive and with a negative label.
+        truth: how a label of 0 and of 1 reads.
+    """
+
+    title: str
+    question: str
+    outcome: tuple[str, str]
+    truth: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        """``"DE: does g respond at all?"``."""
+        return f"{self.title}: {self.question}"
+
+
+#: The wording of every task of the core's TASKS (a test holds the keys equal).
+TASK_WORDING: Mapping[str, TaskWording] = MappingProxyType(
+    {
+        "de": TaskWording("DE", "does g respond at all?", ("responded", "no response"), ("not DE", "DE")),
+        "dir": TaskWording("Direction", "does g go up (among responders)?", ("up", "down"), ("down", "up")),
+    }
+)
 
 
 # --------------------------------------------------------------------------- progress, downloads, CLI twin
@@ -275,7 +311,7 @@ def json_download(obj: object, file_name: str) -> None:
     )
 
 
-def table_downloads(stem: str, result_dict: dict, frames: dict[str, pd.DataFrame]) -> None:
+def table_downloads(stem: str, result_dict: Mapping[str, Any], frames: Mapping[str, pd.DataFrame]) -> None:
     """CSV (the summary, and every table as a zip) and JSON download buttons of a benchmark run."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
@@ -305,12 +341,11 @@ def table_downloads(stem: str, result_dict: dict, frames: dict[str, pd.DataFrame
     )
 
 
-def prompt_messages(prompt: object) -> None:
-    """A chat prompt, one block per message (a plain string is one user message)."""
-    messages = prompt if isinstance(prompt, list) else [{"role": "user", "content": str(prompt)}]
+def prompt_messages(messages: Sequence[Mapping[str, str]]) -> None:
+    """A chat prompt (OpenAI messages: ``role`` and ``content``), one block per message."""
     for m in messages:
-        st.caption(str(m.get("role", "")).upper())
-        st.code(str(m.get("content", "")), language=None, wrap_lines=True)
+        st.caption(m["role"].upper())
+        st.code(m["content"], language=None, wrap_lines=True)
 
 
 def cli_hint(command: str) -> None:

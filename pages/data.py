@@ -77,8 +77,9 @@ with tab_labels, ui.guard(f"summarising labels {lab_name}", stop=False):
         f"{ls.cell_line}: {'CRISPRi knock-downs (PerturbQA, given split)' if ls.perturbation_kind == 'knockdown' else 'drugs (Tahoe, seeded drug-level split)'}. "
         "DE: did the gene respond? Direction: among responders, did it go up?"
     )
+    label_counts = load.label_summary(lab_name)
     st.dataframe(
-        load.label_summary(lab_name),
+        label_counts.assign(task=[ui.TASK_WORDING[t].label for t in label_counts["task"]]),
         hide_index=True,
         width="stretch",
         column_config={"positive rate": st.column_config.NumberColumn(format="%.3f")},

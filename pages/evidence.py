@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import pandas as pd
 import streamlit as st
 
@@ -10,6 +12,7 @@ from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
 from perturb_core import evidence
+from perturb_core.data.registry import TASKS
 
 ui.header(
     "Evidence graph",
@@ -17,54 +20,49 @@ ui.header(
 )
 ui.require_data()
 
-TASKS = {"de": "DE: does g respond at all?", "dir": "direction: does g go up (among responders)?"}
-OUTCOME_WORDS = {"de": ("responded", "no response"), "dir": ("up", "down")}
-TRUTH_WORDS = {"de": ("not DE", "DE"), "dir": ("down", "up")}
 REASONING_KEY = "core_reasoning_runs"
+ITEM_COLUMNS = ["side", "perturbation", "relation_label", "weight", "path_text", "path_detail", "node"]
 
 
-@st.cache_data(
+@st.cache_resource(
     max_entries=256, show_spinner="Collecting evidence (the first pair of a dataset fits CORE-Voting)…"
 )
-def explain(dataset: str, task: str, perturbation: str, gene: str) -> dict:
-    """The explanation dict of one pair (cached per input)."""
-    return evidence.explain(
-        load.labels(dataset, task), load.graph(), perturbation=perturbation, gene=gene
-    ).to_dict()
+def explain(dataset: str, task: str, perturbation: str, gene: str) -> evidence.EvidenceExplanation:
+    """The explanation of one pair, cached per input (frozen and only read: one object for every session)."""
+    return evidence.explain(load.labels(dataset, task), load.graph(), perturbation=perturbation, gene=gene)
 
 
-def items_table(ex: dict) -> pd.DataFrame:
-    """Every evidence item with its side and readable path."""
-    frames = []
-    for side in ("positive", "negative", "unmeasured"):
-        items = ex.get(side) or []
-        if items:
-            df = pd.DataFrame(items)
-            df.insert(0, "side", side)
-            frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=["side", "perturbation", "relation", "path", "weight"])
-    out = pd.concat(frames, ignore_index=True)
-    names = out["path_names"] if "path_names" in out.columns else out.get("path")
-    out["path_text"] = [" → ".join(map(str, p)) if isinstance(p, list | tuple) else str(p) for p in names]
-    if "path_detail" in out.columns:
-        out["path_detail"] = out["path_detail"].fillna("")
-    out["node"] = [
-        p[-1] if isinstance(p, list | tuple) and p else None for p in out.get("path", [None] * len(out))
+def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
+    """Every listed evidence item with its side and readable path, strongest first within a side."""
+    rows = [
+        {
+            "side": side,
+            "perturbation": it.perturbation,
+            "relation_label": it.relation_label,
+            "weight": it.weight,
+            "path_text": it.path_text,
+            "path_detail": it.path_detail or "",
+            "node": it.node,
+        }
+        for side, it in ex.all_items()
     ]
-    return out
+    return pd.DataFrame(rows, columns=ITEM_COLUMNS)
 
 
-def ask_core_reasoning(dataset: str, task: str, perturbation: str, gene: str) -> dict:
-    """CORE-Reasoning of one pair (explicit button only; answers are cached on disk)."""
+def ask_core_reasoning(dataset: str, task: str, perturbation: str, gene: str) -> NamedTuple:
+    """CORE-Reasoning of one pair (explicit button only; answers are cached on disk).
+
+    Returns the pair's row of :func:`perturb_core.evidence.core_reasoning` (columns
+    :data:`~perturb_core.evidence.REASONING_COLUMNS` as attributes), prompt exactly as sent.
+    """
     from perturb_core.llm import LLM
 
     labels, graph = load.labels(dataset, task), load.graph()
     settings = state.settings()
     pairs = pd.DataFrame({"pert": [perturbation], "gene": [gene]})
     budget = evidence.DEFAULT_BUDGET
-    row = evidence.core_reasoning(labels, graph, pairs, llm=LLM.from_settings(settings), budget=budget)
-    return row.iloc[0].to_dict()  # includes the prompt exactly as sent
+    frame = evidence.core_reasoning(labels, graph, pairs, llm=LLM.from_settings(settings), budget=budget)
+    return next(frame.itertuples(index=False))
 
 
 # --------------------------------------------------------------------------- inputs
@@ -74,8 +72,13 @@ state.seed_options(seed, {"task": ("core_task", list(TASKS))})
 with st.container(border=True):
     c1, c2, c3 = st.columns([1, 1.2, 1.2])
     task = c1.radio(
-        "Task", list(TASKS), format_func=TASKS.get, key="core_task", help="Which label to predict."
+        "Task",
+        list(TASKS),
+        format_func=lambda t: ui.TASK_WORDING[t].label,
+        key="core_task",
+        help="Which label to predict.",
     )
+    wording = ui.TASK_WORDING[task]
     with ui.guard(f"loading labels {dataset}"):
         ls = load.labels(dataset, task)
     perts = ls.perturbations
@@ -92,8 +95,8 @@ with st.container(border=True):
     if opts.empty:
         st.warning(f"No gene has a label under {perturbation} in {dataset}; pick another perturbation.")
         st.stop()
-    words = OUTCOME_WORDS[task]
-    fmt = {
+    words = wording.outcome
+    gene_labels = {
         r.gene: f"{r.gene}  ({words[0] if r.label else words[1]}, {r.split})"
         for r in opts.itertuples(index=False)
     }
@@ -108,7 +111,7 @@ with st.container(border=True):
     gene = c3.selectbox(
         "Gene g",
         list(opts["gene"]),
-        format_func=fmt.get,
+        format_func=gene_labels.__getitem__,
         key=gene_key,
         help="Genes with a label under this perturbation, test pairs first; the label is shown for reference "
         "only. CORE never uses the pair's own label, nor any test label, as evidence.",
@@ -119,26 +122,22 @@ with ui.guard("collecting evidence"):
     ex = explain(dataset, task, perturbation, gene)
 
 # --------------------------------------------------------------------------- render
-if ex.get("note"):
-    st.caption(f"{ex['note'][0].upper()}{ex['note'][1:]}.")
+if ex.note:
+    st.caption(f"{ex.note[0].upper()}{ex.note[1:]}.")
 left, right = st.columns([1.7, 1])
 
 
 @st.fragment
-def graph_panel(ex: dict) -> None:
+def graph_panel(ex: evidence.EvidenceExplanation) -> None:
     """The interactive graph and the selected node's path; a click reruns only this fragment."""
     with ui.guard("drawing the evidence graph", stop=False):
         _graph_panel(ex)
 
 
-def _graph_panel(ex: dict) -> None:
+def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
     sel_key = f"core_node_{dataset}_{task}_{perturbation}_{gene}"
-    gdict = ex.get("graph") or {"nodes": []}
-    roles = {str(n["id"]): str(n.get("role") or "") for n in gdict["nodes"]}
-    names = {
-        str(n["id"]): f"{n.get('name', n['id'])} ({n.get('role') or n.get('kind', '')})"
-        for n in gdict["nodes"]
-    }
+    graph = ex.graph
+    names = {n.id: f"{n.name} ({n.role})" for n in graph.nodes}
     if len(names) <= 2:
         st.info(
             f"No related perturbation of {perturbation} reaches {gene} through the knowledge graph, so there is "
@@ -147,17 +146,18 @@ def _graph_panel(ex: dict) -> None:
         return
     # evidence nodes first in the picker, strongest first as listed by the core
     items = items_table(ex)
-    order = [n for n in items["node"].dropna().astype(str) if n in names] if not items.empty else []
-    ids = list(dict.fromkeys([*order, *[i for i in names if roles[i] in ("query", "gene")], *names]))
+    order = [n for n in items["node"] if n in names]
+    ends = [n.id for n in graph.nodes if n.role in ("query", "gene")]
+    ids = list(dict.fromkeys([*order, *ends, *names]))
     event = st.plotly_chart(
-        figs.evidence_graph(gdict, OUTCOME_WORDS.get(ex.get("task", "de"), OUTCOME_WORDS["de"])),
+        figs.evidence_graph(graph, ui.TASK_WORDING[ex.task].outcome),
         width="stretch",
         on_select="rerun",
         selection_mode="points",
         key=f"chart_{sel_key}",
         config={"displaylogo": False, "scrollZoom": True},
     )
-    points = (event.selection.points if event is not None else None) or []
+    points: list[Any] = (event.selection.points if event is not None else None) or []
     clicked = next((str(p["customdata"]) for p in points if str(p.get("customdata")) in names), None)
     last_key = f"{sel_key}_last_click"
     if clicked and clicked != st.session_state.get(last_key):
@@ -165,28 +165,28 @@ def _graph_panel(ex: dict) -> None:
     st.session_state[last_key] = clicked
     if st.session_state.get(sel_key) not in ids:
         st.session_state[sel_key] = ids[0]
-    node = st.selectbox("Inspect a node (or click one in the graph)", ids, format_func=names.get, key=sel_key)
-    info = next(n for n in gdict["nodes"] if str(n["id"]) == node)
-    hit = items[items["node"].astype(str) == node] if not items.empty else items
+    node_id = st.selectbox(
+        "Inspect a node (or click one in the graph)", ids, format_func=names.__getitem__, key=sel_key
+    )
+    node = graph.node(node_id)
+    hit = items[items["node"] == node_id]
     if hit.empty:
-        role = info.get("role") or "path node"
-        st.caption(f"**{info.get('name', node)}**: {info.get('kind', '')} node, {role}.")
+        st.caption(f"**{node.name}**: {node.kind} node, {node.role or 'path node'}.")
         return
     row = hit.iloc[0]
     side = str(row["side"])
-    colour = figs.SIDE_COLOURS.get(side, figs.UNMEASURED)
     outcome = {
         "positive": f"{gene} {words[0]} under it in training",
         "negative": f"{gene}: {words[1]} under it in training",
         "unmeasured": f"{gene} was not measured under it",
     }[side]
     st.markdown(
-        f"<span style='color:{colour};font-weight:600'>● {side}</span> **{row['perturbation']}**: {outcome}; "
-        f"related by *{row.get('relation_label', row.get('relation', ''))}* (weight {figs.fmt(row.get('weight'), 3)})",
+        f"<span style='color:{figs.SIDE_COLOURS[side]};font-weight:600'>● {side}</span> **{row['perturbation']}**: "
+        f"{outcome}; related by *{row['relation_label']}* (weight {figs.fmt(row['weight'], 3)})",
         unsafe_allow_html=True,
     )
     st.code(row["path_text"], language=None, wrap_lines=True)
-    if isinstance(row.get("path_detail"), str) and row["path_detail"]:
+    if row["path_detail"]:
         st.caption(row["path_detail"])
 
 
@@ -195,21 +195,20 @@ with left:
     graph_panel(ex)
 
 with right:
-    truth, split = ex.get("label"), ex.get("split") or "unlabelled"
     st.markdown("**Vote against the prior**")
-    fig = figs.vote_bars(ex.get("prior"), ex.get("vote"), ex.get("score"), outcome=words[0])
+    fig = figs.vote_bars(ex.prior, ex.vote, ex.score, outcome=words[0])
     st.plotly_chart(fig, width="stretch", key="core_vote", config={"displayModeBar": False})
-    gf = ex.get("gene_frequency") or {}
+    gf = ex.gene_frequency
     st.caption(
-        f"Prior: {gene} {words[0]} under {gf.get('n_responded', '?')} of {gf.get('n_measured', '?')} training "
+        f"Prior: {gene} {words[0]} under {gf.n_responded} of {gf.n_measured} training "
         "perturbations (shrunk toward the global rate). Vote: weighted positive fraction of the evidence. "
         "Score: the vote moved the prior on the log-odds scale, shrunk when evidence is thin."
     )
     c1, c2 = st.columns(2)
     c1.metric(
         "Evidence",
-        f"{ex.get('n_positive', 0)} + / {ex.get('n_negative', 0)} −",
-        f"{ex.get('n_unmeasured', 0)} unmeasured",
+        f"{ex.n_positive} + / {ex.n_negative} −",
+        f"{ex.n_unmeasured} unmeasured",
         delta_color="off",
         delta_arrow="off",
         border=True,
@@ -217,8 +216,8 @@ with right:
     )
     c2.metric(
         "True label",
-        "–" if truth is None else TRUTH_WORDS[task][int(truth)],
-        f"{split} pair",
+        "–" if ex.label is None else wording.truth[ex.label],
+        f"{ex.split or 'unlabelled'} pair",
         delta_color="off",
         delta_arrow="off",
         border=True,
@@ -227,14 +226,14 @@ with right:
     c3, c4 = st.columns(2)
     c3.metric(
         "Final score",
-        figs.fmt(ex.get("score")),
+        figs.fmt(ex.score),
         border=True,
         help="CORE-Voting probability that g " + words[0] + " under p.",
     )
     c4.metric(
         "Gene AUROC",
-        figs.fmt(ex.get("gene_auroc")),
-        f"{ex.get('gene_auroc_n', 0)} test perts",
+        figs.fmt(ex.gene_auroc),
+        f"{ex.gene_auroc_n} test perts",
         delta_color="off",
         delta_arrow="off",
         border=True,
@@ -247,7 +246,7 @@ with right:
     if not settings.llm_configured:
         st.caption("Needs an LLM endpoint (set one on **Settings**); CORE-Voting above needs none.")
     else:
-        runs: dict = st.session_state.setdefault(REASONING_KEY, {})
+        runs: dict[tuple, Any] = st.session_state.setdefault(REASONING_KEY, {})
         rkey = (dataset, task, perturbation, gene, settings.llm_base_url, settings.llm_model)
         if st.button(f"Ask {settings.llm_model} to weigh this evidence", icon=":material/smart_toy:"):
             with st.spinner(f"Asking {settings.llm_model}…"):
@@ -255,39 +254,34 @@ with right:
             if out is not None:
                 runs[rkey] = out
         ans = runs.get(rkey)
-        if ans:
-            if ans.get("fallback"):
+        if ans is not None:
+            if ans.fallback:
                 st.error(
-                    f"No usable answer ({ans.get('error') or 'unknown error'}); the score falls back to "
-                    f"CORE-Voting ({figs.fmt(ans.get('fallback_score'))}). Check the endpoint on **Settings**.",
+                    f"No usable answer ({ans.error or 'unknown error'}); the score falls back to "
+                    f"CORE-Voting ({figs.fmt(ans.fallback_score)}). Check the endpoint on **Settings**.",
                     icon=":material/cloud_off:",
                 )
             else:
                 st.metric(
                     "LLM probability",
-                    figs.fmt(ans.get("probability")),
-                    "cache hit" if ans.get("cache_hit") else "cache miss",
+                    figs.fmt(ans.probability),
+                    "cache hit" if ans.cache_hit else "cache miss",
                     delta_color="off",
                     delta_arrow="off",
                     border=True,
                     help=f"The model's probability that g {words[0]} under p, given the evidence above.",
                 )
-            if ans.get("rationale"):
-                st.caption(f"Rationale: {ans['rationale']}")
-            with st.expander(f"Prompt (hash {ans.get('prompt_hash', '')}) and raw answer"):
-                ui.prompt_messages(ans.get("prompt") or [])
+            if ans.rationale:
+                st.caption(f"Rationale: {ans.rationale}")
+            with st.expander(f"Prompt (hash {ans.prompt_hash}) and raw answer"):
+                ui.prompt_messages(ans.prompt)
                 st.caption("ANSWER")
-                st.code(str(ans.get("raw") or "(no answer)"), language=None, wrap_lines=True)
+                st.code(str(ans.raw or "(no answer)"), language=None, wrap_lines=True)
 
 st.markdown("**Evidence items**")
 items = items_table(ex)
-show = [
-    c
-    for c in ["side", "perturbation", "relation_label", "weight", "path_text", "path_detail"]
-    if c in items.columns
-]
 st.dataframe(
-    items[show],
+    items.drop(columns="node"),
     hide_index=True,
     width="stretch",
     height=min(400, 38 + 35 * max(1, len(items))),
@@ -305,12 +299,11 @@ st.dataframe(
         "path_detail": st.column_config.TextColumn("detail"),
     },
 )
-if ex.get("n_unmeasured", 0) > len(ex.get("unmeasured") or []):
+if ex.n_unmeasured > len(ex.unmeasured):
     st.caption(
-        f"Showing {len(ex.get('unmeasured') or [])} of {ex['n_unmeasured']} unmeasured related perturbations "
-        "(the strongest)."
+        f"Showing {len(ex.unmeasured)} of {ex.n_unmeasured} unmeasured related perturbations (the strongest)."
     )
-ui.json_download(ex, f"core_{dataset}_{task}_{perturbation}_{gene}.json")
+ui.json_download(ex.to_dict(), f"core_{dataset}_{task}_{perturbation}_{gene}.json")
 ui.cli_hint(
     f'python -m perturb_core core explain --dataset {dataset} --perturbation "{perturbation}" --gene {gene} '
     f"--task {task} --json"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Sequence
+
 import pandas as pd
 import streamlit as st
 
@@ -12,6 +13,7 @@ from pages import _state as state
 from pages import _widgets as ui
 from perturb_core import retrieval
 from perturb_core.config import get_settings
+from perturb_core.metrics import METRICS, REGRESSION_METRICS
 
 ui.header(
     "Retrieval explorer",
@@ -19,29 +21,22 @@ ui.header(
 )
 ui.require_data()
 
-METRICS = ["pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"]
 N_TOP_GENES = 10
 LLM_RUNS_KEY = "lgr_llm_runs"
 #: A first query with a well-annotated mechanism (the list is alphabetical otherwise).
 DEFAULT_DRUGS = ("Trametinib", "Trametinib (DMSO_TF)", "Afatinib", "Palbociclib")
 
 
-def _pack(q: object) -> dict:
-    """The explanation dict (with the top genes) plus the arrays the plots need (picklable for st.cache_data)."""
-    return {
-        "explanation": q.to_dict(n_top_genes=N_TOP_GENES),  # type: ignore[attr-defined]
-        "prediction": np.asarray(q.prediction, dtype=float),  # type: ignore[attr-defined]
-        "truth": np.asarray(q.truth, dtype=float),  # type: ignore[attr-defined]
-        "genes": [str(g) for g in q.genes],  # type: ignore[attr-defined]
-    }
-
-
-@st.cache_data(max_entries=256, show_spinner="Retrieving neighbours and scoring the baselines…")
+@st.cache_resource(max_entries=256, show_spinner="Retrieving neighbours and scoring the baselines…")
 def predict(
     dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
-) -> dict:
-    """One rule-based query (no LLM) with all four baselines, cached per input."""
-    q = retrieval.predict_query(
+) -> retrieval.QueryExplanation:
+    """One rule-based query (no LLM) with all four baselines, cached per input.
+
+    The explanation is frozen and only read, so one object serves every session
+    (``st.cache_resource``: no pickling, no copy).
+    """
+    return retrieval.predict_query(
         load.signatures(dataset),
         cell_line=cell_line,
         drug=drug,
@@ -51,31 +46,50 @@ def predict(
         regime=regime,
         settings=get_settings(),
     )
-    return _pack(q)
 
 
-def predict_with_llm(dataset: str, cell_line: str, drug: str, k: int, aggregation: str, regime: str) -> dict:
-    """One LLM query (explicit button only; answers come from the shared disk cache when present)."""
+def predict_with_llm(
+    dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
+) -> retrieval.QueryExplanation:
+    """One query of an LLM selector (explicit button only; answers come from the shared disk cache when present)."""
     from perturb_core.llm import LLM
 
     settings = state.settings()
-    q = retrieval.predict_query(
+    return retrieval.predict_query(
         load.signatures(dataset),
         cell_line=cell_line,
         drug=drug,
-        selector="llm",
+        selector=selector,
         k=k,
         aggregation=aggregation,
         regime=regime,
         settings=settings,
         llm=LLM.from_settings(settings),
     )
-    return _pack(q)
 
 
 def marked(genes: pd.Series, in_both: pd.Series) -> list[str]:
     """Gene symbols with a ✓ on those in both top lists."""
     return [f"{g} ✓" if both else str(g) for g, both in zip(genes, in_both, strict=True)]
+
+
+def neighbour_table(neighbours: Sequence[retrieval.Neighbour]) -> pd.DataFrame:
+    """The neighbours as table rows, in the order the page shows their columns."""
+    return pd.DataFrame(
+        {
+            "rank": [n.rank for n in neighbours],
+            "name": [n.name for n in neighbours],
+            "justification": [n.justification for n in neighbours],
+            "own_pearson": [n.own_pearson for n in neighbours],
+            "loo_delta_pearson": [n.loo_delta_pearson for n in neighbours],
+            "similarity": [n.similarity for n in neighbours],
+            "mechanism": [list(n.mechanism) for n in neighbours],
+            "programs": [list(n.programs) for n in neighbours],
+            "targets": [list(n.targets) for n in neighbours],
+            "score": [n.score for n in neighbours],
+            "source": [n.source for n in neighbours],
+        }
+    )
 
 
 # --------------------------------------------------------------------------- inputs
@@ -129,7 +143,7 @@ with st.container(border=True):
     selector = c3.selectbox(
         "Selector",
         selectors,
-        format_func=lambda s: retrieval.SELECTOR_LABELS.get(s, s),
+        format_func=lambda s: retrieval.SELECTORS[s].label,
         key="lgr_selector",
         help="Who picks the k neighbours. Only 'LLM' calls a language model; oracle peeks at the truth (a ceiling).",
     )
@@ -138,20 +152,19 @@ with st.container(border=True):
     aggregation = c5.radio(
         "Aggregation",
         list(retrieval.AGGREGATIONS),
-        format_func=lambda a: retrieval.AGGREGATION_LABELS.get(a, a),
+        format_func=retrieval.AGGREGATION_LABELS.__getitem__,
         horizontal=True,
         key="lgr_agg",
     )
     regime = c6.selectbox(
         "Regime",
         list(retrieval.REGIMES),
-        format_func=lambda r: retrieval.REGIME_LABELS.get(r, r),
+        format_func=retrieval.REGIME_LABELS.__getitem__,
         key="lgr_regime",
         help="Which drugs the pool may hold: the query is always treated as unmeasured.",
     )
-    st.caption(
-        f"**{retrieval.SELECTOR_LABELS.get(selector, selector)}**: {retrieval.SELECTOR_DEFINITIONS.get(selector, '')}"
-    )
+    spec = retrieval.SELECTORS[selector]
+    st.caption(f"**{spec.label}**: {spec.definition}")
 
 state.share_link(
     dataset=dataset,
@@ -164,8 +177,8 @@ state.share_link(
 )
 
 # --------------------------------------------------------------------------- the one call
-result: dict | None = None
-if selector == "llm":
+ex: retrieval.QueryExplanation | None = None
+if retrieval.SELECTORS[selector].needs_llm:
     if not settings.llm_configured:
         st.warning(
             "The LLM selector needs an endpoint: set `OPENAI_BASE_URL` / `OPENAI_API_KEY` before starting "
@@ -174,17 +187,35 @@ if selector == "llm":
         )
         st.page_link(ui.PAGES["settings"], label="Open Settings", icon=":material/settings:")
         st.stop()
-    run_key = (dataset, cell_line, drug, k, aggregation, regime, settings.llm_base_url, settings.llm_model)
-    runs: dict = st.session_state.setdefault(LLM_RUNS_KEY, {})
+    run_key = (
+        dataset,
+        cell_line,
+        drug,
+        selector,
+        k,
+        aggregation,
+        regime,
+        settings.llm_base_url,
+        settings.llm_model,
+    )
+    runs: dict[tuple, retrieval.QueryExplanation] = st.session_state.setdefault(LLM_RUNS_KEY, {})
     if st.button(f"Ask the LLM ({settings.llm_model})", type="primary", icon=":material/smart_toy:"):
         with st.spinner(f"Asking {settings.llm_model} to pick {k} neighbours of {drug} in {cell_line}…"):
-            packed = ui.call(
-                predict_with_llm, dataset, cell_line, drug, k, aggregation, regime, action="asking the LLM"
+            answered = ui.call(
+                predict_with_llm,
+                dataset,
+                cell_line,
+                drug,
+                selector,
+                k,
+                aggregation,
+                regime,
+                action="asking the LLM",
             )
-        if packed is not None:
-            runs[run_key] = packed
-    result = runs.get(run_key)
-    if result is None:
+        if answered is not None:
+            runs[run_key] = answered
+    ex = runs.get(run_key)
+    if ex is None:
         st.info(
             "Press **Ask the LLM** to run this query. Answers are cached on disk (shared with the CLI), "
             "so asking again costs nothing."
@@ -192,74 +223,73 @@ if selector == "llm":
         st.stop()
 else:
     with ui.guard("predicting the query"):
-        result = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
-
-ex = result["explanation"]
-pred, truth, genes = result["prediction"], result["truth"], np.asarray(result["genes"])
-llm_info = ex.get("llm") or None
+        ex = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
+assert ex is not None  # guard() stops the page on failure
+trace = ex.llm
 
 # --------------------------------------------------------------------------- render
-if llm_info and llm_info.get("error"):
+if trace is not None and trace.error:
     st.error(
-        f"The LLM call failed, so the neighbours below come from chemistry instead: {llm_info['error']}",
+        f"The LLM call failed, so the neighbours below come from chemistry instead: {trace.error}",
         icon=":material/cloud_off:",
     )
-if ex.get("fallback"):
-    st.info(f"Fallback: {ex['fallback']}.", icon=":material/alt_route:")
-elif int(ex.get("k_used", 0)) < k:
+if ex.fallback:
+    st.info(f"Fallback: {ex.fallback}.", icon=":material/alt_route:")
+elif ex.k_used < k:
     st.warning(
-        f"Only {ex.get('k_used', 0)} of {k} requested neighbours are valid: the pool holds "
-        f"{ex.get('pool_size', '?')} drugs or the selector named drugs outside it. The prediction averages "
+        f"Only {ex.k_used} of {k} requested neighbours are valid: the pool holds "
+        f"{ex.pool_size} drugs or the selector named drugs outside it. The prediction averages "
         "the valid ones only.",
         icon=":material/warning:",
     )
 
-query = ex.get("query") or {}
+query = ex.query
 st.subheader(f"{drug} in {cell_line}")
 st.caption(
-    f"Mechanism: {query.get('moa') or 'unknown'}; targets: {', '.join(query.get('targets') or []) or 'none known'}; "
-    f"programs: {', '.join(query.get('programs') or []) or 'none'}. Pool: {ex.get('pool_size', '?')} drugs "
-    f"({ex.get('regime')}, split `{ex.get('split_id', '')}`); {ex.get('n_neighbours', 0)} neighbours used, "
-    f"{ex.get('k_used', 0)} from the selector."
+    f"Mechanism: {query.moa or 'unknown'}; targets: {', '.join(query.targets) or 'none known'}; "
+    f"programs: {', '.join(query.programs) or 'none'}. Pool: {ex.pool_size} drugs "
+    f"({ex.regime}, split `{ex.split_id}`); {ex.n_neighbours} neighbours used, "
+    f"{ex.k_used} from the selector."
 )
 st.markdown(
-    f"**Metrics of the {ex.get('selector_label', selector)} prediction** over the {ex.get('n_eval_genes', len(genes)):,} "
+    f"**Metrics of the {ex.selector_label} prediction** over the {ex.n_eval_genes:,} "
     "evaluation genes (top-2000 most variable in training; genes not measured in this signature are skipped). "
     "Hover a tile for its formula."
 )
-ui.metric_tiles(ex.get("metrics", {}), METRICS)
+ui.metric_tiles(ex.metrics, REGRESSION_METRICS)
 
 st.markdown("**The same query, baselines side by side**")
-rows = {f"{selector} (this prediction)": ex.get("metrics", {})}
-rows.update(ex.get("baselines") or {})
-table = pd.DataFrame(rows).T.reindex(columns=METRICS).astype(float)
+rows = {f"{selector} (this prediction)": ex.metrics, **ex.baselines}
+table = pd.DataFrame(rows).T.reindex(columns=list(REGRESSION_METRICS)).astype(float)
 table.index.name = "method"
+higher = [m for m in REGRESSION_METRICS if METRICS[m].higher_is_better is True]
+lower = [m for m in REGRESSION_METRICS if METRICS[m].higher_is_better is False]
 st.dataframe(
     table.style.format("{:.3f}", na_rep="–")
-    .highlight_max(subset=["pearson", "cosine", "sign_accuracy", "r2"], color="#D6EAF8")
-    .highlight_min(subset=["mae", "mse"], color="#D6EAF8"),
+    .highlight_max(subset=higher, color="#D6EAF8")
+    .highlight_min(subset=lower, color="#D6EAF8"),
     width="stretch",
-    column_config={
-        m: st.column_config.NumberColumn(ui.METRIC_LABELS[m], help=ui.metric_definition(m)) for m in METRICS
-    },
+    column_config=ui.metric_columns(REGRESSION_METRICS),
 )
-notes = {b: n for b, n in (ex.get("baseline_fallbacks") or {}).items() if n}
+notes = {b: n for b, n in ex.baseline_fallbacks.items() if n}
 st.caption(
     "Best per column shaded. "
-    + "; ".join(f"**{b}**: {d}" for b, d in retrieval.BASELINE_DEFINITIONS.items())
+    + "; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items())
     + (". Fallbacks: " + "; ".join(f"{b}: {n}" for b, n in notes.items()) if notes else ".")
 )
 
 left, right = st.columns([1.15, 1])
 with left:
     st.markdown(
-        f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.get('metrics', {}).get('pearson'))}; "
+        f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.metrics['pearson'])}; "
         "hover for the gene)"
     )
-    st.plotly_chart(figs.prediction_scatter(pred, truth, genes), width="stretch", key="lgr_scatter")
+    st.plotly_chart(
+        figs.prediction_scatter(ex.prediction, ex.truth, ex.genes), width="stretch", key="lgr_scatter"
+    )
 with right:
     st.markdown("**Top genes, predicted vs observed**")
-    top_all = pd.DataFrame(ex.get("top_genes") or [], columns=list(retrieval.TOP_GENE_COLUMNS))
+    top_all = ex.top_genes(N_TOP_GENES)
     tabs = st.tabs(["Most up-regulated", "Most down-regulated"])
     for tab, direction in zip(tabs, ("up", "down"), strict=True):
         part = top_all[top_all["direction"] == direction]
@@ -289,29 +319,11 @@ with right:
 
 
 st.markdown("**Neighbours**")
-neigh = pd.DataFrame(ex.get("neighbours") or [])
-if neigh.empty:
+if not ex.neighbours:
     st.warning("No valid neighbour: the prediction could not be formed from this pool.")
 else:
-    cols = [
-        c
-        for c in [
-            "rank",
-            "name",
-            "justification",
-            "own_pearson",
-            "loo_delta_pearson",
-            "similarity",
-            "mechanism",
-            "programs",
-            "targets",
-            "score",
-            "source",
-        ]
-        if c in neigh.columns
-    ]
     st.dataframe(
-        neigh[cols],
+        neighbour_table(ex.neighbours),
         hide_index=True,
         width="stretch",
         column_config={
@@ -348,15 +360,12 @@ else:
             ),
         },
     )
-    if ex.get("filtered"):
-        st.caption("Dropped by validation (not in the pool): " + ", ".join(map(str, ex["filtered"])))
+    if ex.filtered:
+        st.caption("Dropped by validation (not in the pool): " + ", ".join(ex.filtered))
 
     with st.expander("Structures of the query and its neighbours (RDKit)", expanded=True):
-        names = [drug, *[str(n) for n in neigh["name"]]]
-        legends = [
-            f"query: {drug}",
-            *[f"{r}. {n}" for r, n in zip(neigh["rank"], neigh["name"], strict=True)],
-        ]
+        names = [drug, *[n.name for n in ex.neighbours]]
+        legends = [f"query: {drug}", *[f"{n.rank}. {n.name}" for n in ex.neighbours]]
         smiles = [load.drug_smiles(n) for n in names]
         pairs = [(s, lg) for s, lg in zip(smiles, legends, strict=True) if s]
         missing = [n for n, s in zip(names, smiles, strict=True) if not s]
@@ -365,38 +374,34 @@ else:
         if missing:
             st.caption("No structure known for: " + ", ".join(missing))
 
-if llm_info:
+if trace is not None:
     st.markdown("**Language model**")
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Model", str(llm_info.get("model", "")), border=True)
-    c2.metric(
-        "k used", f"{ex.get('k_used')} / {k}", border=True, help="Valid in-pool names kept from the answer."
-    )
+    c1.metric("Model", trace.model, border=True)
+    c2.metric("k used", f"{ex.k_used} / {k}", border=True, help="Valid in-pool names kept from the answer.")
     c3.metric(
         "Cache",
-        "hit" if llm_info.get("cache_hit") else "miss",
+        "hit" if trace.cache_hit else "miss",
         border=True,
         help="A hit is answered from the disk cache without an HTTP request.",
     )
-    c4.metric("Prompt hash", str(llm_info.get("prompt_hash", "")), border=True)
-    if not llm_info.get("block_found", True):
+    c4.metric("Prompt hash", trace.prompt_hash, border=True)
+    if not trace.block_found:
         st.warning("The answer had no <Final Answer> block; names were read from its numbered lines.")
     with st.expander("Prompt sent"):
-        ui.prompt_messages(llm_info.get("prompt"))
+        ui.prompt_messages(trace.prompt)
     with st.expander("Raw answer", expanded=True):
-        st.code(str(llm_info.get("raw_answer") or "(no answer)"), language=None, wrap_lines=True)
-    filtered = list(ex.get("filtered") or []) + list(llm_info.get("duplicates") or [])
+        st.code(trace.raw_answer or "(no answer)", language=None, wrap_lines=True)
+    filtered = [*ex.filtered, *trace.duplicates]
     with st.expander(f"Filtered items ({len(filtered)})"):
         st.write(
-            ", ".join(map(str, filtered))
-            if filtered
-            else "None: every named drug was in the pool, no duplicates."
+            ", ".join(filtered) if filtered else "None: every named drug was in the pool, no duplicates."
         )
 
 with st.expander("Metric definitions"):
-    st.dataframe(ui.definitions_table(METRICS), hide_index=True, width="stretch")
+    st.dataframe(ui.definitions_table(REGRESSION_METRICS), hide_index=True, width="stretch")
 
-ui.json_download(ex, f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
+ui.json_download(ex.to_dict(n_top_genes=N_TOP_GENES), f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
 ui.cli_hint(
     f'python -m perturb_core lgr predict --dataset {dataset} --cell-line "{cell_line}" --drug "{drug}" '
     f"--selector {selector} --k {k} --aggregation {aggregation} --regime {regime} --json"

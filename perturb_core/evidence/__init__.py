@@ -33,6 +33,8 @@ Modules (private; import from here):
 - ``_fit``: :func:`fit_core_voting` (cross-validation inside train).
 - ``_index``: :class:`CoreIndex`, :func:`core_index`, :func:`predict_core_voting`, :func:`gene_frequency`.
 - ``_explain``: :func:`explain` and :class:`EvidenceExplanation`.
+- ``_items``: its typed parts: :class:`EvidenceItem`, :class:`GeneFrequency`, :class:`EvidenceGraph`
+  (:class:`GraphNode`, :class:`GraphEdge`).
 - ``_prompts``: the LLM prompts and :func:`parse_answer`.
 - ``_reasoning``: :func:`core_reasoning` and :func:`isolated_llm`.
 """
@@ -40,6 +42,15 @@ Modules (private; import from here):
 from perturb_core.evidence._explain import EvidenceExplanation, explain
 from perturb_core.evidence._fit import fit_core_voting
 from perturb_core.evidence._index import CoreIndex, core_index, gene_frequency, predict_core_voting
+from perturb_core.evidence._items import (
+    EvidenceGraph,
+    EvidenceItem,
+    GeneFrequency,
+    GraphEdge,
+    GraphNode,
+    Role,
+    Side,
+)
 from perturb_core.evidence._options import CoreVoting, VotingOptions
 from perturb_core.evidence._prompts import (
     ParsedAnswer,
@@ -79,6 +90,13 @@ __all__ = [  # noqa: RUF022 (grouped, not sorted)
     "gene_frequency",
     # explaining one prediction
     "EvidenceExplanation",
+    "EvidenceItem",
+    "EvidenceGraph",
+    "GeneFrequency",
+    "GraphEdge",
+    "GraphNode",
+    "Role",
+    "Side",
     "explain",
     # CORE-Reasoning and the isolated LLM baseline
     "DEFAULT_BUDGET",

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -22,14 +22,21 @@ from numpy.typing import NDArray
 from perturb_core.data.registry import LabelSet
 from perturb_core.errors import ValidationError
 from perturb_core.evidence._index import CoreIndex, core_index
+from perturb_core.evidence._items import (
+    EvidenceGraph,
+    EvidenceItem,
+    GeneFrequency,
+    GraphEdge,
+    GraphNode,
+    Role,
+    Side,
+)
 from perturb_core.evidence._labels import _combine
 from perturb_core.evidence._options import CoreVoting, VotingOptions
 from perturb_core.evidence._relations import RELATION_SPECS, PathKind, Relation, RelationMatrix
 from perturb_core.kg import KnowledgeGraph
 
 __all__ = ["EvidenceExplanation", "explain"]
-
-Role = Literal["query", "gene", "positive", "negative", "unmeasured", "intermediate"]
 
 _UNMEASURED_SHOWN = 20  # unmeasured related perturbations listed in an explanation
 
@@ -38,7 +45,9 @@ _UNMEASURED_SHOWN = 20  # unmeasured related perturbations listed in an explanat
 class EvidenceExplanation:
     """The evidence behind one (perturbation, gene) prediction (frozen).
 
-    ``to_dict()`` is what ``python -m perturb_core core explain --json`` prints.
+    ``to_dict()`` is what ``python -m perturb_core core explain --json`` prints. ``positive``
+    and ``negative`` hold every kept labelled item, strongest first; ``unmeasured`` the
+    strongest unmeasured related perturbations (at most 20 of ``n_unmeasured``).
     """
 
     dataset: str
@@ -49,9 +58,9 @@ class EvidenceExplanation:
     gene: str
     split: str | None
     label: int | None
-    positive: tuple[dict[str, Any], ...]
-    negative: tuple[dict[str, Any], ...]
-    unmeasured: tuple[dict[str, Any], ...]
+    positive: tuple[EvidenceItem, ...]
+    negative: tuple[EvidenceItem, ...]
+    unmeasured: tuple[EvidenceItem, ...]
     n_positive: int
     n_negative: int
     n_unmeasured: int
@@ -59,20 +68,29 @@ class EvidenceExplanation:
     prior: float
     score: float
     mass: dict[str, float]
-    gene_frequency: dict[str, float | int]
+    gene_frequency: GeneFrequency
     model: dict[str, Any]
     relations_used: tuple[str, ...]
     budget: int | None
     gene_auroc: float | None
     gene_auroc_n: int
     context: dict[str, Any]
-    graph: dict[str, list[dict[str, Any]]]
+    graph: EvidenceGraph
     note: str
 
     @property
     def positive_means(self) -> str:
         """What a positive label means for this task."""
         return "went up" if self.task == "dir" else "responded (differentially expressed)"
+
+    def all_items(self) -> tuple[tuple[Side, EvidenceItem], ...]:
+        """Every listed evidence item with its side: positive, then negative, then unmeasured."""
+        sides: tuple[tuple[Side, tuple[EvidenceItem, ...]], ...] = (
+            ("positive", self.positive),
+            ("negative", self.negative),
+            ("unmeasured", self.unmeasured),
+        )
+        return tuple((side, it) for side, items in sides for it in items)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON form (NaN -> None)."""
@@ -92,9 +110,9 @@ class EvidenceExplanation:
             "split": self.split,
             "label": self.label,
             "positive_means": self.positive_means,
-            "positive": list(self.positive),
-            "negative": list(self.negative),
-            "unmeasured": list(self.unmeasured),
+            "positive": [it.to_dict() for it in self.positive],
+            "negative": [it.to_dict() for it in self.negative],
+            "unmeasured": [it.to_dict() for it in self.unmeasured],
             "n_positive": self.n_positive,
             "n_negative": self.n_negative,
             "n_unmeasured": self.n_unmeasured,
@@ -102,14 +120,14 @@ class EvidenceExplanation:
             "prior": self.prior,
             "score": self.score,
             "mass": self.mass,
-            "gene_frequency": self.gene_frequency,
+            "gene_frequency": self.gene_frequency.to_dict(),
             "model": self.model,
             "relations_used": list(self.relations_used),
             "budget": self.budget,
             "gene_auroc": clean(self.gene_auroc),
             "gene_auroc_n": self.gene_auroc_n,
             "context": self.context,
-            "graph": self.graph,
+            "graph": self.graph.to_dict(),
             "note": self.note,
         }
 
@@ -245,7 +263,7 @@ def _select(index: CoreIndex, i: int, gi: int, budget: int | None) -> _Selection
     )
 
 
-def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[int, dict[str, Any]]:
+def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[int, EvidenceItem]:
     """Evidence items of the shown perturbations, each named by its strongest relation with its path."""
     model = index.model
     rels = list(model.relations_used)
@@ -270,18 +288,18 @@ def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[
         ids = [str(node_ids[n]) if n >= 0 else ends[k][0] for k, n in enumerate(pth)]
         names = [str(node_names[n]) if n >= 0 else ends[k][1] for k, n in enumerate(pth)]
         label = (1 if sel.positive[j] else 0) if j in measured else None
-        out[j] = {
-            "perturbation": str(perts[j]),
-            "relation": strongest[col],
-            "relation_label": RELATION_SPECS[strongest[col]].label,
-            "relations": [r for k, r in enumerate(rels) if contrib[k, col] > 0],
-            "path": ids,
-            "path_names": names,
-            "path_detail": detail,
-            "label": label,
-            "weight": float(sel.row[j]),
-            "vote_weight": float(sel.row[j] * (model.unmeasured if label is None else 1.0)),
-        }
+        out[j] = EvidenceItem(
+            perturbation=str(perts[j]),
+            relation=strongest[col],
+            relation_label=RELATION_SPECS[strongest[col]].label,
+            relations=tuple(r for k, r in enumerate(rels) if contrib[k, col] > 0),
+            path=tuple(ids),
+            path_names=tuple(names),
+            path_detail=detail,
+            label=label,
+            weight=float(sel.row[j]),
+            vote_weight=float(sel.row[j] * (model.unmeasured if label is None else 1.0)),
+        )
     return out
 
 
@@ -289,21 +307,21 @@ def _draw(
     index: CoreIndex,
     i: int,
     gene: str,
-    positive: Sequence[dict[str, Any]],
-    negative: Sequence[dict[str, Any]],
-    unmeasured: Sequence[dict[str, Any]],
-) -> dict[str, list[dict[str, Any]]]:
+    positive: Sequence[EvidenceItem],
+    negative: Sequence[EvidenceItem],
+    unmeasured: Sequence[EvidenceItem],
+) -> EvidenceGraph:
     """Nodes (id, name, kind, role) and edges (source, target, relation) of the evidence graph."""
     g = index.graph
     labels = index.labels
     query_id = index.relation_set.node_ids[i]
     gene_id = f"gene:{gene}"
     kind_of = "gene" if labels.perturbation_kind == "knockdown" else "drug"
-    nodes: dict[str, dict[str, Any]] = {}
-    edges: dict[tuple[str, str, str], None] = {}  # ordered set
+    nodes: dict[str, GraphNode] = {}
+    edges: dict[GraphEdge, None] = {}  # ordered set
 
     def add_node(nid: str, name: str, kind: str, role: Role) -> None:
-        nodes.setdefault(nid, {"id": nid, "name": name, "kind": kind, "role": role})
+        nodes.setdefault(nid, GraphNode(nid, name, kind, role))
 
     add_node(query_id, str(index.perturbations[i]), kind_of, "query")
     add_node(gene_id, gene, "gene", "gene")
@@ -312,27 +330,24 @@ def _draw(
         "negative": "down_in_training" if labels.task == "dir" else "no_response_in_training",
     }
     kinds = g.nodes["kind"].to_numpy()
-    sides: tuple[tuple[Sequence[dict[str, Any]], Role], ...] = (
+    sides: tuple[tuple[Sequence[EvidenceItem], Role], ...] = (
         (positive, "positive"),
         (negative, "negative"),
         (unmeasured, "unmeasured"),
     )
     for items, role in sides:
         for it in items:
-            ids, names = it["path"], it["path_names"]
+            ids, names = it.path, it.path_names
             for k in range(1, len(ids) - 1):
                 j = int(g.idx(ids[k])[0])
                 add_node(ids[k], names[k], str(kinds[j]) if j >= 0 else "term", "intermediate")
             add_node(ids[-1], names[-1], kind_of, role)
-            rel_edge = index.relation_set.relations[it["relation"]].edge_relation
+            rel_edge = index.relation_set.relations[it.relation].edge_relation
             for a, b in itertools.pairwise(ids):
-                edges[(a, b, rel_edge)] = None
+                edges[GraphEdge(a, b, rel_edge)] = None
             if role in outcome:
-                edges[(ids[-1], gene_id, outcome[role])] = None
-    return {
-        "nodes": list(nodes.values()),
-        "edges": [{"source": a, "target": b, "relation": r} for a, b, r in edges],
-    }
+                edges[GraphEdge(ids[-1], gene_id, outcome[role])] = None
+    return EvidenceGraph(nodes=tuple(nodes.values()), edges=tuple(edges))
 
 
 def _note(
@@ -469,11 +484,11 @@ def explain(
             "total": float(tot[0]),
             "shrinkage": model.shrinkage,
         },
-        gene_frequency={
-            "rate": n_pos_g / n_meas_g if n_meas_g else float("nan"),
-            "n_responded": int(n_pos_g),
-            "n_measured": int(n_meas_g),
-        },
+        gene_frequency=GeneFrequency(
+            rate=n_pos_g / n_meas_g if n_meas_g else float("nan"),
+            n_responded=int(n_pos_g),
+            n_measured=int(n_meas_g),
+        ),
         model=model.to_dict(),
         relations_used=model.relations_used,
         budget=budget,

@@ -31,6 +31,7 @@ from perturb_core.retrieval._aggregate import Selection, aggregate, select_neigh
 from perturb_core.retrieval._explain import (
     TOP_GENE_COLUMNS,
     Neighbour,
+    QueryDrug,
     QueryExplanation,
     predict_query,
     top_genes,
@@ -157,6 +158,7 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     # one-query explanation
     "TOP_GENE_COLUMNS",
     "Neighbour",
+    "QueryDrug",
     "QueryExplanation",
     "predict_query",
     "top_genes",

@@ -97,6 +97,38 @@ class Neighbour:
         }
 
 
+@dataclass(frozen=True)
+class QueryDrug:
+    """The query drug of an explained prediction: what the neighbours are compared with.
+
+    Attributes:
+        name: drug display name.
+        mechanism: its mechanism tags.
+        programs: its transcriptional programs.
+        targets: its mechanism targets (ADME genes removed).
+        moa: its mechanism text (``None`` when unknown).
+        has_structure: whether its SMILES gives a Morgan fingerprint (Tanimoto is defined).
+    """
+
+    name: str
+    mechanism: tuple[str, ...] = ()
+    programs: tuple[str, ...] = ()
+    targets: tuple[str, ...] = ()
+    moa: str | None = None
+    has_structure: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (``query`` of ``lgr predict --json``)."""
+        return {
+            "name": self.name,
+            "mechanism": list(self.mechanism),
+            "programs": list(self.programs),
+            "targets": list(self.targets),
+            "moa": self.moa,
+            "has_structure": self.has_structure,
+        }
+
+
 _TOP_GENE_ORDER: dict[str, float] = {"up": -1.0, "down": 1.0}
 """Direction of a top-gene list -> sign that makes an ascending sort put its genes first."""
 TOP_GENE_COLUMNS = (
@@ -173,7 +205,9 @@ class QueryExplanation:
     """Everything about one LGR prediction (what ``lgr predict --json`` prints, via :meth:`to_dict`).
 
     ``prediction`` and ``truth`` (float64 over ``genes``, the evaluation genes) are for plots
-    and are not part of the JSON; :meth:`top_genes` summarises them (and is).
+    and are not part of the JSON; :meth:`top_genes` summarises them (and is). ``metrics`` and
+    each entry of ``baselines`` (keyed by :data:`~perturb_core.retrieval.BASELINES` names) map
+    the :data:`~perturb_core.metrics.REGRESSION_METRICS` names to values (``None`` if undefined).
     """
 
     dataset: str
@@ -190,17 +224,27 @@ class QueryExplanation:
     split_id: str
     hybrid_min_k: int
     pool: tuple[str, ...]
-    query: Mapping[str, Any]
+    query: QueryDrug
     neighbours: tuple[Neighbour, ...]
     filtered: tuple[str, ...]
     fallback: str | None
-    metrics: Mapping[str, float]
-    baselines: Mapping[str, Mapping[str, float]]
+    metrics: Mapping[str, float | None]
+    baselines: Mapping[str, Mapping[str, float | None]]
     baseline_fallbacks: Mapping[str, str | None]
     llm: LLMTrace | None
     genes: pd.Index = field(repr=False)
     prediction: NDArray[np.float64] = field(repr=False)
     truth: NDArray[np.float64] = field(repr=False)
+
+    @property
+    def pool_size(self) -> int:
+        """Drugs in the query's candidate pool."""
+        return len(self.pool)
+
+    @property
+    def n_eval_genes(self) -> int:
+        """Genes the metrics are computed on."""
+        return len(self.genes)
 
     def top_genes(self, n: int = 10) -> pd.DataFrame:
         """The n most up- and down-regulated genes, predicted vs observed (see :func:`top_genes`)."""
@@ -222,9 +266,9 @@ class QueryExplanation:
             "seed": self.seed,
             "split_id": self.split_id,
             "hybrid_min_k": self.hybrid_min_k,
-            "pool_size": len(self.pool),
-            "n_eval_genes": len(self.genes),
-            "query": dict(self.query),
+            "pool_size": self.pool_size,
+            "n_eval_genes": self.n_eval_genes,
+            "query": self.query.to_dict(),
             "neighbours": [n.to_dict() for n in self.neighbours],
             "filtered": list(self.filtered),
             "fallback": self.fallback,
@@ -431,14 +475,14 @@ def _predict_query(
         split_id=split.split_id,
         hybrid_min_k=hybrid_min_k,
         pool=tuple(index.drugs[e] for e in np.flatnonzero(pool)),
-        query={
-            "name": d_name,
-            "mechanism": list(qrow["tags"]),
-            "programs": list(qrow["programs"]),
-            "targets": list(qrow["mechanism_targets"]),
-            "moa": qrow["moa"],
-            "has_structure": bool(index.fp_valid[di]),
-        },
+        query=QueryDrug(
+            name=d_name,
+            mechanism=tuple(qrow["tags"]),
+            programs=tuple(qrow["programs"]),
+            targets=tuple(qrow["mechanism_targets"]),
+            moa=qrow["moa"],
+            has_structure=bool(index.fp_valid[di]),
+        ),
         neighbours=tuple(neighbours),
         filtered=trace.filtered if trace else (),
         fallback=selection.fallback[0],

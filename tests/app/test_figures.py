@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 import pytest
 
 from pages import _figures as figs
+from perturb_core.evidence import EvidenceGraph, GraphEdge, GraphNode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,25 +63,25 @@ def test_prediction_scatter_without_measured_genes_has_no_diagonal() -> None:
     assert len(fig.data) == 1 and len(fig.data[0].x) == 0
 
 
-def _graph() -> dict:
-    return {
-        "nodes": [
-            {"id": "gene:P", "name": "P", "role": "query"},
-            {"id": "gene:G", "name": "G", "role": "gene"},
-            {"id": "gene:A", "name": "A", "role": "positive"},
-            {"id": "gene:B", "name": "B", "role": "negative"},
-            {"id": "gene:C", "name": "C", "role": "unmeasured"},
-            {"id": "pathway:X", "name": "X", "role": None, "kind": "pathway"},
-        ],
-        "edges": [
-            {"source": "gene:P", "target": "pathway:X", "relation": "in_pathway"},
-            {"source": "pathway:X", "target": "gene:A", "relation": "in_pathway"},
-            {"source": "gene:P", "target": "gene:B", "relation": "interacts_with"},
-            {"source": "gene:P", "target": "gene:C", "relation": "interacts_with"},
-            {"source": "gene:A", "target": "gene:G", "relation": "outcome"},
-            {"source": "gene:B", "target": "gene:G", "relation": "outcome"},
-        ],
-    }
+def _graph() -> EvidenceGraph:
+    return EvidenceGraph(
+        nodes=(
+            GraphNode("gene:P", "P", "gene", "query"),
+            GraphNode("gene:G", "G", "gene", "gene"),
+            GraphNode("gene:A", "A", "gene", "positive"),
+            GraphNode("gene:B", "B", "gene", "negative"),
+            GraphNode("gene:C", "C", "gene", "unmeasured"),
+            GraphNode("pathway:X", "X", "pathway", "intermediate"),
+        ),
+        edges=(
+            GraphEdge("gene:P", "pathway:X", "in_pathway"),
+            GraphEdge("pathway:X", "gene:A", "in_pathway"),
+            GraphEdge("gene:P", "gene:B", "interacts_with"),
+            GraphEdge("gene:P", "gene:C", "interacts_with"),
+            GraphEdge("gene:A", "gene:G", "outcome"),
+            GraphEdge("gene:B", "gene:G", "outcome"),
+        ),
+    )
 
 
 def test_radial_layout_places_query_gene_and_sides() -> None:

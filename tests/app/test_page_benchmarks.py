@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from perturb_core.metrics import METRICS
+
 pytestmark = pytest.mark.realdata
 
 
@@ -20,8 +22,9 @@ def test_benchmarks_runs_a_small_lgr_regime(real_data, open_page, assert_clean) 
     assert all("[" in cell for cell in table["Pearson r"])  # mean [ci_low, ci_high]
     assert len(at.get("plotly_chart")) == 6  # one bar chart per metric
     assert len(at.get("download_button")) == 3  # summary CSV, all tables, JSON
-    result = at.session_state["bench_lgr"]["dict"]
-    assert result["methods"]["kg_mechanism"]["n_queries"] == 20
+    result = at.session_state["bench_lgr"]  # the LGRResult itself
+    assert result.table().at["kg_mechanism", "n_queries"] == 20
+    assert result.to_dict()["methods"]["kg_mechanism"]["n_queries"] == 20
 
 
 def test_benchmarks_runs_a_small_core_task(real_data, open_page, assert_clean) -> None:
@@ -35,6 +38,22 @@ def test_benchmarks_runs_a_small_core_task(real_data, open_page, assert_clean) -
     assert all("[" in cell for cell in table["Per-gene AUROC (macro)"])
     keys = {c.proto.id for c in at.get("plotly_chart")}
     assert len(keys) == 8  # six metric bars, calibration curve, per-gene AUROC histogram
-    result = at.session_state["bench_core"]["dict"]
-    assert result["methods"]["gene_frequency"]["macro_gene_auroc"] == pytest.approx(0.5)
-    assert 0 < result["methods"]["core_voting"]["n_pairs"] <= 1500
+    result = at.session_state["bench_core"].table()  # the COREResult's method x metric table
+    assert result.at["gene_frequency", "macro_gene_auroc"] == pytest.approx(0.5)
+    assert 0 < result.at["core_voting", "n_pairs"] <= 1500
+    # labels, directions and units come from the metric registry: rates have no "better" direction
+    heads = {m.value.split("**")[1]: m.value for m in at.markdown if m.value.startswith("**")}
+    for name in ("predicted_positive_rate", "true_positive_rate"):
+        spec = METRICS[name]
+        assert spec.higher_is_better is None
+        assert heads[spec.label] == f"**{spec.label}** (neither direction is better)"
+        assert "higher is better" not in heads[spec.label]
+    assert heads["AUROC"] == "**AUROC** (higher is better)"
+    assert heads["Brier score"] == "**Brier score** (lower is better)"
+    captions = [c.value for c in at.caption]
+    for name in ("auroc", "predicted_positive_rate", "true_positive_rate", "brier"):
+        assert any(
+            c.startswith(METRICS[name].definition) and f"Unit: {METRICS[name].unit}." in c for c in captions
+        )
+    assert "True positive rate" not in {str(c) for d in at.dataframe for c in d.value.columns}
+    assert {"Positive share (prevalence)", "Pairs", "Genes in macro AUROC"} <= set(table.columns)

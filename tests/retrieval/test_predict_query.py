@@ -22,6 +22,7 @@ from perturb_core.retrieval import (
     NEIGHBOUR_LOG,
     SELECTORS,
     TOP_GENE_COLUMNS,
+    QueryDrug,
     predict_query,
     query_split,
     top_genes,
@@ -126,6 +127,11 @@ def test_predict_query_on_tiny_data_explains_every_non_llm_selector(
     assert all(n["justification"] for n in doc["neighbours"])
     assert abs(sum(n["weight"] for n in doc["neighbours"]) - 1.0) < 1e-9
     assert len(doc["top_genes"]) == 4 and list(doc["top_genes"][0]) == list(TOP_GENE_COLUMNS)
+    # the typed parts the app reads are what the JSON says
+    assert isinstance(ex.query, QueryDrug) and doc["query"] == ex.query.to_dict()
+    assert ex.query.targets == ("MAP2K1", "MAP2K2") and ex.query.has_structure
+    assert (ex.pool_size, ex.n_eval_genes) == (doc["pool_size"], doc["n_eval_genes"])
+    assert doc["neighbours"] == [n.to_dict() for n in ex.neighbours]
 
 
 def test_kg_mechanism_states_its_evidence_on_tiny_data(
