@@ -8,7 +8,6 @@ written against the dict form keeps working; new code reads the attributes.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -28,26 +27,8 @@ Role = Literal["query", "gene", "positive", "negative", "unmeasured", "intermedi
 """Role of a node of the evidence graph: the query p, the gene g, an evidence side, or a path node."""
 
 
-class _JSONMapping(Mapping[str, Any]):
-    """Read-only ``obj[key]`` / ``obj.get(key)`` over :meth:`to_dict` (the JSON field names)."""
-
-    __slots__ = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    def __getitem__(self, key: str) -> Any:
-        return self.to_dict()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.to_dict())
-
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
-
 @dataclass(frozen=True)
-class EvidenceItem(_JSONMapping):
+class EvidenceItem:
     """One related training perturbation p' and what the gene did under it.
 
     Attributes:
@@ -101,7 +82,7 @@ class EvidenceItem(_JSONMapping):
 
 
 @dataclass(frozen=True)
-class GeneFrequency(_JSONMapping):
+class GeneFrequency:
     """The gene's training response rate: the prior of the vote.
 
     Attributes:

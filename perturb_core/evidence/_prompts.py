@@ -15,6 +15,7 @@ from typing import Any
 
 from perturb_core.errors import check_choice
 from perturb_core.evidence._explain import EvidenceExplanation
+from perturb_core.evidence._items import EvidenceItem
 
 __all__ = [
     "ParsedAnswer",
@@ -80,12 +81,12 @@ def _where(context: Mapping[str, Any]) -> str:
     return f"{cell} cells"
 
 
-def _item_line(k: int, item: Mapping[str, Any]) -> str:
-    path = " -> ".join(str(x) for x in item.get("path_names", []))
-    detail = f", {item['path_detail']}" if item.get("path_detail") else ""
+def _item_line(k: int, item: EvidenceItem) -> str:
+    path = " -> ".join(item.path_names)
+    detail = f", {item.path_detail}" if item.path_detail else ""
     return (
-        f"{k}. {item['perturbation']} ({item.get('relation_label', item['relation'])}: {path}{detail}; "
-        f"relation weight {float(item['weight']):.3g})"
+        f"{k}. {item.perturbation} ({item.relation_label}: {path}{detail}; "
+        f"relation weight {float(item.weight):.3g})"
     )
 
 
@@ -106,7 +107,7 @@ def render_core_prompt(explanation: EvidenceExplanation) -> list[dict[str, str]]
     action = _ACTION[e.perturbation_kind].format(p=e.perturbation)
     question = _QUESTION[e.task].format(gene=e.gene, action=action, cell=_where(context))
     gf = e.gene_frequency
-    n_meas, n_resp = int(gf.get("n_measured") or 0), int(gf.get("n_responded") or 0)
+    n_meas, n_resp = gf.n_measured, gf.n_responded
     base = (
         f"Base rate: {e.gene} {_POS_MEANS[e.task]} under {n_resp} of the {n_meas} training "
         f"perturbations that measured it ({n_resp / n_meas:.0%})."

@@ -118,9 +118,9 @@ def test_drug_relations() -> None:
     assert nz["chemical_similarity"] == {(0, 3)}
     assert nz["adjacent_targets"] == {(0, 2), (1, 2)}
     ex = explain(labels, graph, perturbation="xdrug", gene="R", index=core_index(labels, graph, drugs=drugs))
-    paths = {it["perturbation"]: it["path"] for it in ex.negative + ex.positive}
-    assert paths["Ydrug"] == ["drug:xdrug", "gene:T1", "drug:ydrug"]
-    assert paths["Wdrug"] == ["drug:xdrug", "drug:wdrug"]
+    paths = {it.perturbation: it.path for it in ex.negative + ex.positive}
+    assert paths["Ydrug"] == ("drug:xdrug", "gene:T1", "drug:ydrug")
+    assert paths["Wdrug"] == ("drug:xdrug", "drug:wdrug")
     assert ex.context["perturbation"]["targets"] == ["T1"]
 
 
