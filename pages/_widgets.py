@@ -14,9 +14,7 @@ import runpy
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import pandas as pd
@@ -197,11 +195,6 @@ def metric_help(name: str) -> str:
     return f"{spec.definition}\n\nUnit: {spec.unit}; {spec.better}."
 
 
-def is_count(name: str) -> bool:
-    """Whether the metric is a count (the registry's unit says ``count of …``): shown as a plain number, no bar."""
-    return METRICS[name].unit.startswith("count")
-
-
 def metric_tiles(
     metrics: Mapping[str, float | None], names: Sequence[str], *, columns: int | None = None
 ) -> None:
@@ -237,37 +230,6 @@ def definitions_table(names: Sequence[str]) -> pd.DataFrame:
             "direction": [s.better for s in specs],
         }
     )
-
-
-@dataclass(frozen=True)
-class TaskWording:
-    """How the app words one label task of :data:`perturb_core.data.registry.TASKS`.
-
-    Attributes:
-        title: short name (``"DE"``).
-        question: what a label answers about gene g.
-        outcome: what g did under a perturbation with a positive and with a negative label.
-        truth: how a label of 0 and of 1 reads.
-    """
-
-    title: str
-    question: str
-    outcome: tuple[str, str]
-    truth: tuple[str, str]
-
-    @property
-    def label(self) -> str:
-        """``"DE: does g respond at all?"``."""
-        return f"{self.title}: {self.question}"
-
-
-#: The wording of every task of the core's TASKS (a test holds the keys equal).
-TASK_WORDING: Mapping[str, TaskWording] = MappingProxyType(
-    {
-        "de": TaskWording("DE", "does g respond at all?", ("responded", "no response"), ("not DE", "DE")),
-        "dir": TaskWording("Direction", "does g go up (among responders)?", ("up", "down"), ("down", "up")),
-    }
-)
 
 
 # --------------------------------------------------------------------------- progress, downloads, CLI twin

@@ -11,7 +11,7 @@ from pages import _figures as figs
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
-from perturb_core.data.registry import TASKS
+from perturb_core.data.registry import TASK_SPECS, TASKS
 from perturb_core.evaluate.core import CORE_METHODS, COREResult, evaluate_core
 from perturb_core.evaluate.lgr import LGR_METHODS, LGRResult, evaluate_lgr
 from perturb_core.metrics import CLASSIFICATION_METRICS, METRICS, REGRESSION_METRICS
@@ -25,8 +25,8 @@ ui.header(
 ui.require_data()
 
 #: Scores with a bar chart each; counts (pairs, genes) are plain columns of the table.
-CORE_SCORES = [m for m in CLASSIFICATION_METRICS if not ui.is_count(m)]
-CORE_COUNTS = [m for m in CLASSIFICATION_METRICS if ui.is_count(m)]
+CORE_SCORES = [m for m in CLASSIFICATION_METRICS if not METRICS[m].count]
+CORE_COUNTS = [m for m in CLASSIFICATION_METRICS if METRICS[m].count]
 LGR_KEY, CORE_KEY = "bench_lgr", "bench_core"
 
 
@@ -198,9 +198,7 @@ def core_tab() -> None:
     dataset = state.label_dataset()
     with st.form("core_form", border=True):
         c1, c2, c3 = st.columns([1.2, 1, 0.6])
-        task = c1.selectbox(
-            "Task", TASKS, format_func=lambda t: ui.TASK_WORDING[t].label, key="bench_core_task"
-        )
+        task = c1.selectbox("Task", TASKS, format_func=lambda t: TASK_SPECS[t].label, key="bench_core_task")
         max_pairs = c2.number_input(
             "Max test pairs (0 = all)",
             0,
@@ -253,7 +251,7 @@ def core_results(res: COREResult) -> None:
     """The table with intervals, bars, calibration, per-gene AUROC, downloads and the CLI twin of one CORE run."""
     methods = list(res.methods)
     wide = res.table()
-    st.subheader(f"{ui.TASK_WORDING[res.task].title} on {res.dataset}")
+    st.subheader(f"{TASK_SPECS[res.task].title} on {res.dataset}")
     st.caption(
         f"{int(wide['n_pairs'].max()):,} of {res.n_test_pairs:,} test pairs (seed {res.seed}); bootstrap 95% "
         f"intervals ({res.n_boot} resamples) for AUROC, AUPRC, per-gene AUROC and Brier; predicted positive rate "

@@ -9,6 +9,7 @@ from pages import _figures as figs
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
+from perturb_core.data.registry import TASK_SPECS
 
 ui.header("Data", "What is loaded: signatures, labels, drugs with structures, and the knowledge graph.")
 ui.require_data()
@@ -79,7 +80,7 @@ with tab_labels, ui.guard(f"summarising labels {lab_name}", stop=False):
     )
     label_counts = load.label_summary(lab_name)
     st.dataframe(
-        label_counts.assign(task=[ui.TASK_WORDING[t].label for t in label_counts["task"]]),
+        label_counts.assign(task=[TASK_SPECS[t].label for t in label_counts["task"]]),
         hide_index=True,
         width="stretch",
         column_config={"positive rate": st.column_config.NumberColumn(format="%.3f")},

@@ -12,7 +12,7 @@ from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
 from perturb_core import evidence
-from perturb_core.data.registry import TASKS
+from perturb_core.data.registry import TASK_SPECS, TASKS
 
 ui.header(
     "Evidence graph",
@@ -74,11 +74,11 @@ with st.container(border=True):
     task = c1.radio(
         "Task",
         list(TASKS),
-        format_func=lambda t: ui.TASK_WORDING[t].label,
+        format_func=lambda t: TASK_SPECS[t].label,
         key="core_task",
         help="Which label to predict.",
     )
-    wording = ui.TASK_WORDING[task]
+    wording = TASK_SPECS[task]
     with ui.guard(f"loading labels {dataset}"):
         ls = load.labels(dataset, task)
     perts = ls.perturbations
@@ -150,7 +150,7 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
     ends = [n.id for n in graph.nodes if n.role in ("query", "gene")]
     ids = list(dict.fromkeys([*order, *ends, *names]))
     event = st.plotly_chart(
-        figs.evidence_graph(graph, ui.TASK_WORDING[ex.task].outcome),
+        figs.evidence_graph(graph, TASK_SPECS[ex.task].outcome),
         width="stretch",
         on_select="rerun",
         selection_mode="points",

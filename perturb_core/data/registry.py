@@ -8,7 +8,7 @@ closest known names.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -29,14 +29,17 @@ from perturb_core.errors import (
     unknown_name,
 )
 from perturb_core.memo import Memo
+from perturb_core.spec import registry
 
 __all__ = [
     "TASKS",
+    "TASK_SPECS",
     "DatasetInfo",
     "DrugTable",
     "LabelSet",
     "SignatureDataset",
     "Task",
+    "TaskSpec",
     "label_dataset_names",
     "list_datasets",
     "load_drugs",
@@ -48,6 +51,37 @@ __all__ = [
 Task = Literal["de", "dir"]
 TASKS: tuple[Task, ...] = get_args(Task)
 """Label tasks: ``de`` (does the gene respond) and ``dir`` (up or down, among responding genes)."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one label task reads.
+
+    Attributes:
+        name: the task (a member of :data:`TASKS`).
+        title: short name (``"DE"``).
+        question: what a label answers about gene g.
+        outcome: what g did under a perturbation with a positive and with a negative label.
+        truth: how a label of 0 and of 1 reads.
+    """
+
+    name: Task
+    title: str
+    question: str
+    outcome: tuple[str, str]
+    truth: tuple[str, str]
+
+    @property
+    def label(self) -> str:
+        """``"DE: does g respond at all?"``."""
+        return f"{self.title}: {self.question}"
+
+
+TASK_SPECS: Mapping[str, TaskSpec] = registry(
+    TaskSpec("de", "DE", "does g respond at all?", ("responded", "no response"), ("not DE", "DE")),
+    TaskSpec("dir", "Direction", "does g go up (among responders)?", ("up", "down"), ("down", "up")),
+)
+"""Task -> :class:`TaskSpec` (read-only), in the order of :data:`TASKS`."""
 Kind = Literal["signatures", "labels"]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from perturb_core.data.registry import TASK_SPECS
 from perturb_core.evaluate.core import CORE_METHODS
 from perturb_core.evaluate.lgr import LGR_METHODS
 from perturb_core.metrics import METRICS
@@ -27,7 +28,7 @@ _SECTIONS: tuple[tuple[str, str, Mapping[str, MethodSpec[Any]]], ...] = (
 
 
 def catalogue() -> dict[str, Any]:
-    """Every registry as plain JSON: methods (label, definition, needs_llm), regimes, aggregations, metrics."""
+    """Every registry as plain JSON: methods (label, definition, needs_llm), regimes, aggregations, tasks, metrics."""
     doc: dict[str, Any] = {
         key: {
             name: {"label": s.label, "definition": s.definition, "needs_llm": s.needs_llm}
@@ -37,6 +38,7 @@ def catalogue() -> dict[str, Any]:
     }
     doc["lgr_regimes"] = dict(REGIME_LABELS)
     doc["lgr_aggregations"] = dict(AGGREGATION_LABELS)
+    doc["core_tasks"] = {name: t.label for name, t in TASK_SPECS.items()}
     doc["metrics"] = {
         name: {
             "label": m.label,
@@ -79,6 +81,8 @@ def catalogue_markdown() -> str:
     out += _table(
         ("name", "meaning"), [(f"`{n}`", v) for n, v in {**REGIME_LABELS, **AGGREGATION_LABELS}.items()]
     )
+    out += ["", "## CORE label tasks (`core evaluate --task`)", ""]
+    out += _table(("name", "meaning"), [(f"`{n}`", t.label) for n, t in TASK_SPECS.items()])
     out += ["", "## Metrics", ""]
     out += _table(
         ("name", "label", "definition", "unit", "direction"),

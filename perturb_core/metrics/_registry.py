@@ -48,6 +48,7 @@ class MetricSpec:
         higher_is_better: ``True``/``False`` for a score with a direction; ``None`` where neither
             direction is better (counts, rates to compare with the true rate, prevalence).
         family: where the metric comes from (see :data:`MetricFamily`).
+        count: whether the number is a count (shown as a number, not compared as a score).
     """
 
     name: str
@@ -56,6 +57,7 @@ class MetricSpec:
     unit: str
     higher_is_better: bool | None
     family: MetricFamily
+    count: bool = False
 
     @property
     def better(self) -> str:
@@ -147,6 +149,7 @@ _SPECS = (
         "count of pairs",
         None,
         "classification",
+        count=True,
     ),
     MetricSpec(
         "n_genes_macro",
@@ -155,6 +158,7 @@ _SPECS = (
         "count of genes",
         None,
         "classification",
+        count=True,
     ),
     MetricSpec(
         "predicted_positive_rate",
@@ -188,6 +192,7 @@ _SPECS = (
         "count of queries",
         None,
         "lgr_run",
+        count=True,
     ),
     MetricSpec(
         "mean_k_used",

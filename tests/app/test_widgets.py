@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pages import _widgets as ui
-from perturb_core.data.registry import TASKS
+from perturb_core.data.registry import TASK_SPECS, TASKS
 from perturb_core.metrics import CLASSIFICATION_METRICS, METRICS, REGRESSION_METRICS
 
 
 def test_task_wording_covers_exactly_the_core_tasks() -> None:
-    assert tuple(ui.TASK_WORDING) == TASKS
-    assert ui.TASK_WORDING["de"].label == "DE: does g respond at all?"
-    assert ui.TASK_WORDING["dir"].truth == ("down", "up")  # label 0, label 1
+    assert tuple(TASK_SPECS) == TASKS
+    assert TASK_SPECS["de"].label == "DE: does g respond at all?"
+    assert TASK_SPECS["dir"].truth == ("down", "up")  # label 0, label 1
 
 
 @pytest.mark.parametrize("name", list(METRICS))
@@ -35,8 +35,8 @@ def test_short_labels_of_tiles_and_counts() -> None:
         "Sign accuracy",
         "R²",
     ]
-    assert [m for m in METRICS if ui.is_count(m)] == ["n_pairs", "n_genes_macro", "n_queries"]
-    assert [m for m in CLASSIFICATION_METRICS if not ui.is_count(m)] == [
+    assert [m for m in METRICS if METRICS[m].count] == ["n_pairs", "n_genes_macro", "n_queries"]
+    assert [m for m in CLASSIFICATION_METRICS if not METRICS[m].count] == [
         "auroc",
         "auprc",
         "macro_gene_auroc",
