@@ -46,6 +46,22 @@ PUBLISHED = {  # macro per-gene AUROC, DE task (K562, RPE1, HepG2, Jurkat)
     "SUMMER (LLM)": (0.62, 0.59, 0.62, 0.59),
 }
 PUBLISHED_CORE_VOTING_MEAN = 0.703
+DE_TABLE = (
+    "gene_frequency",
+    "core_voting",
+    "core_voting_strict",
+    "core_voting_with_regulates",
+    "core_voting_crossline",
+    "core_learned",
+    "core_learned_crossline",
+)
+NEW_TABLE = (
+    "gene_frequency",
+    "core_voting",
+    "core_voting_crossline",
+    "core_learned",
+    "core_learned_crossline",
+)
 
 SPEED_SCRIPT = r"""
 import json, resource, time
@@ -110,9 +126,12 @@ def results(datasets: list[str], tasks: tuple[str, ...], n_boot: int) -> dict[st
     out: dict[str, dict[str, Any]] = {}
     for name in datasets:
         for task in tasks:
-            res = evaluate_core(
-                load_labels(name, task), graph, methods=list(CORE_NON_LLM_METHODS), n_boot=n_boot
-            )
+            methods = [
+                m
+                for m in CORE_NON_LLM_METHODS
+                if name.startswith("perturbqa-") or not m.endswith("_crossline")
+            ]
+            res = evaluate_core(load_labels(name, task), graph, methods=methods, n_boot=n_boot)
             out[f"{name}/{task}"] = res.to_dict()
             m = res.to_dict()["methods"]
             print(
@@ -166,11 +185,57 @@ def markdown(
             f"| {name} (published) | " + " | ".join(f"{v:.2f}" for v in vals) + f" | {np.mean(vals):.3f} |"
         )
     lines.append(f"| CORE-Voting (published) | | | | | {PUBLISHED_CORE_VOTING_MEAN:.3f} |")
-    for m in ("gene_frequency", "core_voting", "core_voting_strict", "core_voting_with_regulates"):
+    for m in DE_TABLE:
         vals = [res[f"perturbqa-{line}/de"]["methods"][m]["macro_gene_auroc"] for line in LINES]
         lines.append(
             f"| `{m}` (ours) | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {np.mean(vals):.3f} |"
         )
+    lines += [
+        "",
+        "### Issue 9 methods: per-gene and aggregate AUROC on PerturbQA (test split, looked at once)",
+        "",
+        "Per-gene = macro per-gene AUROC; aggregate = AUROC over all test pairs (gene frequency's in "
+        "parentheses); seconds = wall time of the method on that line (fit by CV inside train + scoring).",
+        "",
+        "| task | method | K562 | RPE1 | HepG2 | Jurkat | mean per-gene | aggregate AUROC (gene freq.) | seconds |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for task in ("de", "dir"):
+        for m in NEW_TABLE:
+            docs = [res[f"perturbqa-{line}/{task}"] for line in LINES]
+            pg = [d["methods"][m]["macro_gene_auroc"] for d in docs]
+            agg = " / ".join(
+                f"{d['methods'][m]['auroc']:.3f} ({d['methods']['gene_frequency']['auroc']:.3f})"
+                for d in docs
+            )
+            secs = " / ".join(f"{d['elapsed_s'][m]:.0f}" for d in docs)
+            lines.append(
+                f"| {task} | `{m}` | "
+                + " | ".join(f"{v:.3f}" for v in pg)
+                + f" | {np.mean(pg):.3f} | {agg} | {secs} |"
+            )
+    learned = [
+        (k, v["models"][m])
+        for k, v in res.items()
+        for m in ("core_learned", "core_learned_crossline")
+        if m in v["models"]
+    ]
+    if learned:
+        lines += [
+            "",
+            "### Fitted CORE-Learned settings (CV inside train: learning rate / iterations / leaves)",
+            "",
+            "| dataset | task | model | chosen | CV per-gene AUROC per setting |",
+            "|---|---|---|---|---|",
+        ]
+        for key, mdl in learned:
+            name, task = key.split("/")
+            st = mdl["setting"]
+            cv = ", ".join(f"{k}: {v:.3f}" for k, v in mdl["cv_macro_gene_auroc"].items())
+            kind = "cross-line" if mdl["crossline"] else "single-line"
+            lines.append(
+                f"| {name} | {task} | {kind} | {st['learning_rate']:g} / {st['max_iter']} / {st['max_leaf_nodes']} | {cv} |"
+            )
     lines += [
         "",
         "### All non-LLM methods (95% bootstrap intervals; per-gene intervals resample genes)",
@@ -211,7 +276,12 @@ def markdown(
                 f"| {k.split('/')[0]} | {fmt_ci(v, 'core_voting', 'macro_gene_auroc')} | {cv['n_genes_macro']} | "
                 f"{cv['auroc']:.3f} / {gf['auroc']:.3f} |"
             )
-    models = {k: v["models"].get("core_voting") for k, v in res.items()}
+    models = {
+        f"{k} ({m})": v["models"].get(m)
+        for k, v in res.items()
+        for m in ("core_voting", "core_voting_crossline")
+        if m in v["models"]
+    }
     lines += [
         "",
         "### Fitted CORE-Voting parameters (cross-validation inside train)",
@@ -222,11 +292,18 @@ def markdown(
     for key, mdl in models.items():
         if not mdl:
             continue
-        name, task = key.split("/")
+        name, task = key.split(" ")[0].split("/")
+        name = f"{name} {key.split(' ')[1]}"
         w = ", ".join(f"{r} {x:g}" for r, x in mdl["weights"].items() if x > 0)
         lines.append(
             f"| {name} | {task} | {w} | {mdl['shrinkage']:g} | {mdl['unmeasured_weight']:g} | "
-            f"{mdl['cv_baseline']:.3f} → {mdl['cv_macro_gene_auroc']:.3f} |"
+            f"{mdl['cv_baseline']:.3f} → {mdl['cv_macro_gene_auroc']:.3f}"
+            + (
+                f" (co_response top-k {mdl['crossline_top_k']})"
+                if mdl.get("crossline_top_k") is not None
+                else ""
+            )
+            + " |"
         )
     return "\n".join(lines) + "\n"
 

@@ -16,6 +16,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
 
+from perturb_core.evidence import CROSSLINE_RELATION
+
 if TYPE_CHECKING:
     from perturb_core.evidence import EvidenceGraph
 
@@ -30,6 +32,8 @@ SKY = "#56B4E9"
 PURPLE = "#CC79A7"
 PALETTE = [POSITIVE, NEGATIVE, ACCENT, VERMILLION, SKY, PURPLE, "#555555", "#F0E442"]
 PATH_NODE = "#C8CDD3"
+CROSSLINE = PURPLE  # cross-line evidence (co_response edges): its own colour and legend entry
+CROSSLINE_LEGEND = "cross-line co-response (other lines' training labels)"
 RELATION_EDGE = "#B0B7C0"
 EDGE_TEXT = "#5A6270"
 NODE_OUTLINE = "#1B1F24"
@@ -235,12 +239,20 @@ def evidence_graph(graph: EvidenceGraph, outcome_words: tuple[str, str]) -> go.F
     pos = radial_layout(graph)
     fig = go.Figure()
     # relation edges (grey, labelled) and outcome edges to g (coloured by outcome, unlabelled)
-    groups: dict[str, list[tuple[str, str, str]]] = {"relation": [], "positive": [], "negative": []}
+    groups: dict[str, list[tuple[str, str, str]]] = {
+        "relation": [],
+        "crossline": [],
+        "positive": [],
+        "negative": [],
+    }
     for s, t, rel in edges:
         if t == gene and nodes[s].role in ("positive", "negative"):
             groups[nodes[s].role].append((s, t, rel))
+        elif rel == CROSSLINE_RELATION:
+            groups["crossline"].append((s, t, rel))
         else:
             groups["relation"].append((s, t, rel))
+    edge_colour = {**SIDE_COLOURS, "relation": RELATION_EDGE, "crossline": CROSSLINE}
     for name, group in groups.items():
         if not group:
             continue
@@ -255,15 +267,16 @@ def evidence_graph(graph: EvidenceGraph, outcome_words: tuple[str, str]) -> go.F
                 y=ys,
                 mode="lines",
                 line={
-                    "color": SIDE_COLOURS[name] if name != "relation" else RELATION_EDGE,
-                    "width": 1 if name == "relation" else 1.5,
-                    "dash": "solid" if name == "relation" else "dot",
+                    "color": edge_colour[name],
+                    "width": {"relation": 1, "crossline": 2}.get(name, 1.5),
+                    "dash": "solid" if name in ("relation", "crossline") else "dot",
                 },
                 hoverinfo="skip",
-                showlegend=False,
+                name=CROSSLINE_LEGEND,
+                showlegend=name == "crossline",
             )
         )
-    rel_edges = groups["relation"]
+    rel_edges = groups["relation"] + groups["crossline"]
     first_hop = [e for e in rel_edges if query in (e[0], e[1])]
     fig.add_trace(  # every relation edge is hoverable at its midpoint
         go.Scatter(

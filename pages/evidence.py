@@ -21,15 +21,31 @@ ui.header(
 ui.require_data()
 
 REASONING_KEY = "core_reasoning_runs"
-ITEM_COLUMNS = ["side", "perturbation", "relation_label", "weight", "path_text", "path_detail", "node"]
+ITEM_COLUMNS = [
+    "side",
+    "kind",
+    "perturbation",
+    "relation_label",
+    "weight",
+    "path_text",
+    "path_detail",
+    "node",
+]
 
 
 @st.cache_resource(
     max_entries=256, show_spinner="Collecting evidence (the first pair of a dataset fits CORE-Voting)…"
 )
-def explain(dataset: str, task: str, perturbation: str, gene: str) -> evidence.EvidenceExplanation:
-    """The explanation of one pair, cached per input (frozen and only read: one object for every session)."""
-    return evidence.explain(load.labels(dataset, task), load.graph(), perturbation=perturbation, gene=gene)
+def explain(
+    dataset: str, task: str, perturbation: str, gene: str, crossline: bool = False
+) -> evidence.EvidenceExplanation:
+    """The explanation of one pair, cached per input (frozen and only read: one object for every session).
+
+    ``crossline``: CORE-Voting with the cross-line relation (the other PerturbQA lines' TRAINING labels).
+    """
+    labels = load.labels(dataset, task)
+    others = evidence.crossline_labels(labels, state.settings()) if crossline else None
+    return evidence.explain(labels, load.graph(), perturbation=perturbation, gene=gene, crossline=others)
 
 
 def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
@@ -37,6 +53,7 @@ def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
     rows = [
         {
             "side": side,
+            "kind": "cross-line" if evidence.CROSSLINE_RELATION in it.relations else "graph",
             "perturbation": it.perturbation,
             "relation_label": it.relation_label,
             "weight": it.weight,
@@ -117,9 +134,17 @@ with st.container(border=True):
         "only. CORE never uses the pair's own label, nor any test label, as evidence.",
     )
 
+crossline = False
+if dataset.startswith("perturbqa-"):
+    crossline = st.toggle(
+        "Cross-line evidence (core_voting_crossline)",
+        key="core_crossline",
+        help="Add the co_response relation: knock-downs whose TRAINING responses in the other PerturbQA "
+        "lines agree with p's. Drawn in purple; never a test label of any line.",
+    )
 state.share_link(dataset=dataset, task=task, perturbation=perturbation, gene=gene)
 with ui.guard("collecting evidence"):
-    ex = explain(dataset, task, perturbation, gene)
+    ex = explain(dataset, task, perturbation, gene, crossline)
 
 # --------------------------------------------------------------------------- render
 if ex.note:
@@ -180,9 +205,14 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
         "negative": f"{gene}: {words[1]} under it in training",
         "unmeasured": f"{gene} was not measured under it",
     }[side]
+    cross = (
+        f" <span style='color:{figs.CROSSLINE}'>(cross-line evidence: other lines' training labels)</span>"
+        if row["kind"] == "cross-line"
+        else ""
+    )
     st.markdown(
         f"<span style='color:{figs.SIDE_COLOURS[side]};font-weight:600'>● {side}</span> **{row['perturbation']}**: "
-        f"{outcome}; related by *{row['relation_label']}* (weight {figs.fmt(row['weight'], 3)})",
+        f"{outcome}; related by *{row['relation_label']}* (weight {figs.fmt(row['weight'], 3)}){cross}",
         unsafe_allow_html=True,
     )
     st.code(row["path_text"], language=None, wrap_lines=True)

@@ -14,11 +14,21 @@ from perturb_core.config import get_settings
 from perturb_core.errors import ValidationError, name_key
 
 
-def _method_list(text: str) -> list[str]:
-    """Expand ``all`` / ``non-llm`` and resolve every name (closest names on a typo)."""
+def _method_list(text: str, dataset: str = "") -> list[str]:
+    """Expand ``all`` / ``non-llm`` and resolve every name (closest names on a typo).
+
+    The groups hold the cross-line methods only for PerturbQA lines (the only ones with
+    cross-line evidence); named explicitly elsewhere, they fail with a clear message.
+    """
     from perturb_core.evaluate.core import CORE_METHODS, CORE_NON_LLM_METHODS, resolve_method
 
-    groups = {"all": list(CORE_METHODS), "nonllm": list(CORE_NON_LLM_METHODS)}
+    def keep(m: str) -> bool:
+        return not m.endswith("_crossline") or name_key(dataset).startswith("perturbqa")
+
+    groups = {
+        "all": [m for m in CORE_METHODS if keep(m)],
+        "nonllm": [m for m in CORE_NON_LLM_METHODS if keep(m)],
+    }
     out: list[str] = []
     for m in (x.strip() for x in text.split(",")):
         if not m:
@@ -40,7 +50,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from perturb_core.evaluate.core import evaluate_core
     from perturb_core.kg import load_graph
 
-    methods = _method_list(args.methods)
+    methods = _method_list(args.methods, args.dataset)
     settings = get_settings()
     labels = load_labels(args.dataset, args.task, settings)
     graph = load_graph(settings)
@@ -102,16 +112,49 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+_EXPLAIN_METHODS = ("core_voting", "core_voting_crossline", "core_learned", "core_learned_crossline")
+
+
 def _explain(args: argparse.Namespace) -> int:
     from perturb_core.data.registry import load_labels
-    from perturb_core.evidence import explain
+    from perturb_core.errors import check_choice
+    from perturb_core.evidence import CROSSLINE_RELATION, core_index, core_learned, crossline_labels, explain
     from perturb_core.kg import load_graph
 
+    method = check_choice("method of core explain", args.method, _EXPLAIN_METHODS)
     settings = get_settings()
     labels = load_labels(args.dataset, args.task, settings)
     graph = load_graph(settings)
-    ex = explain(labels, graph, perturbation=args.perturbation, gene=args.gene, budget=args.budget)
-    doc = ex.to_dict()
+    xl = crossline_labels(labels, settings) if method.endswith("_crossline") else None
+    index = core_index(labels, graph, crossline=xl)
+    ex = explain(
+        labels, graph, perturbation=args.perturbation, gene=args.gene, budget=args.budget, index=index
+    )
+    doc = {"method": method, **ex.to_dict()}
+    if xl is not None:
+        items = [
+            it
+            for side in ("positive", "negative")
+            for it in doc[side]
+            if CROSSLINE_RELATION in it["relations"]
+        ]
+        doc["crossline"] = {"lines": [o.name for o in xl], "relation": CROSSLINE_RELATION, "items": items}
+    if method.startswith("core_learned"):
+        model = core_learned(index)
+        pc, gc = labels.pair_codes([ex.perturbation], [ex.gene])
+        contrib = model.contributions(int(pc[0]), int(gc[0]))
+        doc["voting_score"] = doc["score"]
+        doc["score"] = float(model.score(pc, gc)["score"].iat[0])
+        doc["gene_auroc"], doc["gene_auroc_n"] = model.gene_auroc(int(gc[0]))
+        doc["features"] = [
+            {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in contrib.to_dict(orient="records")
+        ]
+        doc["model"] = model.to_dict()
+        doc["note"] = (
+            f"{method}: a boosted model over the evidence features; each feature's contribution is the change "
+            "in log-odds when it is set to its training median. The items below are the CORE-Voting evidence."
+        )
     if args.json:
         print_json(doc)
         return 0
@@ -134,6 +177,8 @@ def _explain(args: argparse.Namespace) -> int:
         if doc[f"n_{side}"] > args.show:
             print(f"  ... {doc[f'n_{side}'] - args.show} more (use --json for all)")
     print(f"unmeasured related perturbations: {doc['n_unmeasured']}")
+    for f in doc.get("features", [])[: args.show]:
+        print(f"  {f['feature']:<48} value {_fmt(f['value'])}  contribution {f['contribution']:+.3f}")
     return 0
 
 
@@ -194,6 +239,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--budget", type=int, default=None, help="at most N labelled evidence items (default: all)"
     )
     x.add_argument("--show", type=int, default=10, help="items per side in the text output")
+    x.add_argument(
+        "--method",
+        default="core_voting",
+        help=f"whose score to explain: {', '.join(_EXPLAIN_METHODS)} (cross-line: other PerturbQA lines' training labels)",
+    )
     x.add_argument("--json", action="store_true", help="machine-readable output")
     x.set_defaults(func=_explain)
 

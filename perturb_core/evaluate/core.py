@@ -36,7 +36,9 @@ from perturb_core.evidence import (
     CoreIndex,
     VotingOptions,
     core_index,
+    core_learned,
     core_reasoning,
+    crossline_labels,
     gene_frequency,
     isolated_llm,
 )
@@ -82,20 +84,37 @@ class _Run:
     budget: int | None
     llm: Callable[[], LLM]
     progress: Callable[[int, int], None] | None
+    others: Callable[[], tuple[LabelSet, ...]] = lambda: ()
 
-    def index(self, *, include_leaky: bool = False, options: VotingOptions | None = None) -> CoreIndex:
-        return core_index(self.labels, self.graph, include_leaky=include_leaky, options=options)
+    def index(
+        self, *, include_leaky: bool = False, options: VotingOptions | None = None, crossline: bool = False
+    ) -> CoreIndex:
+        xl = self.others() if crossline else None
+        return core_index(self.labels, self.graph, include_leaky=include_leaky, options=options, crossline=xl)
 
 
 MethodFn = Callable[[_Run], pd.DataFrame]
 
 
-def _voting(*, include_leaky: bool = False, options: VotingOptions | None = None) -> MethodFn:
+def _voting(
+    *, include_leaky: bool = False, options: VotingOptions | None = None, crossline: bool = False
+) -> MethodFn:
     def run(r: _Run) -> pd.DataFrame:
-        idx = r.index(include_leaky=include_leaky, options=options)
+        idx = r.index(include_leaky=include_leaky, options=options, crossline=crossline)
         s = idx.score(r.pairs["pert_code"].to_numpy(), r.pairs["gene_code"].to_numpy())
         out = pd.DataFrame({"score": s["score"].to_numpy(), "vote": s["vote"].to_numpy()})
         out.attrs["model"] = idx.model.to_dict()
+        return out
+
+    return run
+
+
+def _learned(*, crossline: bool = False) -> MethodFn:
+    def run(r: _Run) -> pd.DataFrame:
+        model = core_learned(r.index(crossline=crossline))
+        s = model.score(r.pairs["pert_code"].to_numpy(), r.pairs["gene_code"].to_numpy())
+        out = pd.DataFrame({"score": s["score"].to_numpy()})
+        out.attrs["model"] = model.to_dict()
         return out
 
     return run
@@ -142,6 +161,28 @@ CORE_METHODS: Mapping[str, MethodSpec[MethodFn]] = registry(
         "weighted positive fraction of graph-related training evidence, shrunk toward the gene's "
         "training frequency; relation weights and shrinkage fitted by CV inside train",
         _voting(),
+    ),
+    MethodSpec(
+        "core_voting_crossline",
+        "CORE-Voting + cross-line evidence (no LLM)",
+        "CORE-Voting with one more fitted relation, co_response: two knock-downs whose TRAINING "
+        "response profiles in the other PerturbQA lines agree (sum of cosines, top-k neighbours by CV)",
+        _voting(crossline=True),
+    ),
+    MethodSpec(
+        "core_learned",
+        "CORE-Learned: boosted model over the evidence (no LLM)",
+        "gradient boosting over per-relation positive/negative/unmeasured evidence masses, the "
+        "vote, gene-side smoothing, the gene prior and evidence size; fitted on out-of-fold "
+        "training pairs, settings by CV inside train",
+        _learned(),
+    ),
+    MethodSpec(
+        "core_learned_crossline",
+        "CORE-Learned + cross-line evidence (no LLM)",
+        "CORE-Learned with the co_response relation's evidence and the other PerturbQA lines' "
+        "TRAINING labels of the same knock-down (same pair, gene rate, knock-down strength)",
+        _learned(crossline=True),
     ),
     MethodSpec(
         "core_voting_no_shrinkage",
@@ -330,6 +371,7 @@ def evaluate_core(
     llm: LLM | None = None,
     max_pairs: int | None = None,
     budget: int | None = 20,
+    crossline: Sequence[LabelSet] | None = None,
 ) -> COREResult:
     """Score the test pairs of a label set with each method and compute the CORE metrics.
 
@@ -346,6 +388,9 @@ def evaluate_core(
         max_pairs: evaluate a seeded sample of whole genes with at most this many test pairs
             (see :func:`sample_pairs`); required above :data:`LLM_PAIR_LIMIT` pairs for LLM methods.
         budget: evidence items per CORE-Reasoning prompt.
+        crossline: the other lines' label sets for the cross-line methods (default: the other
+            PerturbQA lines of the same task, :func:`~perturb_core.evidence.crossline_labels`;
+            only their TRAINING rows are read).
 
     Returns:
         A :class:`COREResult`.
@@ -389,8 +434,12 @@ def evaluate_core(
     genes = pairs["gene"].to_numpy()
     scored = pairs[["pert", "gene", "pert_code", "gene_code"]]
 
+    @functools.cache
+    def others() -> tuple[LabelSet, ...]:
+        return tuple(crossline) if crossline is not None else crossline_labels(labels, settings)
+
     def run(m: str, step: Progress) -> pd.DataFrame:
-        return CORE_METHODS[m].fn(_Run(labels, graph, scored, seed, budget, get_llm, step))
+        return CORE_METHODS[m].fn(_Run(labels, graph, scored, seed, budget, get_llm, step, others))
 
     steps = [len(pairs) if CORE_METHODS[m].needs_llm else 1 for m in names]
     outputs, elapsed = run_methods(names, steps, run, progress)

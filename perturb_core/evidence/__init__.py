@@ -32,6 +32,8 @@ Modules (private; import from here):
 - ``_labels``: training label matrices and the vectorised vote.
 - ``_fit``: :func:`fit_core_voting` (cross-validation inside train).
 - ``_index``: :class:`CoreIndex`, :func:`core_index`, :func:`predict_core_voting`, :func:`gene_frequency`.
+- ``_crossline``: the ``co_response`` relation and per-pair features from other lines' training labels.
+- ``_learned``: :class:`CoreLearned` (:func:`core_learned`), a boosted model over the evidence.
 - ``_explain``: :func:`explain` and :class:`EvidenceExplanation`.
 - ``_items``: its typed parts: :class:`EvidenceItem`, :class:`GeneFrequency`, :class:`EvidenceGraph`
   (:class:`GraphNode`, :class:`GraphEdge`).
@@ -39,6 +41,13 @@ Modules (private; import from here):
 - ``_reasoning``: :func:`core_reasoning` and :func:`isolated_llm`.
 """
 
+from perturb_core.evidence._crossline import (
+    CROSSLINE_LABEL,
+    CROSSLINE_RELATION,
+    CROSSLINE_TOP_K_GRID,
+    crossline_labels,
+    crossline_pair_features,
+)
 from perturb_core.evidence._explain import EvidenceExplanation, explain
 from perturb_core.evidence._fit import fit_core_voting
 from perturb_core.evidence._index import CoreIndex, core_index, gene_frequency, predict_core_voting
@@ -51,6 +60,7 @@ from perturb_core.evidence._items import (
     Role,
     Side,
 )
+from perturb_core.evidence._learned import CoreLearned, LearnedOptions, core_learned, fit_core_learned
 from perturb_core.evidence._options import CoreVoting, VotingOptions
 from perturb_core.evidence._prompts import (
     ParsedAnswer,
@@ -88,6 +98,17 @@ __all__ = [  # noqa: RUF022 (grouped, not sorted)
     "core_index",
     "predict_core_voting",
     "gene_frequency",
+    # cross-line evidence (other PerturbQA lines' TRAINING labels)
+    "CROSSLINE_LABEL",
+    "CROSSLINE_RELATION",
+    "CROSSLINE_TOP_K_GRID",
+    "crossline_labels",
+    "crossline_pair_features",
+    # CORE-Learned (a boosted model over the evidence)
+    "LearnedOptions",
+    "CoreLearned",
+    "core_learned",
+    "fit_core_learned",
     # explaining one prediction
     "EvidenceExplanation",
     "EvidenceItem",

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from perturb_core.data.registry import LabelSet
 from perturb_core.errors import ValidationError
+from perturb_core.evidence._crossline import CROSSLINE_LABEL, CROSSLINE_RELATION
 from perturb_core.evidence._index import CoreIndex, core_index
 from perturb_core.evidence._items import (
     EvidenceGraph,
@@ -145,7 +146,12 @@ def _similarity_paths(
 ) -> list[Path]:
     """A similarity edge i -> j labelled with the Tanimoto similarity."""
     vals = rel.values[i].toarray().ravel() if rel.values is not None else np.zeros(len(nodes))
-    return [([int(nodes[i]), int(nodes[j])], f"Tanimoto {vals[j]:.2f}", float(vals[j])) for j in js]
+    what = "co-response (sum of cosines over other lines)" if rel.name == CROSSLINE_RELATION else "Tanimoto"
+    return [([int(nodes[i]), int(nodes[j])], f"{what} {vals[j]:.2f}", float(vals[j])) for j in js]
+
+
+def _relation_label(name: str) -> str:
+    return CROSSLINE_LABEL if name == CROSSLINE_RELATION else RELATION_SPECS[name].label
 
 
 def _shared_paths(rel: RelationMatrix, nodes: NDArray[np.int64], i: int, js: NDArray[np.intp]) -> list[Path]:
@@ -291,7 +297,7 @@ def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[
         out[j] = EvidenceItem(
             perturbation=str(perts[j]),
             relation=strongest[col],
-            relation_label=RELATION_SPECS[strongest[col]].label,
+            relation_label=_relation_label(strongest[col]),
             relations=tuple(r for k, r in enumerate(rels) if contrib[k, col] > 0),
             path=tuple(ids),
             path_names=tuple(names),
@@ -399,6 +405,7 @@ def explain(
     relations: Sequence[Relation] | None = None,
     include_leaky: bool = False,
     options: VotingOptions | None = None,
+    crossline: Sequence[LabelSet] | None = None,
 ) -> EvidenceExplanation:
     """The evidence, vote, prior and score of one (perturbation, gene) pair, ready to draw.
 
@@ -414,7 +421,8 @@ def explain(
         gene: any spelling of a gene of the label set.
         budget: at most this many labelled evidence items (``None``: all).
         index: a prebuilt :class:`CoreIndex` (otherwise the cached :func:`core_index`).
-        relations, include_leaky, options: as for :func:`core_index`.
+        relations, include_leaky, options, crossline: as for :func:`core_index` (``crossline``:
+            the cross-line variant, whose ``co_response`` items are cross-line evidence).
 
     Returns:
         An :class:`EvidenceExplanation`.
@@ -428,7 +436,7 @@ def explain(
             f"budget = {budget!r} must be a positive number of evidence items (or None for all)"
         )
     index = index or core_index(
-        labels, graph, relations=relations, include_leaky=include_leaky, options=options
+        labels, graph, relations=relations, include_leaky=include_leaky, options=options, crossline=crossline
     )
     p_name, g_name = _resolve_query(labels, perturbation, gene)
     i = int(index.perturbations.get_loc(p_name))

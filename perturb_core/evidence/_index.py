@@ -9,7 +9,7 @@ descriptions) are kept in the index's own ``memo``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -20,6 +20,13 @@ from numpy.typing import NDArray
 
 from perturb_core.data.registry import DrugTable, LabelSet
 from perturb_core.errors import ValidationError
+from perturb_core.evidence._crossline import (
+    CROSSLINE_RELATION,
+    CROSSLINE_TOP_K_GRID,
+    check_crossline,
+    crossline_relation,
+    crossline_similarity,
+)
 from perturb_core.evidence._fit import _codes, fit_core_voting
 from perturb_core.evidence._labels import _combine, _evidence_sums, _gatherable, _Labels
 from perturb_core.evidence._options import CoreVoting, VotingOptions
@@ -33,6 +40,9 @@ __all__ = ["CoreIndex", "core_index", "gene_frequency", "predict_core_voting"]
 _CONTEXT_TERMS = 5  # pathways / processes described per perturbation or gene
 
 NodeKind = Literal["drug", "gene"]
+
+CROSSLINE_MAX_ROUNDS = 3
+"""Coordinate-ascent passes allowed for the cross-line fit (it stops earlier when a pass changes nothing)."""
 
 # what describes a node of each kind: (key, graph relation, term node kind, term detail, smallest first)
 _CONTEXT_SPECS: Mapping[NodeKind, tuple[tuple[str, str, str, str | None, bool], ...]] = MappingProxyType(
@@ -63,6 +73,8 @@ class CoreIndex:
         model: the fitted :class:`CoreVoting`.
         train: training label matrices (evidence for every query).
         genes: the label set's genes (column order).
+        crossline: the other lines' label sets whose TRAINING labels build the ``co_response``
+            relation (empty: single-line evidence).
         memo: tables derived from this index (gather-ready kernel, test scores, per-gene
             AUROC, node descriptions), each built once.
     """
@@ -74,6 +86,7 @@ class CoreIndex:
     train: _Labels
     genes: pd.Index
     _kernel: sp.csr_matrix = field(repr=False)
+    crossline: tuple[LabelSet, ...] = field(default=(), repr=False)
     memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @property
@@ -220,6 +233,7 @@ def core_index(
     include_leaky: bool = False,
     options: VotingOptions | None = None,
     drugs: DrugTable | None = None,
+    crossline: Sequence[LabelSet] | None = None,
 ) -> CoreIndex:
     """Build (or fetch from the label set's ``memo``) the :class:`CoreIndex` of a label set.
 
@@ -235,14 +249,26 @@ def core_index(
         include_leaky: allow ``regulates`` (ablation).
         options: fitting options.
         drugs: drug table for drug datasets (loaded when needed).
+        crossline: other lines' label sets (same task, e.g. :func:`crossline_labels`): adds the
+            ``co_response`` relation built from their TRAINING labels, its neighbour count
+            chosen by CV inside train (``core_voting_crossline``). ``None``: single-line.
 
     Returns:
         The index with its fitted model.
     """
     options = options or VotingOptions()
     rels = _check_relations(labels, graph, relations, include_leaky)
-    key = ("core_index", _Same(graph), rels, include_leaky, options, _Same(drugs))
-    return labels.memo.get(key, lambda: _build_index(labels, graph, rels, include_leaky, options, drugs))
+    xl = check_crossline(labels, crossline) if crossline is not None else ()
+    key = (
+        "core_index",
+        _Same(graph),
+        rels,
+        include_leaky,
+        options,
+        _Same(drugs),
+        tuple(_Same(o) for o in xl),
+    )
+    return labels.memo.get(key, lambda: _build_index(labels, graph, rels, include_leaky, options, drugs, xl))
 
 
 def _build_index(
@@ -252,15 +278,45 @@ def _build_index(
     include_leaky: bool,
     options: VotingOptions,
     drugs: DrugTable | None,
+    crossline: tuple[LabelSet, ...] = (),
 ) -> CoreIndex:
     rs = build_relations(
         labels, graph, relations=rels, include_leaky=include_leaky, options=options, drugs=drugs
     )
-    model = fit_core_voting(labels, graph, options=options, relation_set=rs)
+    if crossline:
+        rs, model = _fit_crossline(labels, graph, rs, options, crossline)
+    else:
+        model = fit_core_voting(labels, graph, options=options, relation_set=rs)
     pert, gene, y, train = _codes(labels)
     genes = pd.Index(labels.table["gene"].cat.categories)
     lab = _Labels.build(pert[train], gene[train], y[train], (len(rs.perturbations), len(genes)))
-    return CoreIndex(labels, graph, rs, model, lab, genes, _kernel(rs, model))
+    return CoreIndex(labels, graph, rs, model, lab, genes, _kernel(rs, model), crossline)
+
+
+def _fit_crossline(
+    labels: LabelSet,
+    graph: KnowledgeGraph,
+    rs: RelationSet,
+    options: VotingOptions,
+    crossline: tuple[LabelSet, ...],
+) -> tuple[RelationSet, CoreVoting]:
+    """Add ``co_response`` and fit; its neighbour count is the CV-best of :data:`CROSSLINE_TOP_K_GRID`.
+
+    Coordinate ascent runs until the CV objective stops rising (at most :data:`CROSSLINE_MAX_ROUNDS`
+    passes): the number of passes is chosen by CV, not kept at the single-line default of 1.
+    """
+    sim = crossline_similarity(labels, crossline)
+    options = replace(options, n_rounds=max(options.n_rounds, CROSSLINE_MAX_ROUNDS))
+    best: tuple[RelationSet, CoreVoting] | None = None
+    for k in CROSSLINE_TOP_K_GRID:
+        rel = crossline_relation(sim, k)
+        rs_k = replace(rs, relations={**rs.relations, CROSSLINE_RELATION: rel})
+        model = fit_core_voting(labels, graph, options=options, relation_set=rs_k)
+        if best is None or model.cv_macro_gene_auroc > best[1].cv_macro_gene_auroc + 1e-6:
+            lines = tuple(o.name for o in crossline)
+            best = rs_k, replace(model, crossline_top_k=k, crossline_lines=lines)
+    assert best is not None
+    return best
 
 
 def _kernel(rs: RelationSet, model: CoreVoting) -> sp.csr_matrix:

@@ -82,6 +82,9 @@ class CoreVoting:
         seed: fold seed.
         calibration: ``(c0, c1, c2)`` of ``score = sigmoid(c0 + c1 logit f + c2 lift)``, fitted by
             logistic regression on out-of-fold training pairs (identity ``(0, 1, 1)`` when off).
+        crossline_top_k: neighbours per perturbation kept in the ``co_response`` relation
+            (chosen by CV; 0 = all; ``None``: single-line model).
+        crossline_lines: the other lines whose TRAINING labels built ``co_response``.
     """
 
     dataset: str
@@ -96,6 +99,8 @@ class CoreVoting:
     n_folds: int
     seed: int
     calibration: tuple[float, float, float] = (0.0, 1.0, 1.0)
+    crossline_top_k: int | None = None
+    crossline_lines: tuple[str, ...] = ()
 
     @property
     def relations_used(self) -> tuple[str, ...]:
@@ -124,4 +129,9 @@ class CoreVoting:
                 "prior": self.calibration[1],
                 "lift": self.calibration[2],
             },
+            **(
+                {"crossline_top_k": self.crossline_top_k, "crossline_lines": list(self.crossline_lines)}
+                if self.crossline_top_k is not None
+                else {}
+            ),
         }

@@ -28,12 +28,14 @@ __all__ = [
     "F_G1",
     "F_G2",
     "F_G3",
+    "OTHER_ROWS",
     "PRIOR_PSEUDOCOUNT",
     "TINY_ROWS",
     "Row",
     "fixed",
     "tiny_graph",
     "tiny_labels",
+    "tiny_other_line",
 ]
 
 Row = tuple[str, str, int, str]
@@ -115,6 +117,29 @@ def tiny_labels(rows: Sequence[Row] | None = None, task: Literal["de", "dir"] = 
         }
     )
     return LabelSet("tiny", task, table, "TINY", "knockdown")
+
+
+OTHER_ROWS: tuple[Row, ...] = (
+    ("A", "G1", 1, "train"),
+    ("A", "G2", 1, "train"),
+    ("A", "G3", 0, "train"),
+    ("B", "G1", 1, "train"),
+    ("B", "G2", 1, "train"),
+    ("C", "G3", 1, "train"),
+    ("D", "G1", 1, "train"),
+    ("D", "G3", 0, "train"),
+    ("E", "G1", 1, "test"),
+    ("E", "G2", 1, "test"),
+)
+"""Another line's labels for cross-line evidence (:func:`tiny_other_line`): A responds with G1 and
+G2 like B (cosine 1), D shares G1 (cosine 1/sqrt 2), C shares nothing; E is a TEST perturbation
+there, so its profile (identical to A's) must never relate it to A."""
+
+
+def tiny_other_line(rows: Sequence[Row] | None = None, task: Literal["de", "dir"] = "de") -> LabelSet:
+    """A second knock-down line ``tiny-other`` over A..F and G1..G3 (default :data:`OTHER_ROWS`)."""
+    base = tiny_labels(rows or OTHER_ROWS, task)
+    return LabelSet("tiny-other", task, base.table, "OTHER", "knockdown")
 
 
 def fixed(m: float = 1.0, u: float = 0.0) -> VotingOptions:

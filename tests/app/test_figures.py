@@ -115,6 +115,17 @@ def test_evidence_graph_traces_colours_and_legend() -> None:
     assert fig.layout.xaxis.visible is False and fig.layout.clickmode == "event+select"
 
 
+def test_evidence_graph_crossline_edges_have_their_own_colour_and_legend() -> None:
+    g = _graph()
+    g = EvidenceGraph(nodes=g.nodes, edges=(*g.edges, GraphEdge("gene:P", "gene:A", "co_response")))
+    fig = figs.evidence_graph(g, ("responded", "no response"))
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [t.line.color for t in lines] == [figs.RELATION_EDGE, figs.CROSSLINE, figs.POSITIVE, figs.NEGATIVE]
+    xl = lines[1]
+    assert xl.showlegend is True and xl.name == figs.CROSSLINE_LEGEND
+    assert not any(t.showlegend for t in lines if t is not xl)
+
+
 def test_evidence_graph_direction_words() -> None:
     fig = figs.evidence_graph(_graph(), ("up", "down"))
     assert {t.name for t in fig.data} >= {

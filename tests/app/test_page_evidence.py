@@ -25,6 +25,14 @@ def test_evidence_graph_renders_vote_prior_and_label(real_data, open_page) -> No
     assert set(items["side"]) <= {"positive", "negative", "unmeasured"}
 
 
+def test_evidence_crossline_toggle_shows_crossline_items(real_data, open_page, assert_clean) -> None:
+    at = open_page("evidence")
+    at.toggle(key="core_crossline").set_value(True).run()
+    assert_clean(at)
+    items = next(d.value for d in at.dataframe if "side" in d.value.columns)
+    assert set(items["kind"]) <= {"graph", "cross-line"} and "cross-line" in set(items["kind"])
+
+
 def test_evidence_pick_a_node_shows_its_path(real_data, open_page, assert_clean) -> None:
     at = open_page("evidence")
     at.selectbox(key="core_pert_perturbqa-k562_de").select("AAMP").run()

@@ -70,6 +70,22 @@ def test_explain_json(real_data: Settings, capsys: pytest.CaptureFixture[str]) -
     assert item["path"][0] == "gene:AARS2"
 
 
+def test_explain_crossline_json(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "core", "explain", "--dataset", "perturbqa-hepg2", "--perturbation", "actb", "--gene", "ACTN1",
+        "--method", "core_voting_crossline", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    for key in ("positive", "negative", "vote", "prior", "score", "label", "graph", "gene_auroc"):
+        assert key in doc
+    assert doc["method"] == "core_voting_crossline"
+    xl = doc["crossline"]
+    assert xl["relation"] == "co_response" and "perturbqa-hepg2" not in xl["lines"] and len(xl["lines"]) == 3
+    assert all("co_response" in it["relations"] for it in xl["items"])
+    assert doc["model"]["crossline_top_k"] is not None
+
+
 def test_explain_text(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys,
