@@ -118,7 +118,14 @@ _EXPLAIN_METHODS = ("core_voting", "core_voting_crossline", "core_learned", "cor
 def _explain(args: argparse.Namespace) -> int:
     from perturb_core.data.registry import load_labels
     from perturb_core.errors import check_choice
-    from perturb_core.evidence import CROSSLINE_RELATION, core_index, core_learned, crossline_labels, explain
+    from perturb_core.evidence import (
+        CROSSLINE_RELATION,
+        core_index,
+        core_learned,
+        crossline_labels,
+        explain,
+        learned_index,
+    )
     from perturb_core.kg import load_graph
 
     method = check_choice("method of core explain", args.method, _EXPLAIN_METHODS)
@@ -126,7 +133,8 @@ def _explain(args: argparse.Namespace) -> int:
     labels = load_labels(args.dataset, args.task, settings)
     graph = load_graph(settings)
     xl = crossline_labels(labels, settings) if method.endswith("_crossline") else None
-    index = core_index(labels, graph, crossline=xl)
+    learned = method.startswith("core_learned")
+    index = learned_index(labels, graph, crossline=xl) if learned else core_index(labels, graph, crossline=xl)
     ex = explain(
         labels, graph, perturbation=args.perturbation, gene=args.gene, budget=args.budget, index=index
     )
@@ -139,7 +147,7 @@ def _explain(args: argparse.Namespace) -> int:
             if CROSSLINE_RELATION in it["relations"]
         ]
         doc["crossline"] = {"lines": [o.name for o in xl], "relation": CROSSLINE_RELATION, "items": items}
-    if method.startswith("core_learned"):
+    if learned:
         model = core_learned(index)
         pc, gc = labels.pair_codes([ex.perturbation], [ex.gene])
         contrib = model.contributions(int(pc[0]), int(gc[0]))

@@ -41,6 +41,7 @@ from perturb_core.evidence import (
     crossline_labels,
     gene_frequency,
     isolated_llm,
+    learned_index,
 )
 from perturb_core.kg import KnowledgeGraph
 from perturb_core.llm import LLM
@@ -111,7 +112,7 @@ def _voting(
 
 def _learned(*, crossline: bool = False) -> MethodFn:
     def run(r: _Run) -> pd.DataFrame:
-        model = core_learned(r.index(crossline=crossline))
+        model = core_learned(learned_index(r.labels, r.graph, crossline=r.others() if crossline else None))
         s = model.score(r.pairs["pert_code"].to_numpy(), r.pairs["gene_code"].to_numpy())
         out = pd.DataFrame({"score": s["score"].to_numpy()})
         out.attrs["model"] = model.to_dict()

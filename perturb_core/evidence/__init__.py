@@ -60,7 +60,13 @@ from perturb_core.evidence._items import (
     Role,
     Side,
 )
-from perturb_core.evidence._learned import CoreLearned, LearnedOptions, core_learned, fit_core_learned
+from perturb_core.evidence._learned import (
+    CoreLearned,
+    LearnedOptions,
+    core_learned,
+    fit_core_learned,
+    learned_index,
+)
 from perturb_core.evidence._options import CoreVoting, VotingOptions
 from perturb_core.evidence._prompts import (
     ParsedAnswer,
@@ -109,6 +115,7 @@ __all__ = [  # noqa: RUF022 (grouped, not sorted)
     "CoreLearned",
     "core_learned",
     "fit_core_learned",
+    "learned_index",
     # explaining one prediction
     "EvidenceExplanation",
     "EvidenceItem",

@@ -27,6 +27,7 @@ feature is set to its median over the training rows.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,14 +36,17 @@ import pandas as pd
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from perturb_core.data.registry import LabelSet
 from perturb_core.errors import ValidationError
 from perturb_core.evidence._crossline import crossline_pair_features
 from perturb_core.evidence._fit import _codes, _folds, _GeneAUROC
-from perturb_core.evidence._index import CoreIndex
+from perturb_core.evidence._index import CROSSLINE_MAX_ROUNDS, CoreIndex, core_index
 from perturb_core.evidence._labels import _EPS, _combine, _evidence_sums, _gatherable, _Labels, _logit
+from perturb_core.evidence._options import VotingOptions
+from perturb_core.kg import KnowledgeGraph
 from perturb_core.memo import Memo
 
-__all__ = ["CoreLearned", "LearnedOptions", "core_learned"]
+__all__ = ["CoreLearned", "LearnedOptions", "core_learned", "fit_core_learned", "learned_index"]
 
 _SIDES = ("positive mass", "negative mass", "unmeasured mass", "positive fraction")
 
@@ -311,6 +315,21 @@ def fit_core_learned(index: CoreIndex, options: LearnedOptions | None = None) ->
         best = max(options.grid, key=lambda s: cv[s])
         final = _booster(best, options.l2).fit(x, yy)
     return CoreLearned(index, _feature_names(index), final, ref, best, cv, options)
+
+
+def learned_index(
+    labels: LabelSet, graph: KnowledgeGraph, *, crossline: Sequence[LabelSet] | None = None
+) -> CoreIndex:
+    """The CORE index CORE-Learned builds its features on.
+
+    Single-line: CORE-Voting refitted with coordinate ascent run until a pass no longer raises
+    the CV objective (at most :data:`CROSSLINE_MAX_ROUNDS` passes), so no setting chosen with a
+    test number in view (``core_voting``'s one pass) enters the learned model. Cross-line: the
+    ``core_voting_crossline`` index (which already chooses its passes that way).
+    """
+    if crossline is not None:
+        return core_index(labels, graph, crossline=crossline)
+    return core_index(labels, graph, options=VotingOptions(n_rounds=CROSSLINE_MAX_ROUNDS))
 
 
 def core_learned(index: CoreIndex, options: LearnedOptions | None = None) -> CoreLearned:

@@ -11,7 +11,7 @@ from numpy.testing import assert_allclose
 from perturb_core.data.registry import LabelSet, load_labels
 from perturb_core.errors import ValidationError
 from perturb_core.evaluate.core import evaluate_core
-from perturb_core.evidence import LearnedOptions, VotingOptions, core_index, core_learned
+from perturb_core.evidence import LearnedOptions, VotingOptions, core_index, core_learned, learned_index
 from perturb_core.evidence._learned import _features
 from perturb_core.kg import load_graph
 from perturb_core.testing.graphs import tiny_graph, tiny_labels, tiny_other_line
@@ -85,8 +85,9 @@ def test_real_shuffled_test_labels_change_no_score_of_any_method(real_data: obje
     assert a.metrics["core_voting_crossline"]["auroc"] != b.metrics["core_voting_crossline"]["auroc"]
     # the learned models (cheap settings; the same code path as core_learned / core_learned_crossline)
     for xl in (False, True):
-        ia = core_index(sets[0], graph, crossline=sets[1:] if xl else None)
-        ib = core_index(shuffled[0], graph, crossline=shuffled[1:] if xl else None)
+        ia = learned_index(sets[0], graph, crossline=sets[1:] if xl else None)
+        ib = learned_index(shuffled[0], graph, crossline=shuffled[1:] if xl else None)
+        assert ia.model == ib.model
         t = ia.test_scores()
         codes = sets[0].pair_codes(t["pert"].astype(str), t["gene"].astype(str))
         la, lb = core_learned(ia, FAST), core_learned(ib, FAST)
