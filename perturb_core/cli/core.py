@@ -192,7 +192,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _methods(args: argparse.Namespace) -> int:
     from perturb_core.evaluate.core import CORE_METHODS
-    from perturb_core.evidence import RELATION_SPECS
+    from perturb_core.evidence import CROSSLINE_LABEL, CROSSLINE_RELATION, RELATION_SPECS
 
     doc = {
         "methods": {
@@ -200,8 +200,17 @@ def _methods(args: argparse.Namespace) -> int:
             for m, s in CORE_METHODS.items()
         },
         "relations": {
-            r: {"kind": s.kind, "label": s.label, "description": s.description, "leaky": s.leaky}
-            for r, s in RELATION_SPECS.items()
+            **{
+                r: {"kind": s.kind, "label": s.label, "description": s.description, "leaky": s.leaky}
+                for r, s in RELATION_SPECS.items()
+            },
+            CROSSLINE_RELATION: {
+                "kind": "knockdown",
+                "label": CROSSLINE_LABEL,
+                "description": "p and p' respond alike in the other PerturbQA lines' TRAINING labels "
+                "(cross-line methods only)",
+                "leaky": False,
+            },
         },
     }
     if args.json:

@@ -86,6 +86,22 @@ def test_explain_crossline_json(real_data: Settings, capsys: pytest.CaptureFixtu
     assert doc["model"]["crossline_top_k"] is not None
 
 
+def test_explain_learned_features(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(
+        capsys, "core", "explain", "--dataset", "perturbqa-hepg2", "--perturbation", "actb", "--gene", "ACTN1",
+        "--method", "core_learned", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    doc = json.loads(out)
+    for key in ("positive", "negative", "vote", "prior", "score", "label", "graph", "gene_auroc"):
+        assert key in doc
+    assert doc["method"] == "core_learned" and 0 < doc["score"] < 1 and "voting_score" in doc
+    feats = doc["features"]
+    assert {"feature", "value", "reference", "contribution"} == set(feats[0])
+    assert abs(feats[0]["contribution"]) >= abs(feats[-1]["contribution"])  # largest effect first
+    assert doc["model"]["kind"] == "core_learned" and doc["model"]["crossline"] is False
+
+
 def test_explain_text(real_data: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(
         capsys,
