@@ -23,6 +23,7 @@ from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
 from perturb_core.retrieval._prompt import LLMTrace, ParsedAnswer, parse_llm_answer, render_lgr_prompt
 from perturb_core.retrieval._splits import SplitData
+from perturb_core.retrieval.baselines import additive_terms
 from perturb_core.spec import MethodSpec, registry, resolve
 
 
@@ -54,12 +55,15 @@ class Scores:
         unavailable: per query, why the selector could not rank (``None`` = it could).
         justifications: per query, drug index -> the selector's own sentence (LLM only).
         traces: per query, the LLM call (LLM only).
+        similarity: ``values`` are similarities (a correlation or a Tanimoto in [−1, 1]) that
+            may weight the aggregation (``similarity_power``); ranks and rule scores are not.
     """
 
     values: NDArray[np.float64]
     unavailable: tuple[str | None, ...]
     justifications: tuple[dict[int, str], ...] | None = None
     traces: tuple[LLMTrace | None, ...] | None = None
+    similarity: bool = False
 
 
 SelectorFn = Callable[
@@ -84,7 +88,7 @@ def _select_chem(
     index = sd.index
     values = np.where(index.fp_valid[None, :], index.tanimoto[drugs].astype(np.float64), np.nan)
     values[~index.fp_valid[drugs]] = np.nan
-    return Scores(values, _no_structure(index, drugs))
+    return Scores(values, _no_structure(index, drugs), similarity=True)
 
 
 def _select_kg(
@@ -120,7 +124,7 @@ def _select_transcriptome(
         else f"{sd.index.drugs[d]} has no training response in another cell line shared with the pool"
         for h, d in zip(has, drugs, strict=True)
     )
-    return Scores(values, reasons)
+    return Scores(values, reasons, similarity=True)
 
 
 def _select_oracle(
@@ -133,7 +137,51 @@ def _select_oracle(
     values = sd.correlations[cells, drugs]
     has = (np.isfinite(values) & pool).any(1)
     return Scores(
-        values, tuple(None if h else "no pool drug shares genes with the true response" for h in has)
+        values,
+        tuple(None if h else "no pool drug shares genes with the true response" for h in has),
+        similarity=True,
+    )
+
+
+def _masked_corr(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Pearson r of each row of ``a`` (B, D, G) with ``b`` (B, G) over genes finite in both (NaN if < 3)."""
+    m = np.isfinite(a) & np.isfinite(b)[:, None, :]
+    n = m.sum(2).astype(np.float64)
+    a0 = np.where(m, a, 0.0)
+    b0 = np.where(m, b[:, None, :], 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ma, mb = a0.sum(2) / n, b0.sum(2) / n
+        ac = np.where(m, a0 - ma[..., None], 0.0)
+        bc = np.where(m, b0 - mb[..., None], 0.0)
+        r = (ac * bc).sum(2) / np.sqrt((ac * ac).sum(2) * (bc * bc).sum(2))
+    return np.where(n >= 3, np.clip(r, -1.0, 1.0), np.nan)
+
+
+def _select_residual_oracle(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    n_d = len(sd.index.drugs)
+    data = sd.baseline_data
+    values = np.full(pool.shape, np.nan)
+    shift = additive_terms(data, cells, drugs)
+    line = np.where(np.isfinite(shift.line), shift.line, shift.grand) - shift.grand
+    dq, _ = data.drug_mean_other_lines(cells, drugs)
+    truth = sd.deltas[cells, drugs].astype(np.float64) - np.where(np.isfinite(dq), dq, shift.grand) - line
+    for start in range(0, cells.size, 32):
+        q = np.arange(start, min(start + 32, cells.size))
+        ids = (cells[q, None] * n_d + np.arange(n_d)[None, :]).ravel()
+        resid = sd.residuals(ids).reshape(q.size, n_d, -1) - line[q, None, :]
+        values[q] = _masked_corr(resid, truth[q])
+    values[~pool] = np.nan
+    has = np.isfinite(values).any(1)
+    return Scores(
+        values,
+        tuple(None if h else "no pool drug residual shares genes with the true residual" for h in has),
+        similarity=True,
     )
 
 
@@ -273,9 +321,17 @@ SELECTORS: Mapping[str, MethodSpec[SelectorFn]] = registry(
     ),
     MethodSpec(
         "oracle",
-        "Oracle (ceiling: uses the true response)",
-        "the k pool drugs whose responses in this cell line correlate best with the TRUE response: the ceiling",
+        "Oracle of plain averaging (ceiling: uses the true response)",
+        "the k pool drugs whose responses in this cell line correlate best with the TRUE response: the "
+        "ceiling of plain averaging of k neighbours",
         _select_oracle,
+    ),
+    MethodSpec(
+        "residual_oracle",
+        "Residual oracle (ceiling of residual aggregation: uses the true response)",
+        "the k pool drugs whose residuals from their additive fits correlate best with the query's TRUE "
+        "residual: the ceiling of residual aggregation of k neighbours",
+        _select_residual_oracle,
     ),
 )
 """Selector name -> spec; ``spec.fn(split_data, cells, drugs, pool, options) -> Scores``."""
