@@ -54,6 +54,32 @@ def test_evaluate_json_contract_and_csv(
     assert len(rows) == 75 and {"method", "cell_line", "drug", "k_used", "fallback", "pearson", "r2"} <= set(
         rows.columns
     )
+    assert {"r2_pred", "precision_at_k", "mrr", "k", "similarity_power"} <= set(rows.columns)
+    assert doc["aggregation"] == "residual"  # the unseen-cell-line default
+    assert doc["methods"]["oracle"]["precision_at_k"] == 1.0 and doc["methods"]["cell_mean"]["mrr"] is None
+
+
+@pytest.mark.realdata
+def test_evaluate_aggregations_baselines_and_weights(
+    real_data: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ("--regime", "unseen-cell-line", "--max-queries", "30", "--n-boot", "20", "--json", "--quiet")
+    docs = {}
+    for agg in ("mean", "residual"):
+        code, out, _ = run(
+            capsys, "evaluate", "--methods", "transcriptome_knn,additive,pool_mean,residual_oracle",
+            "--aggregation", agg, "--similarity-power", "4", *common,
+        )  # fmt: skip
+        assert code == 0
+        docs[agg] = json.loads(out)
+        assert docs[agg]["aggregation"] == agg and docs[agg]["similarity_power"] == 4.0
+    mean, resid = docs["mean"]["methods"], docs["residual"]["methods"]
+    assert resid["transcriptome_knn"]["pearson"] > mean["transcriptome_knn"]["pearson"]
+    assert (
+        resid["additive"] == mean["additive"] and resid["additive"]["pearson"] > mean["pool_mean"]["pearson"]
+    )
+    code, _, err = run(capsys, "evaluate", "--methods", "random", "--aggregation", "median", *common)
+    assert code == 2 and "unknown aggregation 'median'; valid: mean, rank_weighted, residual" in err
 
 
 @pytest.mark.realdata
