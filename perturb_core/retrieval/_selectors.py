@@ -143,18 +143,32 @@ def _select_oracle(
     )
 
 
-def _masked_corr(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Pearson r of each row of ``a`` (B, D, G) with ``b`` (B, G) over genes finite in both (NaN if < 3)."""
-    m = np.isfinite(a) & np.isfinite(b)[:, None, :]
-    n = m.sum(2).astype(np.float64)
-    a0 = np.where(m, a, 0.0)
-    b0 = np.where(m, b[:, None, :], 0.0)
+def _shifted_corr(
+    p: NDArray[np.float64], shift: NDArray[np.float64], target: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """(Q, D) Pearson r of ``p[e] − shift[q]`` with ``target[q]`` over genes finite in both (NaN if < 3).
+
+    ``p`` (D, G) may hold NaN; ``shift`` (Q, G) is finite; ``target`` (Q, G) may hold NaN. Every
+    sum is a (D, G) x (G, Q) product, so one cell line's queries are scored in a few BLAS calls.
+    """
+    f = np.isfinite(p).astype(np.float64)
+    p0 = np.where(f > 0, p, 0.0)
+    ft = np.isfinite(target).astype(np.float64)
+    t0 = np.where(ft > 0, target, 0.0)
+    s_ft, s_t0 = shift * ft, shift * t0
+    n = f @ ft.T
+    sa = p0 @ ft.T - f @ s_ft.T
+    sb = f @ t0.T
+    sab = p0 @ t0.T - f @ s_t0.T
+    saa = (p0 * p0) @ ft.T - 2.0 * (p0 @ s_ft.T) + f @ (shift * s_ft).T
+    sbb = f @ (t0 * t0).T
     with np.errstate(divide="ignore", invalid="ignore"):
-        ma, mb = a0.sum(2) / n, b0.sum(2) / n
-        ac = np.where(m, a0 - ma[..., None], 0.0)
-        bc = np.where(m, b0 - mb[..., None], 0.0)
-        r = (ac * bc).sum(2) / np.sqrt((ac * ac).sum(2) * (bc * bc).sum(2))
-    return np.where(n >= 3, np.clip(r, -1.0, 1.0), np.nan)
+        cov = sab - sa * sb / n
+        va = saa - sa * sa / n
+        vb = sbb - sb * sb / n
+        r = cov / np.sqrt(va * vb)
+    ok = (n >= 3) & (va > 1e-12) & (vb > 1e-12)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan).T
 
 
 def _select_residual_oracle(
@@ -171,11 +185,11 @@ def _select_residual_oracle(
     line = np.where(np.isfinite(shift.line), shift.line, shift.grand) - shift.grand
     dq, _ = data.drug_mean_other_lines(cells, drugs)
     truth = sd.deltas[cells, drugs].astype(np.float64) - np.where(np.isfinite(dq), dq, shift.grand) - line
-    for start in range(0, cells.size, 32):
-        q = np.arange(start, min(start + 32, cells.size))
-        ids = (cells[q, None] * n_d + np.arange(n_d)[None, :]).ravel()
-        resid = sd.residuals(ids).reshape(q.size, n_d, -1) - line[q, None, :]
-        values[q] = _masked_corr(resid, truth[q])
+    line = np.nan_to_num(line, nan=0.0)
+    for c in np.unique(cells):
+        q = np.flatnonzero(cells == c)
+        resid = sd.residuals(c * n_d + np.arange(n_d))  # (D, G): Δ[c, e] − D̄₋c[e]
+        values[q] = _shifted_corr(resid, line[q], truth[q])
     values[~pool] = np.nan
     has = np.isfinite(values).any(1)
     return Scores(

@@ -31,8 +31,9 @@ in :mod:`perturb_core.retrieval._ridge`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
@@ -43,6 +44,7 @@ from numpy.typing import NDArray
 
 from perturb_core.chem import cosine_similarity_matrix
 from perturb_core.errors import ValidationError
+from perturb_core.memo import Memo
 from perturb_core.retrieval._ridge import (
     Design,
     RidgeMoments,
@@ -110,6 +112,8 @@ class BaselineData:
     reference: RidgeReference | None = None
     gene_ids: NDArray[np.intp] | None = None
     pool_pairs: NDArray[np.bool_] | None = None
+    pool_memo: Memo = field(init=False, default_factory=lambda: Memo(2), repr=False, compare=False)
+    """The last pool means by query batch (every residual aggregation of a run needs the same)."""
 
     def __post_init__(self) -> None:
         if self.deltas.ndim != 3:
@@ -206,6 +210,14 @@ class BaselineData:
         as a subtracted term. Returns (Q, G) means (NaN for a gene no pool drug measured)
         and (Q,) pool sizes.
         """
+        cells = np.asarray(cells, dtype=np.intp)
+        drugs = np.asarray(drugs, dtype=np.intp)
+        key = hashlib.sha256(cells.tobytes() + b"|" + drugs.tobytes()).hexdigest()
+        return self.pool_memo.get(key, lambda: self._pool_mean(cells, drugs))
+
+    def _pool_mean(
+        self, cells: NDArray[np.intp], drugs: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         pairs = self.train if self.pool_pairs is None else self.pool_pairs
         n_c, n_d, _ = self.deltas.shape
         member = pairs[cells].copy()
