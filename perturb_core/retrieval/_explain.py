@@ -440,7 +440,11 @@ def _predict_query(
     loo_w[np.arange(used.size), used] = 0.0
     rows = sd.deltas[ci].astype(np.float64)
     offset = np.zeros(rows.shape[1])
-    if aggregation == "residual" and residual_available(sd, cells, drugs)[0]:
+    fallback = selection.fallback[0]
+    if aggregation == "residual" and not residual_available(sd, cells, drugs)[0]:
+        note = "drug unmeasured in other training lines: plain mean instead of residual"
+        fallback = f"{fallback}; {note}" if fallback else note
+    elif aggregation == "residual":
         # the residual prediction without one neighbour: drug term + mean of the others' residuals
         rows = sd.residuals(ci * len(index.drugs) + np.arange(len(index.drugs)))
         terms = additive_terms(sd.baseline_data, cells, drugs)
@@ -511,7 +515,7 @@ def _predict_query(
         ),
         neighbours=tuple(neighbours),
         filtered=trace.filtered if trace else (),
-        fallback=selection.fallback[0],
+        fallback=fallback,
         metrics={
             **_metrics_dict(pred, truth),
             **_retrieval_dict(selection.order[:, :k], oracle_neighbours(sd, cells, drugs, k)),
