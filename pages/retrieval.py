@@ -13,7 +13,7 @@ from pages import _state as state
 from pages import _widgets as ui
 from perturb_core import retrieval
 from perturb_core.config import get_settings
-from perturb_core.metrics import METRICS, REGRESSION_METRICS
+from perturb_core.metrics import METRICS, REGRESSION_METRICS, RETRIEVAL_METRICS
 
 ui.header(
     "Retrieval explorer",
@@ -114,6 +114,7 @@ st.session_state.setdefault(
 )
 st.session_state.setdefault("lgr_k", retrieval.DEFAULT_K)
 st.session_state.setdefault("lgr_regime", "open-world")
+st.session_state.setdefault("lgr_agg", retrieval.DEFAULT_AGGREGATION["open-world"])
 
 with st.container(border=True):
     c1, c2, c3 = st.columns([1, 1.4, 1.4])
@@ -149,12 +150,14 @@ with st.container(border=True):
     )
     c4, c5, c6 = st.columns([1, 1.4, 1.4])
     k = c4.slider("k neighbours", 1, 30, key="lgr_k", help="Neighbours requested (paper: 10).")
-    aggregation = c5.radio(
+    aggregation = c5.selectbox(
         "Aggregation",
         list(retrieval.AGGREGATIONS),
         format_func=retrieval.AGGREGATION_LABELS.__getitem__,
-        horizontal=True,
         key="lgr_agg",
+        help="; ".join(f"{a}: {retrieval.AGGREGATION_DEFINITIONS[a]}" for a in retrieval.AGGREGATIONS)
+        + ". Default: residual where the drug was measured in other lines (unseen cell line, open world); "
+        "the paper's plain mean for an unseen drug.",
     )
     regime = c6.selectbox(
         "Regime",
@@ -164,7 +167,15 @@ with st.container(border=True):
         help="Which drugs the pool may hold: the query is always treated as unmeasured.",
     )
     spec = retrieval.SELECTORS[selector]
-    st.caption(f"**{spec.label}**: {spec.definition}")
+    st.caption(
+        f"**{spec.label}**: {spec.definition}  \n**Aggregation {aggregation}**: "
+        f"{retrieval.AGGREGATION_DEFINITIONS[aggregation]}"
+    )
+    if regime == "unseen-drug":
+        st.caption(
+            "Unseen drug: in the full benchmark no retrieval method (and no aggregation) beats the cell-line "
+            "mean by a meaningful margin; see Benchmarks."
+        )
 
 state.share_link(
     dataset=dataset,
@@ -257,6 +268,11 @@ st.markdown(
     "Hover a tile for its formula."
 )
 ui.metric_tiles(ex.metrics, REGRESSION_METRICS)
+st.markdown(
+    "**Retrieval quality against the oracle's neighbours** (the k pool drugs closest to the true response; "
+    "hover for the definition)"
+)
+ui.metric_tiles(ex.metrics, RETRIEVAL_METRICS)
 
 st.markdown("**The same query, baselines side by side**")
 rows = {f"{selector} (this prediction)": ex.metrics, **ex.baselines}

@@ -47,6 +47,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         k=args.k,
         seed=args.seed,
         aggregation=args.aggregation,
+        similarity_power=args.similarity_power,
+        tune=args.tune,
         n_boot=args.n_boot,
         progress=progress,
         settings=get_settings(),
@@ -70,10 +72,15 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{doc['dataset']} {doc['regime']} k={doc['k']} seed={doc['seed']} split {doc['split_id']} "
         f"({doc['aggregation']}; metrics on {doc['n_eval_genes']} genes; 95% bootstrap intervals)"
     )
+    for c in doc["tuning"]:
+        print(
+            f"  CV choice for {c['method']} ({c['applies_to']}): k={c['k']} p={c['similarity_power']:g} "
+            f"(CV Pearson {c['cv_pearson']:.3f} on {c['n_cv_queries']} training queries)"
+        )
     header = (
         f"{'method':<20}"
         + "".join(f"{m:>22}" for m in ("pearson", "sign_accuracy", "mse"))
-        + f"{'n':>6}{'k_used':>8}"
+        + f"{'r2_pred':>9}{'prec@k':>8}{'mrr':>7}{'n':>6}{'k_used':>8}"
     )
     print(header)
     for m, v in doc["methods"].items():
@@ -87,7 +94,11 @@ def _evaluate(args: argparse.Namespace) -> int:
                 )
             )
         k_used = "—" if v["mean_k_used"] is None else f"{v['mean_k_used']:.1f}"
-        print(f"{m:<20}" + "".join(cells) + f"{v['n_queries']:>6}{k_used:>8}")
+        extra = "".join(
+            f"{'—' if v[x] is None else f'{v[x]:.3f}':>{w}}"
+            for x, w in (("r2_pred", 9), ("precision_at_k", 8), ("mrr", 7))
+        )
+        print(f"{m:<20}" + "".join(cells) + extra + f"{v['n_queries']:>6}{k_used:>8}")
     return 0
 
 
@@ -101,6 +112,7 @@ def _predict(args: argparse.Namespace) -> int:
         selector=args.selector,
         k=args.k,
         aggregation=args.aggregation,
+        similarity_power=args.similarity_power,
         regime=args.regime,
         seed=args.seed,
         settings=get_settings(),
@@ -221,7 +233,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--k", type=int, default=10, help="neighbours per query (default 10)")
     e.add_argument("--seed", type=int, default=0, help="split and method seed (default 0)")
-    e.add_argument("--aggregation", default="mean", choices=("mean", "rank_weighted"))
+    e.add_argument(
+        "--aggregation",
+        default=None,
+        help="mean (paper), rank_weighted or residual (additive + mean neighbour residual); default: "
+        "residual where the drug was measured in other lines (unseen-cell-line, open-world), mean for unseen-drug",
+    )
+    e.add_argument(
+        "--similarity-power",
+        type=float,
+        default=0.0,
+        help="weights s^p for selectors with a similarity (default 0)",
+    )
+    e.add_argument(
+        "--tune",
+        action="store_true",
+        help="choose k and the similarity power of each non-LLM selector by 4-fold CV over TRAINING lines/drugs",
+    )
     e.add_argument("--max-queries", type=int, default=None, help="evaluate a seeded subset of test pairs")
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     e.add_argument(
@@ -245,7 +273,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     q.add_argument("--k", type=int, default=10)
     q.add_argument("--regime", default="open-world", choices=_REGIMES)
-    q.add_argument("--aggregation", default="mean", choices=("mean", "rank_weighted"))
+    q.add_argument(
+        "--aggregation",
+        default=None,
+        help="mean (paper), rank_weighted or residual (additive + mean neighbour residual); default: "
+        "residual where the drug was measured in other lines (unseen-cell-line, open-world), mean for unseen-drug",
+    )
+    q.add_argument("--similarity-power", type=float, default=0.0, help="weights s^p (default 0)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--hybrid-min-k", type=int, default=3)
     q.add_argument(

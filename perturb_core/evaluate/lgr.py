@@ -33,11 +33,18 @@ from perturb_core.evaluate._harness import (
     run_methods,
 )
 from perturb_core.llm import LLM
-from perturb_core.metrics import REGRESSION_METRICS, regression_metrics, summarise
+from perturb_core.metrics import (
+    REGRESSION_METRICS,
+    RETRIEVAL_METRICS,
+    regression_metrics,
+    retrieval_quality,
+    summarise,
+)
 from perturb_core.retrieval import (
     BASELINES,
     DEFAULT_HYBRID_MIN_K,
     DEFAULT_K,
+    DEFAULT_SIMILARITY_POWER,
     N_EVAL_GENES,
     SELECTORS,
     Aggregation,
@@ -47,12 +54,15 @@ from perturb_core.retrieval import (
     SplitData,
     aggregate,
     blas_threads,
-    check_aggregation,
+    check_power,
     check_regime,
+    default_aggregation,
     lgr_index,
     make_split,
     neighbour_log_path,
+    oracle_neighbours,
     predict_baseline,
+    residual_available,
     resolve_llm,
     select_neighbours,
     split_data,
@@ -68,14 +78,19 @@ __all__ = [
     "LGR_NON_LLM_METHODS",
     "METHODS",
     "NON_LLM_METHODS",
+    "QUERY_METRICS",
     "LGRResult",
     "MethodSpec",
     "Runner",
+    "TunedChoice",
     "evaluate_lgr",
     "make_split",
 ]
 
 MethodKind = Literal["selector", "baseline"]
+
+QUERY_METRICS: tuple[str, ...] = (*REGRESSION_METRICS, *RETRIEVAL_METRICS)
+"""Per-query columns summarised for every method (retrieval quality is NaN for baselines)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ class _MethodOutput:
     n_used: NDArray[np.float64]
     fallback: tuple[str | None, ...]
     error: tuple[str | None, ...]
+    neighbours: NDArray[np.intp] | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class _RunContext:
     k: int
     seed: int
     aggregation: str
+    similarity_power: float
     hybrid_min_k: int
     llm: LLM | None
     settings: Settings
@@ -111,11 +128,29 @@ def _run_selector(selector: str, ctx: _RunContext) -> _MethodOutput:
         log_path=neighbour_log_path(ctx.llm, ctx.settings) if needs_llm else None,
     )
     sel = select_neighbours(ctx.sd, ctx.cells, ctx.drugs, selector, opts, hybrid_min_k=ctx.hybrid_min_k)
-    pred = aggregate(ctx.sd, ctx.cells, sel, ctx.aggregation)  # type: ignore[arg-type]
+    pred = aggregate(
+        ctx.sd,
+        ctx.cells,
+        sel,
+        ctx.aggregation,  # type: ignore[arg-type]
+        similarity_power=ctx.similarity_power,
+    )
     traces = sel.scores.traces or (None,) * ctx.cells.size
     errors = tuple(t.error if t is not None else None for t in traces)
+    fallback = sel.fallback
+    if ctx.aggregation == "residual":
+        ok = residual_available(ctx.sd, ctx.cells, ctx.drugs)
+        note = "drug unmeasured in other training lines: plain mean instead of residual"
+        fallback = tuple(
+            f if o else (f"{f}; {note}" if f else note) for f, o in zip(fallback, ok, strict=True)
+        )
     return _MethodOutput(
-        pred, sel.k_used.astype(np.float64), sel.n_used.astype(np.float64), sel.fallback, errors
+        pred,
+        sel.k_used.astype(np.float64),
+        sel.n_used.astype(np.float64),
+        fallback,
+        errors,
+        sel.order[:, : ctx.k],
     )
 
 
@@ -166,6 +201,7 @@ METHODS: Mapping[str, MethodSpec[Runner]] = registry(
     _selector_method("transcriptome_knn", "transcriptome_knn"),
     _selector_method("random", "random"),
     _selector_method("oracle", "oracle"),
+    _selector_method("residual_oracle", "residual_oracle"),
     *(_baseline_method(b) for b in BASELINES),
 )
 """Every evaluable LGR method, by name; label and definition come from the selector or baseline
@@ -191,17 +227,20 @@ class LGRResult:
         regime: the regime.
         k: neighbours per query.
         seed: split and method seed.
-        aggregation: ``"mean"`` or ``"rank_weighted"``.
+        aggregation: ``"mean"``, ``"rank_weighted"`` or ``"residual"``.
         hybrid_min_k: chemistry padding threshold.
         n_boot: bootstrap replicates of the intervals.
         methods: evaluated methods, in order.
         split: the split (held-out drugs or lines, split id).
-        per_query: one row per (method, query): method, cell_line, drug, k_used,
-            n_neighbours, fallback, error, and the six metrics.
+        per_query: one row per (method, query): method, cell_line, drug, k_used, n_neighbours,
+            fallback, error, k, similarity_power, the regression metrics (with ``r2_pred``)
+            and the retrieval quality ``precision_at_k``, ``mrr`` (NaN for baselines).
         summary: one row per (method, metric): mean, ci_low, ci_high, n.
         n_eval_genes: genes the metrics use.
         max_queries: the query cap (``None``: all test pairs).
         elapsed_s: seconds per method.
+        similarity_power: p of the similarity weights s^p (untuned methods).
+        tuning: cross-validation choices of k and p (``tune=True``), from training data only.
     """
 
     dataset: str
@@ -218,11 +257,18 @@ class LGRResult:
     n_eval_genes: int = N_EVAL_GENES
     max_queries: int | None = None
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    similarity_power: float = 0.0
+    tuning: tuple[TunedChoice, ...] = ()
+
+    def tuning_table(self) -> pd.DataFrame:
+        """The cross-validation choices (empty without ``tune``): one row per method and group."""
+        cols = ["method", "applies_to", "k", "similarity_power", "cv_pearson", "n_cv_queries"]
+        return pd.DataFrame([vars(c) for c in self.tuning], columns=cols)
 
     def table(self) -> pd.DataFrame:
         """Wide table: one row per method, one column per metric mean (plus n_queries, mean_k_used)."""
         wide = self.summary.pivot(index="method", columns="metric", values="mean").reindex(self.methods)
-        wide = wide[list(REGRESSION_METRICS)]
+        wide = wide[list(QUERY_METRICS)]
         grouped = self.per_query.groupby("method", sort=False)
         wide["n_queries"] = grouped.size().reindex(self.methods)
         wide["mean_k_used"] = grouped["k_used"].mean().reindex(self.methods)
@@ -234,16 +280,19 @@ class LGRResult:
         methods: dict[str, dict[str, Any]] = {}
         for m in self.methods:
             row = table.loc[m]
-            methods[m] = {metric: json_number(row[metric]) for metric in REGRESSION_METRICS}
+        pq = self.per_query.groupby("method", sort=False)
+        for m in self.methods:
+            row = table.loc[m]
+            methods[m] = {metric: json_number(row[metric]) for metric in QUERY_METRICS}
             methods[m]["n_queries"] = int(row["n_queries"])
             methods[m]["mean_k_used"] = json_number(row["mean_k_used"])
-        pq = self.per_query.groupby("method", sort=False)
+            methods[m]["fallbacks"] = int(pq.get_group(m)["fallback"].notna().sum())
         return {
             "dataset": self.dataset,
             "regime": self.regime,
             "k": self.k,
             "methods": methods,
-            "ci": interval_table(self.summary, self.methods, REGRESSION_METRICS),
+            "ci": interval_table(self.summary, self.methods, QUERY_METRICS),
             "labels": {m: METHODS[m].label for m in self.methods},
             "fallbacks": {m: int(pq.get_group(m)["fallback"].notna().sum()) for m in self.methods},
             "failed": {m: int(pq.get_group(m)["error"].notna().sum()) for m in self.methods},
@@ -251,6 +300,8 @@ class LGRResult:
             "split_id": self.split.split_id,
             "held_out": list(self.split.held_out),
             "aggregation": self.aggregation,
+            "similarity_power": self.similarity_power,
+            "tuning": [vars(c) for c in self.tuning],
             "hybrid_min_k": self.hybrid_min_k,
             "n_boot": self.n_boot,
             "n_eval_genes": self.n_eval_genes,
@@ -260,6 +311,123 @@ class LGRResult:
         }
 
 
+CV_K_GRID: tuple[int, ...] = (5, 10, 20, 30)
+"""Values of k tried by the cross-validation of :func:`evaluate_lgr` (``tune=True``)."""
+CV_POWER_GRID: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0, 8.0)
+"""Similarity powers p (weights s^p) tried for selectors with a similarity (others: p = 0)."""
+CV_FOLDS = 4
+"""Folds of training cell lines (or drugs) of the cross-validation."""
+
+
+@dataclass(frozen=True)
+class TunedChoice:
+    """A hyper-parameter choice made by cross-validation on training data only.
+
+    Attributes:
+        method: the method tuned.
+        applies_to: which test queries use it (``"all"``, or the open-world fold's lines).
+        k: chosen number of neighbours.
+        similarity_power: chosen p of the weights s^p.
+        cv_pearson: mean Pearson r over the CV queries at the chosen values.
+        n_cv_queries: CV queries (training pairs playing the test role).
+    """
+
+    method: str
+    applies_to: str
+    k: int
+    similarity_power: float
+    cv_pearson: float
+    n_cv_queries: int
+
+
+def _cv_groups(split: Split, seed: int) -> list[tuple[NDArray[np.bool_], str, list[Split]]]:
+    """Inner CV splits built from training pairs only, and the test pairs each group's choice applies to.
+
+    unseen-cell-line: 4 folds of training lines (a fold's lines play the held-out lines);
+    unseen-drug: 4 folds of training drugs; open world: 4 folds of lines, the queries of
+    fold f use choices tuned on the open world of the other lines (nested, so no query's
+    own line is seen while choosing its hyper-parameters).
+    """
+    rng = np.random.default_rng(seed + 1)
+    n_c, n_d = split.train.shape
+    if split.regime == "unseen-drug":
+        drugs = np.flatnonzero(split.train.any(0))
+        inner = []
+        for f, members in enumerate(np.array_split(rng.permutation(drugs), CV_FOLDS)):
+            if members.size == 0:
+                continue
+            held = np.zeros(n_d, dtype=bool)
+            held[members] = True
+            inner.append(
+                replace(
+                    split,
+                    train=split.train & ~held[None, :],
+                    test=split.train & held[None, :],
+                    pool_drugs=split.pool_drugs & ~held,
+                    held_out=tuple(split.drugs[i] for i in members),
+                    split_id=f"{split.split_id}-cv{f}",
+                )
+            )
+        return [(split.test, "all", inner)]
+    lines = np.flatnonzero(split.train.any(1))
+    folds = [f for f in np.array_split(rng.permutation(lines), CV_FOLDS) if f.size]
+    if split.regime == "unseen-cell-line":
+        inner = []
+        for f, members in enumerate(folds):
+            held = np.zeros(n_c, dtype=bool)
+            held[members] = True
+            inner.append(
+                replace(
+                    split,
+                    train=split.train & ~held[:, None],
+                    test=split.train & held[:, None],
+                    held_out=tuple(split.cell_lines[i] for i in members),
+                    split_id=f"{split.split_id}-cv{f}",
+                )
+            )
+        return [(split.test, "all", inner)]
+    groups = []
+    for f, members in enumerate(folds):
+        held = np.zeros(n_c, dtype=bool)
+        held[members] = True
+        rest = split.train & ~held[:, None]
+        inner_split = replace(split, train=rest, test=rest, split_id=f"{split.split_id}-ow{f}")
+        label = "lines " + ", ".join(split.cell_lines[i] for i in members)
+        groups.append((split.test & held[:, None], label, [inner_split]))
+    return groups
+
+
+def _tune(
+    name: str, groups: list[tuple[NDArray[np.bool_], str, list[Split]]], index: Any, ctx: _RunContext
+) -> list[tuple[NDArray[np.bool_], TunedChoice]]:
+    """Choose k and p for one selector method by mean Pearson r over the inner CV queries."""
+    selector = METHODS[name].fn.target
+    out = []
+    for applies, label, inner in groups:
+        scores: dict[tuple[int, float], list[NDArray[np.float64]]] = {}
+        for sp in inner:
+            sd = split_data(index, sp)
+            qc, qd = np.nonzero(sp.test)
+            truth = sd.deltas[qc, qd]
+            cached = None
+            for k in CV_K_GRID:
+                opts = SelectOptions(k=k, seed=ctx.seed)
+                sel = select_neighbours(
+                    sd, qc, qd, selector, opts, hybrid_min_k=ctx.hybrid_min_k, scores=cached
+                )
+                cached = sel.scores
+                powers = CV_POWER_GRID if sel.scores.similarity else (0.0,)
+                for p in powers:
+                    pred = aggregate(sd, qc, sel, ctx.aggregation, similarity_power=p)  # type: ignore[arg-type]
+                    r = regression_metrics(pred, truth)["pearson"].to_numpy()
+                    scores.setdefault((k, p), []).append(r)
+        means = {key: float(np.nanmean(np.concatenate(v))) for key, v in scores.items()}
+        best = max(means, key=lambda key: (means[key], -key[0], -key[1]))
+        n_cv = int(sum(len(r) for r in scores[best]))
+        out.append((applies, TunedChoice(name, label, best[0], best[1], means[best], n_cv)))
+    return out
+
+
 def evaluate_lgr(
     ds: Any,
     *,
@@ -267,7 +435,9 @@ def evaluate_lgr(
     methods: Sequence[str] | str,
     k: int = DEFAULT_K,
     seed: int = 0,
-    aggregation: Aggregation = "mean",
+    aggregation: Aggregation | None = None,
+    similarity_power: float = DEFAULT_SIMILARITY_POWER,
+    tune: bool = False,
     n_boot: int = 1000,
     progress: Callable[[int, int], None] | None = None,
     settings: Settings | None = None,
@@ -285,9 +455,16 @@ def evaluate_lgr(
         ds: a SignatureDataset or dataset name (``"tahoe"``, ``"sciplex"``, ``"openproblems"``, an import).
         regime: ``"unseen-drug"``, ``"unseen-cell-line"`` or ``"open-world"`` (see :func:`make_split`).
         methods: names from :data:`METHODS` (a list or a comma-separated string).
-        k: neighbours per query.
+        k: neighbours per query (with ``tune``: of the baselines and the ``llm`` method only).
         seed: seed of the split, the query subsample, ``random``, PCA and the bootstrap.
-        aggregation: ``"mean"`` (paper) or ``"rank_weighted"``.
+        aggregation: ``"mean"`` (paper), ``"rank_weighted"`` or ``"residual"``; ``None``: the
+            regime's default (:data:`~perturb_core.retrieval.DEFAULT_AGGREGATION`: residual
+            where the query drug was measured in other lines, the plain mean for unseen drugs).
+        similarity_power: weights s^p for selectors with a similarity (0: uniform).
+        tune: choose k and similarity_power of every non-LLM selector method by 4-fold
+            cross-validation over the split's TRAINING cell lines (unseen cell line, open
+            world: nested over lines) or drugs (unseen drug); the test pairs are used once,
+            at the end. The choices are in ``LGRResult.tuning``.
         n_boot: bootstrap replicates for the 95% intervals.
         progress: ``progress(done, total)`` in queries over all methods.
         settings: data location and (when ``llm`` is ``None``) the LLM endpoint.
@@ -309,8 +486,9 @@ def evaluate_lgr(
             never raise: they are recorded (``error`` column) and fall back to chemistry.
     """
     names = check_methods(methods, METHODS, "LGR method")
-    aggregation = check_aggregation(aggregation)
     regime = check_regime(regime)
+    aggregation = default_aggregation(regime, aggregation)
+    similarity_power = check_power(similarity_power)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValidationError(f"k must be an integer >= 1; got {k!r}")
     check_positive_int("n_boot", n_boot, example=1000)
@@ -336,29 +514,57 @@ def evaluate_lgr(
         cell_names = [index.cell_lines[c] for c in q_cells]
         drug_names = [index.drugs[d] for d in q_drugs]
 
+        base = _RunContext(
+            sd, q_cells, q_drugs, k, seed, aggregation, similarity_power, hybrid_min_k, model, settings, None
+        )
+        plans: dict[str, list[tuple[NDArray[np.bool_], int, float]]] = {}
+        choices: list[TunedChoice] = []
+        if tune:
+            groups = _cv_groups(split, seed)
+            for name in names:
+                if METHODS[name].fn.kind == "selector" and not METHODS[name].needs_llm:
+                    tuned = _tune(name, groups, index, base)
+                    plans[name] = [(a[q_cells, q_drugs], c.k, c.similarity_power) for a, c in tuned]
+                    choices += [c for _, c in tuned]
+
         def run(name: str, step: Progress) -> pd.DataFrame:
-            ctx = _RunContext(sd, q_cells, q_drugs, k, seed, aggregation, hybrid_min_k, model, settings, step)
-            out = METHODS[name].fn(ctx)
-            frame = pd.DataFrame(
-                {
-                    "method": name,
-                    "cell_line": cell_names,
-                    "drug": drug_names,
-                    "k_used": out.k_used,
-                    "n_neighbours": out.n_used,
-                    "fallback": pd.Series(out.fallback, dtype=object),
-                    "error": pd.Series(out.error, dtype=object),
-                }
-            )
-            return pd.concat(
-                [frame, regression_metrics(out.prediction, truth).reset_index(drop=True)], axis=1
+            frames = []
+            for member, k_m, p_m in plans.get(name, [(np.ones(n_q, dtype=bool), k, similarity_power)]):
+                q = np.flatnonzero(member)
+                ctx = replace(
+                    base, cells=q_cells[q], drugs=q_drugs[q], k=k_m, similarity_power=p_m, progress=step
+                )
+                out = METHODS[name].fn(ctx)
+                frame = pd.DataFrame(
+                    {
+                        "method": name,
+                        "query": q,
+                        "cell_line": [cell_names[i] for i in q],
+                        "drug": [drug_names[i] for i in q],
+                        "k_used": out.k_used,
+                        "n_neighbours": out.n_used,
+                        "fallback": pd.Series(out.fallback, dtype=object),
+                        "error": pd.Series(out.error, dtype=object),
+                        "k": k_m,
+                        "similarity_power": p_m,
+                    }
+                )
+                if out.neighbours is not None:
+                    ref = oracle_neighbours(sd, q_cells[q], q_drugs[q], k_m)
+                    quality = retrieval_quality(out.neighbours, ref)
+                else:
+                    quality = pd.DataFrame(np.nan, index=range(q.size), columns=list(RETRIEVAL_METRICS))
+                metrics = regression_metrics(out.prediction, truth[q]).reset_index(drop=True)
+                frames.append(pd.concat([frame, metrics, quality.reset_index(drop=True)], axis=1))
+            return (
+                pd.concat(frames, ignore_index=True).sort_values("query", kind="stable").drop(columns="query")
             )
 
         frames, elapsed = run_methods(names, [n_q] * len(names), run, progress)
         per_query = pd.concat(frames.values(), ignore_index=True)
         summaries = []
         for name in names:
-            rows = per_query.loc[per_query["method"] == name, list(REGRESSION_METRICS)]
+            rows = per_query.loc[per_query["method"] == name, list(QUERY_METRICS)]
             s = summarise(rows, n_boot=n_boot, seed=seed).reset_index()
             s.insert(0, "method", name)
             summaries.append(s)
@@ -372,6 +578,8 @@ def evaluate_lgr(
         hybrid_min_k=hybrid_min_k,
         n_boot=n_boot,
         methods=names,
+        similarity_power=similarity_power,
+        tuning=tuple(choices),
         split=split,
         per_query=per_query,
         summary=summary,

@@ -8,6 +8,7 @@ Modules (private; import from here):
     ``_regression``: :func:`regression_metrics`, :func:`top_variable_genes`.
     ``_classification``: :func:`auroc`, :func:`auprc`, :func:`macro_gene_auroc`, :func:`brier`,
     :func:`reliability_curve`, :func:`predicted_positive_rate`, :func:`classification_metrics`.
+    ``_retrieval``: :func:`retrieval_quality` (precision@k and reciprocal rank against the oracle).
     ``_bootstrap``: :func:`summarise`, :func:`bootstrap_classification`.
     ``_registry``: :class:`MetricSpec`, :data:`METRICS`, :func:`metric` and the derived views.
     ``_validation``: the shared input checks.
@@ -31,17 +32,20 @@ from perturb_core.metrics._registry import (
     METRIC_DEFINITIONS,
     METRICS,
     REGRESSION_METRICS,
+    RETRIEVAL_METRICS,
     MetricFamily,
     MetricSpec,
     metric,
 )
 from perturb_core.metrics._regression import regression_metrics, top_variable_genes
+from perturb_core.metrics._retrieval import retrieval_quality
 
 __all__ = [
     "CLASSIFICATION_METRICS",
     "METRICS",
     "METRIC_DEFINITIONS",
     "REGRESSION_METRICS",
+    "RETRIEVAL_METRICS",
     "GeneAUROC",
     "MetricFamily",
     "MetricSpec",
@@ -55,6 +59,7 @@ __all__ = [
     "predicted_positive_rate",
     "regression_metrics",
     "reliability_curve",
+    "retrieval_quality",
     "summarise",
     "top_variable_genes",
 ]

@@ -20,15 +20,17 @@ __all__ = [
     "METRICS",
     "METRIC_DEFINITIONS",
     "REGRESSION_METRICS",
+    "RETRIEVAL_METRICS",
     "MetricFamily",
     "MetricSpec",
     "metric",
 ]
 
-MetricFamily = Literal["regression", "classification", "lgr_run"]
+MetricFamily = Literal["regression", "classification", "lgr_run", "retrieval"]
 """Where a metric comes from: a column of :func:`~perturb_core.metrics.regression_metrics` (per LGR
-query), a key of :func:`~perturb_core.metrics.classification_metrics` (per CORE pair set), or a
-per-method figure of an LGR evaluation run."""
+query), a key of :func:`~perturb_core.metrics.classification_metrics` (per CORE pair set), a
+per-method figure of an LGR evaluation run, or a per-query retrieval-quality score of an LGR
+selector against the oracle's neighbours (:func:`~perturb_core.metrics.retrieval_quality`)."""
 
 _RANK_SCORES = (
     "rank scores (the built datasets' deltas are inverse-normal rank scores, not log fold "
@@ -116,6 +118,34 @@ _SPECS = (
         "squared Pearson r, dimensionless [0, 1]",
         True,
         "regression",
+    ),
+    MetricSpec(
+        "r2_pred",
+        "R² of the prediction (1 − SSE/SST)",
+        "1 − Σ(y − x)² / Σ(y − ȳ)² over the query's genes: no refitted slope or intercept, so a "
+        "mis-scaled or shifted prediction is penalised (negative = worse than the query's own mean)",
+        "fraction of the truth's variance explained, dimensionless (−∞, 1]",
+        True,
+        "regression",
+    ),
+    # retrieval quality, per query, against the oracle's k neighbours
+    MetricSpec(
+        "precision_at_k",
+        "Precision@k vs the oracle",
+        "|N ∩ O| / |N|: share of the method's aggregated neighbours N (at most k) that are among the "
+        "oracle's k pool drugs O closest (Pearson r) to the true response",
+        "fraction of neighbours [0, 1] (random ≈ k / pool size)",
+        True,
+        "retrieval",
+    ),
+    MetricSpec(
+        "mrr",
+        "Reciprocal rank of the first oracle neighbour",
+        "1 / (position in the method's neighbour list of the first drug among the oracle's k), 0 if "
+        "none; averaged over queries (mean reciprocal rank)",
+        "reciprocal rank [0, 1]",
+        True,
+        "retrieval",
     ),
     # classification, over (perturbation, gene) pairs
     MetricSpec(
@@ -210,6 +240,9 @@ METRICS: Mapping[str, MetricSpec] = registry(*_SPECS)
 
 REGRESSION_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.family == "regression")
 """Columns of :func:`~perturb_core.metrics.regression_metrics`, in order."""
+
+RETRIEVAL_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.family == "retrieval")
+"""Per-query retrieval-quality columns of an LGR evaluation (NaN for methods without neighbours)."""
 
 CLASSIFICATION_METRICS: tuple[str, ...] = tuple(n for n, s in METRICS.items() if s.family == "classification")
 """Keys of :func:`~perturb_core.metrics.classification_metrics`, in order."""

@@ -30,6 +30,8 @@ def regression_metrics(pred: ArrayLike, truth: ArrayLike, *, mask: ArrayLike | N
     - ``r2``: R² of the ordinary least-squares regression of y on x, which equals r² when
       both vary. NaN for a constant prediction (the slope is undefined) or constant truth
       (no variance to explain).
+    - ``r2_pred``: 1 − Σ(y − x)² / Σ(y − ȳ)², the share of the truth's variance the prediction
+      itself explains (no refitted slope or intercept; can be negative); NaN for constant truth.
 
     Args:
         pred: predicted deltas, shape (Q, G), or (G,) for a single query.
@@ -39,7 +41,7 @@ def regression_metrics(pred: ArrayLike, truth: ArrayLike, *, mask: ArrayLike | N
 
     Returns:
         DataFrame with one row per query (index 0..Q-1) and the columns
-        ``pearson, cosine, mae, mse, sign_accuracy, r2``.
+        ``pearson, cosine, mae, mse, sign_accuracy, r2, r2_pred``.
 
     Raises:
         ValidationError: shapes differ, inputs are not numeric or contain ±inf, or the mask
@@ -84,6 +86,7 @@ def regression_metrics(pred: ArrayLike, truth: ArrayLike, *, mask: ArrayLike | N
         mae = np.abs(diff).sum(1) / nf
         mse = (diff * diff).sum(1) / nf
         sign_accuracy = (valid & (np.sign(xs) == np.sign(ys))).sum(1) / nf
+        r2_pred = np.where(y_const, np.nan, 1.0 - (diff * diff).sum(1) / syy)
     out = pd.DataFrame(
         {
             "pearson": pearson,
@@ -92,6 +95,7 @@ def regression_metrics(pred: ArrayLike, truth: ArrayLike, *, mask: ArrayLike | N
             "mse": mse,
             "sign_accuracy": sign_accuracy,
             "r2": pearson**2,
+            "r2_pred": r2_pred,
         }
     )
     out.loc[n < 2, :] = np.nan

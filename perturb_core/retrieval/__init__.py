@@ -10,7 +10,12 @@ never d itself, restricted by the regime). A *selector* ranks the pool:
   mechanism tags and programs, graph proximity of targets; chemistry breaks ties.
 - ``chem_knn``: Tanimoto similarity of Morgan fingerprints.
 - ``transcriptome_knn``: correlation of the drugs' responses in OTHER (training) cell lines.
-- ``random`` (a floor) and ``oracle`` (a ceiling: correlation with the true response).
+- ``random`` (a floor), ``oracle`` (the ceiling of plain averaging: correlation with the true
+  response) and ``residual_oracle`` (the ceiling of residual aggregation).
+
+Aggregation (:data:`AGGREGATIONS`): the paper's plain mean, a rank-weighted mean, or
+``residual``: the two-way additive baseline (drug + line effects) plus the mean of the
+neighbours' residuals from their own additive fits; similarity weights ``s^p`` optional.
 
 When a selector yields fewer than ``hybrid_min_k`` valid neighbours (or cannot rank at all),
 the neighbours are padded with chemistry neighbours (or, without a structure, the whole
@@ -27,7 +32,14 @@ Modules: ``_options`` (regimes, aggregations, defaults), ``_index`` (:func:`lgr_
 (with ``_ridge``) and :mod:`~perturb_core.retrieval.mechanism`.
 """
 
-from perturb_core.retrieval._aggregate import Selection, aggregate, select_neighbours
+from perturb_core.retrieval._aggregate import (
+    Selection,
+    aggregate,
+    oracle_neighbours,
+    residual_available,
+    select_neighbours,
+    weights,
+)
 from perturb_core.retrieval._explain import (
     TOP_GENE_COLUMNS,
     Neighbour,
@@ -38,10 +50,13 @@ from perturb_core.retrieval._explain import (
 )
 from perturb_core.retrieval._index import KGEvidence, LGRIndex, blas_threads, lgr_index
 from perturb_core.retrieval._options import (
+    AGGREGATION_DEFINITIONS,
     AGGREGATION_LABELS,
     AGGREGATIONS,
+    DEFAULT_AGGREGATION,
     DEFAULT_HYBRID_MIN_K,
     DEFAULT_K,
+    DEFAULT_SIMILARITY_POWER,
     N_EVAL_GENES,
     NEIGHBOUR_LOG,
     REGIME_LABELS,
@@ -50,7 +65,9 @@ from perturb_core.retrieval._options import (
     Regime,
     SelectorName,
     check_aggregation,
+    check_power,
     check_regime,
+    default_aggregation,
 )
 from perturb_core.retrieval._prompt import (
     LLMTrace,
@@ -81,17 +98,21 @@ from perturb_core.retrieval.baselines import (
     BASELINE_DEFINITIONS,
     BASELINE_LABELS,
     BASELINES,
+    AdditiveTerms,
     BaselineData,
     BaselineFn,
     BaselineName,
     BaselinePrediction,
     RidgeMoments,
     RidgeReference,
+    additive,
+    additive_terms,
     cell_mean,
     check_baseline,
     chem_knn,
     drug_mean,
     pca_ridge,
+    pool_mean,
     predict_baseline,
 )
 from perturb_core.retrieval.mechanism import (
@@ -112,8 +133,11 @@ from perturb_core.retrieval.mechanism import (
 __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     # choices and defaults
     "AGGREGATIONS",
+    "AGGREGATION_DEFINITIONS",
     "AGGREGATION_LABELS",
+    "DEFAULT_AGGREGATION",
     "DEFAULT_HYBRID_MIN_K",
+    "DEFAULT_SIMILARITY_POWER",
     "DEFAULT_K",
     "NEIGHBOUR_LOG",
     "N_EVAL_GENES",
@@ -122,7 +146,9 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     "Aggregation",
     "Regime",
     "check_aggregation",
+    "check_power",
     "check_regime",
+    "default_aggregation",
     # dataset index
     "KGEvidence",
     "LGRIndex",
@@ -154,7 +180,10 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     # selection and aggregation
     "Selection",
     "aggregate",
+    "oracle_neighbours",
+    "residual_available",
     "select_neighbours",
+    "weights",
     # one-query explanation
     "TOP_GENE_COLUMNS",
     "Neighbour",
@@ -170,13 +199,17 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     "BaselineFn",
     "BaselineName",
     "BaselinePrediction",
+    "AdditiveTerms",
     "RidgeMoments",
     "RidgeReference",
+    "additive",
+    "additive_terms",
     "cell_mean",
     "check_baseline",
     "chem_knn",
     "drug_mean",
     "pca_ridge",
+    "pool_mean",
     "predict_baseline",
     # mechanism tags and programs
     "PROGRAMS",

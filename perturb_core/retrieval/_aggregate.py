@@ -9,9 +9,17 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from perturb_core.retrieval._options import DEFAULT_HYBRID_MIN_K, Aggregation, check_aggregation, check_int
+from perturb_core.errors import ValidationError
+from perturb_core.retrieval._options import (
+    DEFAULT_HYBRID_MIN_K,
+    Aggregation,
+    check_aggregation,
+    check_int,
+    check_power,
+)
 from perturb_core.retrieval._selectors import SELECTORS, Scores, SelectOptions, check_selector
 from perturb_core.retrieval._splits import SplitData, pool_mask
+from perturb_core.retrieval.baselines import additive_terms
 
 SOURCE_SELECTOR, SOURCE_CHEM, SOURCE_POOL = 0, 1, 2
 SOURCE_NAMES = {SOURCE_SELECTOR: "selector", SOURCE_CHEM: "hybrid_chem", SOURCE_POOL: "pool_mean"}
@@ -29,6 +37,7 @@ class Selection:
         fallback: per query, what the hybrid rule did (``None``: nothing).
         scores: the selector's scores.
         pool: (Q, D) the candidate pools.
+        drugs: (Q,) the query drugs (the residual aggregation needs them).
     """
 
     order: NDArray[np.intp]
@@ -38,6 +47,7 @@ class Selection:
     fallback: tuple[str | None, ...]
     scores: Scores
     pool: NDArray[np.bool_]
+    drugs: NDArray[np.intp] | None = None
 
 
 def _top(
@@ -58,6 +68,7 @@ def select_neighbours(
     options: SelectOptions,
     *,
     hybrid_min_k: int = DEFAULT_HYBRID_MIN_K,
+    scores: Scores | None = None,
 ) -> Selection:
     """Rank the pools with a selector and apply the hybrid fallback, for a batch of queries.
 
@@ -73,6 +84,8 @@ def select_neighbours(
         selector: a key of :data:`SELECTORS`.
         options: k, seed, llm, progress, log path.
         hybrid_min_k: the padding threshold (0 disables padding; unrankable queries still fall back).
+        scores: this selector's scores of these queries, if already computed (e.g. when only k
+            changes); ``None`` computes them.
 
     Returns:
         The :class:`Selection`.
@@ -84,7 +97,8 @@ def select_neighbours(
     drugs = np.asarray(drugs, dtype=np.intp)
     index = sd.index
     pool = pool_mask(sd.split, index.present, cells, drugs)
-    scores = SELECTORS[selector].fn(sd, cells, drugs, pool, options)
+    if scores is None:
+        scores = SELECTORS[selector].fn(sd, cells, drugs, pool, options)
     n_d = len(index.drugs)
     unavailable = np.array([r is not None for r in scores.unavailable], dtype=bool)
     top, k_used = _top(scores.values, pool & ~unavailable[:, None], k)
@@ -125,7 +139,7 @@ def select_neighbours(
         fallback[qi] = scores.unavailable[qi]
     n_used = (order >= 0).sum(1)
     return Selection(
-        order, source, k_used.astype(np.int64), n_used.astype(np.int64), tuple(fallback), scores, pool
+        order, source, k_used.astype(np.int64), n_used.astype(np.int64), tuple(fallback), scores, pool, drugs
     )
 
 
@@ -147,16 +161,40 @@ _RAW_WEIGHTS: dict[
 ] = {
     "mean": _uniform,
     "rank_weighted": _rank_weighted,
+    "residual": _uniform,
 }
 """Aggregation -> unnormalised weight of each ranked neighbour, from (used, rank, source)."""
 
 
-def weights(selection: Selection, aggregation: str) -> NDArray[np.float64]:
-    """(Q, D) aggregation weights: uniform, or 1/rank (uniform for a pool-mean fallback)."""
+def _similarity_factor(selection: Selection, power: float) -> NDArray[np.float64]:
+    """(Q, D) factors max(s_e, 0)^p over the ranked positions (1 where they do not apply).
+
+    They apply to queries whose aggregated neighbours all come from a selector with a
+    similarity score (``Scores.similarity``) and have at least one positive similarity.
+    """
+    order = selection.order
+    ones = np.ones(order.shape)
+    if power == 0 or not selection.scores.similarity:
+        return ones
+    used = order >= 0
+    rows = np.arange(order.shape[0])[:, None]
+    s = selection.scores.values[rows, np.where(used, order, 0)]
+    f = np.where(used, np.power(np.clip(np.nan_to_num(s, nan=0.0), 0.0, None), power), 0.0)
+    ok = ((selection.source == SOURCE_SELECTOR) | ~used).all(1) & (f.sum(1) > 0)
+    return np.where(ok[:, None], f, ones)
+
+
+def weights(selection: Selection, aggregation: str, similarity_power: float = 0.0) -> NDArray[np.float64]:
+    """(Q, D) normalised aggregation weights by drug.
+
+    Uniform (``mean``, ``residual``) or 1/rank (``rank_weighted``; uniform for a pool-mean
+    fallback), times ``max(s_e, 0)^similarity_power`` where the selector has a similarity.
+    """
     order = selection.order
     used = order >= 0
     rank = np.cumsum(used, axis=1)
     w = _RAW_WEIGHTS[aggregation](used, rank, selection.source)
+    w = w * _similarity_factor(selection, check_power(similarity_power))
     total = w.sum(1, keepdims=True)
     w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
     out = np.zeros(order.shape)
@@ -165,32 +203,91 @@ def weights(selection: Selection, aggregation: str) -> NDArray[np.float64]:
     return out
 
 
-def aggregate(
-    sd: SplitData, cells: NDArray[np.intp], selection: Selection, aggregation: Aggregation = "mean"
+def _weighted_rows(
+    w: NDArray[np.float64], cells: NDArray[np.intp], rows: Callable[[NDArray[np.intp]], NDArray[np.float64]]
 ) -> NDArray[np.float64]:
-    """Predicted deltas (Q, G): the (weighted) mean of the neighbours' measured deltas in each query's line.
-
-    A gene missing in some neighbours is averaged over the others; missing in all, it is NaN.
-
-    Args:
-        sd: split data.
-        cells: cell-line index per query.
-        selection: from :func:`select_neighbours`.
-        aggregation: ``"mean"`` (uniform) or ``"rank_weighted"`` (weights 1/rank, normalised).
-
-    Returns:
-        float64 (Q, G) predictions on ``sd.genes``.
-    """
-    aggregation = check_aggregation(aggregation)
-    w = weights(selection, aggregation)
+    """Per query and gene, the w-weighted mean of ``rows(used pair ids)`` over the finite entries."""
     n_d = w.shape[1]
     q_idx, e_idx = np.nonzero(w)
     cols = np.asarray(cells)[q_idx] * n_d + e_idx
     # only the (line, drug) rows some query uses take part (a handful for one explained query)
     used, pos = np.unique(cols, return_inverse=True)
     mat = sp.csr_matrix((w[q_idx, e_idx], (q_idx, pos)), shape=(w.shape[0], used.size))
-    y0, obs = sd.flat
-    num = np.asarray(mat @ y0[used].astype(np.float64), dtype=np.float64)
-    den = np.asarray(mat @ obs[used].astype(np.float64), dtype=np.float64)
+    y = rows(used)
+    obs = np.isfinite(y)
+    num = np.asarray(mat @ np.where(obs, y, 0.0), dtype=np.float64)
+    den = np.asarray(mat @ obs.astype(np.float64), dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def residual_available(sd: SplitData, cells: NDArray[np.intp], drugs: NDArray[np.intp]) -> NDArray[np.bool_]:
+    """(Q,) whether the residual aggregation applies: the drug has a training pair in another line."""
+    return sd.baseline_data.drug_mean_other_lines(np.asarray(cells), np.asarray(drugs))[1]
+
+
+def aggregate(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    selection: Selection,
+    aggregation: Aggregation = "mean",
+    *,
+    similarity_power: float = 0.0,
+) -> NDArray[np.float64]:
+    """Predicted deltas (Q, G) from the selected neighbours.
+
+    - ``mean`` / ``rank_weighted``: the weighted mean of the neighbours' measured deltas in each
+      query's line; a gene missing in some neighbours is averaged over the others; missing in
+      all, it is NaN.
+    - ``residual``: the additive baseline ``A[c,d] = D̄₋c[d] + L̄ − Ḡ`` plus the weighted mean
+      of the neighbours' residuals ``Δ[c,e] − A[c,e]`` from their own additive fits (same line
+      term); this equals ``D̄₋c[d] + mean_e(Δ[c,e] − D̄₋c[e])``. A gene no neighbour residual
+      covers gets the additive baseline; a query whose drug has no training pair in another
+      line gets the plain weighted mean (``residual_available`` says which).
+
+    Args:
+        sd: split data.
+        cells: cell-line index per query.
+        selection: from :func:`select_neighbours`.
+        aggregation: ``"mean"``, ``"rank_weighted"`` or ``"residual"``.
+        similarity_power: weights ``max(s_e, 0)^p`` for selectors with a similarity (0: none).
+
+    Returns:
+        float64 (Q, G) predictions on ``sd.genes``.
+    """
+    aggregation = check_aggregation(aggregation)
+    cells = np.asarray(cells, dtype=np.intp)
+    w = weights(selection, aggregation, similarity_power)
+    y0, obs = sd.flat
+
+    def measured(ids: NDArray[np.intp]) -> NDArray[np.float64]:
+        return np.where(obs[ids] > 0, y0[ids].astype(np.float64), np.nan)
+
+    plain = _weighted_rows(w, cells, measured)
+    if aggregation != "residual":
+        return plain
+    if selection.drugs is None:
+        raise ValidationError(
+            "residual aggregation needs the query drugs (a Selection from select_neighbours)"
+        )
+    drugs = np.asarray(selection.drugs, dtype=np.intp)
+    terms = additive_terms(sd.baseline_data, cells, drugs)
+    mean_resid = _weighted_rows(w, cells, sd.residuals)
+    drug = np.where(np.isfinite(terms.drug), terms.drug, terms.grand)
+    pred = np.where(np.isfinite(mean_resid), drug + mean_resid, terms.prediction)
+    return np.where(terms.drug_seen[:, None], pred, plain)
+
+
+def oracle_neighbours(
+    sd: SplitData, cells: NDArray[np.intp], drugs: NDArray[np.intp], k: int
+) -> NDArray[np.intp]:
+    """(Q, k) the oracle's neighbours: the k pool drugs closest (Pearson r) to each TRUE response, -1 padded.
+
+    The reference set of the retrieval-quality metrics (precision@k, reciprocal rank); it
+    reads the truth, so it is for scoring only.
+    """
+    cells = np.asarray(cells, dtype=np.intp)
+    drugs = np.asarray(drugs, dtype=np.intp)
+    pool = pool_mask(sd.split, sd.index.present, cells, drugs)
+    top, _ = _top(sd.correlations[cells, drugs], pool, check_int("k", k, 1))
+    return top

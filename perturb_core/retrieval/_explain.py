@@ -13,13 +13,15 @@ from numpy.typing import NDArray
 from perturb_core.config import Settings, get_settings
 from perturb_core.errors import ValidationError
 from perturb_core.llm import LLM
-from perturb_core.metrics import REGRESSION_METRICS, regression_metrics
+from perturb_core.metrics import REGRESSION_METRICS, RETRIEVAL_METRICS, regression_metrics, retrieval_quality
 from perturb_core.retrieval._aggregate import (
     SOURCE_CHEM,
     SOURCE_NAMES,
     SOURCE_POOL,
     SOURCE_SELECTOR,
     aggregate,
+    oracle_neighbours,
+    residual_available,
     select_neighbours,
     weights,
 )
@@ -28,16 +30,18 @@ from perturb_core.retrieval._justify import justify
 from perturb_core.retrieval._options import (
     DEFAULT_HYBRID_MIN_K,
     DEFAULT_K,
+    DEFAULT_SIMILARITY_POWER,
     Aggregation,
     Regime,
-    check_aggregation,
     check_int,
+    check_power,
     check_regime,
+    default_aggregation,
 )
 from perturb_core.retrieval._prompt import LLMTrace, neighbour_log_path, resolve_llm
 from perturb_core.retrieval._selectors import SELECTORS, SelectOptions, check_selector
 from perturb_core.retrieval._splits import Split, pool_mask, query_split, resolve_pair, split_data
-from perturb_core.retrieval.baselines import BASELINES, check_baseline, predict_baseline
+from perturb_core.retrieval.baselines import BASELINES, additive_terms, check_baseline, predict_baseline
 
 if TYPE_CHECKING:
     from perturb_core.data.registry import DrugTable, SignatureDataset
@@ -207,7 +211,9 @@ class QueryExplanation:
     ``prediction`` and ``truth`` (float64 over ``genes``, the evaluation genes) are for plots
     and are not part of the JSON; :meth:`top_genes` summarises them (and is). ``metrics`` and
     each entry of ``baselines`` (keyed by :data:`~perturb_core.retrieval.BASELINES` names) map
-    the :data:`~perturb_core.metrics.REGRESSION_METRICS` names to values (``None`` if undefined).
+    the :data:`~perturb_core.metrics.REGRESSION_METRICS` names to values (``None`` if undefined);
+    ``metrics`` also holds the retrieval quality (``precision_at_k``, ``mrr``) of the neighbours
+    against the oracle's k.
     """
 
     dataset: str
@@ -295,6 +301,11 @@ def _metrics_dict(pred: NDArray[np.float64], truth: NDArray[np.float64]) -> dict
     return {m: _clean(float(row[m])) for m in REGRESSION_METRICS}
 
 
+def _retrieval_dict(order: NDArray[np.intp], reference: NDArray[np.intp]) -> dict[str, float | None]:
+    row = retrieval_quality(order, reference).iloc[0]
+    return {m: _clean(float(row[m])) for m in RETRIEVAL_METRICS}
+
+
 def predict_query(
     ds: SignatureDataset | str,
     *,
@@ -302,9 +313,10 @@ def predict_query(
     drug: str,
     selector: str,
     k: int = DEFAULT_K,
-    aggregation: Aggregation = "mean",
+    aggregation: Aggregation | None = None,
     regime: Regime = "open-world",
     seed: int = 0,
+    similarity_power: float = DEFAULT_SIMILARITY_POWER,
     settings: Settings | None = None,
     llm: LLM | None = None,
     hybrid_min_k: int = DEFAULT_HYBRID_MIN_K,
@@ -328,9 +340,11 @@ def predict_query(
         drug: any spelling of the drug (it must have been profiled in that line).
         selector: a key of :data:`SELECTORS`.
         k: neighbours to select (>= 1).
-        aggregation: ``"mean"`` or ``"rank_weighted"``.
+        aggregation: ``"mean"``, ``"rank_weighted"`` or ``"residual"``; ``None``: the regime's
+            default (:data:`DEFAULT_AGGREGATION`).
         regime: one of :data:`REGIMES`.
         seed: seed of the ``random`` selector and of the baselines.
+        similarity_power: weights s^p for selectors with a similarity (0: uniform).
         settings: where the data lives (and the LLM endpoint when ``llm`` is ``None``).
         llm: the model for ``selector="llm"`` (default: built from settings).
         hybrid_min_k: chemistry padding threshold.
@@ -350,15 +364,18 @@ def predict_query(
     """
     selector = check_selector(selector)
     k = check_int("k", k, 1)
-    aggregation = check_aggregation(aggregation)
     regime = check_regime(regime)
+    aggregation = default_aggregation(regime, aggregation)
+    power = check_power(similarity_power)
     base_names = tuple(BASELINES if baselines is None else (check_baseline(b) for b in baselines))
     settings = settings or get_settings()
     ds = as_dataset(ds, settings)
     with blas_threads():
         c_name, d_name = resolve_pair(ds, cell_line, drug)
         index = lgr_index(ds, drugs=drugs, graph=graph, settings=settings)
-        query = _Query(c_name, d_name, selector, k, aggregation, regime, seed, hybrid_min_k, base_names)
+        query = _Query(
+            c_name, d_name, selector, k, aggregation, regime, seed, hybrid_min_k, base_names, power
+        )
         return _predict_query(ds, index, query, settings, llm, split)
 
 
@@ -375,6 +392,7 @@ class _Query:
     seed: int
     hybrid_min_k: int
     baselines: tuple[str, ...]
+    similarity_power: float = 0.0
 
 
 def _predict_query(
@@ -410,18 +428,30 @@ def _predict_query(
         k=k, seed=seed, llm=model, log_path=neighbour_log_path(model, settings) if model else None
     )
     selection = select_neighbours(sd, cells, drugs, selector, opts, hybrid_min_k=hybrid_min_k)
-    pred = aggregate(sd, cells, selection, aggregation)[0]
+    power = query.similarity_power
+    pred = aggregate(sd, cells, selection, aggregation, similarity_power=power)[0]  # type: ignore[arg-type]
     truth = sd.deltas[ci, di].astype(np.float64)
     order = selection.order[0]
     used = order[order >= 0]
-    w_all = weights(selection, aggregation)[0]
+    w_all = weights(selection, aggregation, power)[0]
     # own correlations and leave-one-neighbour-out predictions, all at once
     own = _pearson_rows(sd.deltas[ci, used].astype(np.float64), truth)
     loo_w = np.tile(w_all, (used.size, 1))
     loo_w[np.arange(used.size), used] = 0.0
-    y0, obs = sd.deltas[ci].astype(np.float64), ~np.isnan(sd.deltas[ci])
+    rows = sd.deltas[ci].astype(np.float64)
+    offset = np.zeros(rows.shape[1])
+    fallback = selection.fallback[0]
+    if aggregation == "residual" and not residual_available(sd, cells, drugs)[0]:
+        note = "drug unmeasured in other training lines: plain mean instead of residual"
+        fallback = f"{fallback}; {note}" if fallback else note
+    elif aggregation == "residual":
+        # the residual prediction without one neighbour: drug term + mean of the others' residuals
+        rows = sd.residuals(ci * len(index.drugs) + np.arange(len(index.drugs)))
+        terms = additive_terms(sd.baseline_data, cells, drugs)
+        offset = np.where(np.isfinite(terms.drug[0]), terms.drug[0], terms.grand[0])
+    obs = np.isfinite(rows)
     with np.errstate(divide="ignore", invalid="ignore"):
-        loo_pred = (loo_w @ np.where(obs, y0, 0.0)) / (loo_w @ obs.astype(np.float64))
+        loo_pred = offset + (loo_w @ np.where(obs, rows, 0.0)) / (loo_w @ obs.astype(np.float64))
     r_full = _metrics_dict(pred, truth)["pearson"]
     loo_r = _pearson_rows(np.where(np.isfinite(loo_pred), loo_pred, np.nan), truth)
     scores = selection.scores
@@ -485,8 +515,11 @@ def _predict_query(
         ),
         neighbours=tuple(neighbours),
         filtered=trace.filtered if trace else (),
-        fallback=selection.fallback[0],
-        metrics=_metrics_dict(pred, truth),
+        fallback=fallback,
+        metrics={
+            **_metrics_dict(pred, truth),
+            **_retrieval_dict(selection.order[:, :k], oracle_neighbours(sd, cells, drugs, k)),
+        },
         baselines=base_metrics,
         baseline_fallbacks=base_notes,
         llm=trace,

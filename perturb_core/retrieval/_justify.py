@@ -106,6 +106,14 @@ def _why_oracle(p: _Pick) -> str:
     return f"Oracle (ceiling): its response here correlates r = {r:.2f} with the true response."
 
 
+def _why_residual_oracle(p: _Pick) -> str:
+    r = p.scores.values[p.q, p.e]
+    return (
+        f"Residual oracle (ceiling of residual aggregation): its residual here correlates r = {r:.2f} "
+        "with the query's true residual."
+    )
+
+
 def _why_chem_padding(p: _Pick) -> str:
     sim = p.similarity
     return (
@@ -122,6 +130,7 @@ _JUSTIFICATIONS: dict[str, Callable[[_Pick], str]] = {
     "transcriptome_knn": _why_transcriptome,
     "random": lambda p: "Random pick (floor).",
     "oracle": _why_oracle,
+    "residual_oracle": _why_residual_oracle,
 }
 """Selector -> the sentence that justifies one of its neighbours."""
 

@@ -11,8 +11,10 @@ import numpy as np
 from perturb_core.errors import ValidationError, check_choice
 
 Regime = Literal["unseen-drug", "unseen-cell-line", "open-world"]
-Aggregation = Literal["mean", "rank_weighted"]
-SelectorName = Literal["llm", "kg_mechanism", "chem_knn", "transcriptome_knn", "random", "oracle"]
+Aggregation = Literal["mean", "rank_weighted", "residual"]
+SelectorName = Literal[
+    "llm", "kg_mechanism", "chem_knn", "transcriptome_knn", "random", "oracle", "residual_oracle"
+]
 
 REGIMES: tuple[str, ...] = get_args(Regime)
 """The evaluation regimes (DESIGN.md): unseen drug, unseen cell line, open world."""
@@ -26,11 +28,33 @@ REGIME_LABELS: Mapping[str, str] = MappingProxyType(
 """Human label of every regime (what the candidate pool holds)."""
 
 AGGREGATIONS: tuple[str, ...] = get_args(Aggregation)
-"""Ways to combine neighbour deltas: uniform mean (the paper) or rank-weighted mean (weights 1/rank)."""
+"""Ways to combine neighbour deltas: mean (the paper), rank-weighted mean (1/rank), or residual
+(additive baseline + the weighted mean of the neighbours' residuals from their own additive fits)."""
 AGGREGATION_LABELS: Mapping[str, str] = MappingProxyType(
-    {"mean": "uniform mean (paper)", "rank_weighted": "rank-weighted (1/rank)"}
+    {
+        "mean": "plain mean of the neighbours' deltas (paper)",
+        "rank_weighted": "rank-weighted mean (1/rank)",
+        "residual": "residual: additive baseline + mean of the neighbours' residuals",
+    }
 )
 """Human label of every aggregation."""
+AGGREGATION_DEFINITIONS: Mapping[str, str] = MappingProxyType(
+    {
+        "mean": "Δ̂[c,d] = Σ_e w_e Δ[c,e] / Σ_e w_e (w_e = 1, or s_e^p with a similarity power p)",
+        "rank_weighted": "Δ̂[c,d] = Σ_e w_e Δ[c,e] / Σ_e w_e with w_e = 1/rank(e) (× s_e^p)",
+        "residual": "Δ̂[c,d] = A[c,d] + Σ_e w_e (Δ[c,e] − A[c,e]) / Σ_e w_e, A = drug mean over other "
+        "training lines + line mean over the query's pool − grand training mean (the additive baseline)",
+    }
+)
+"""Formula of every aggregation (s_e: the selector's similarity, p: ``similarity_power``)."""
+
+DEFAULT_AGGREGATION: Mapping[str, str] = MappingProxyType(
+    {"unseen-drug": "mean", "unseen-cell-line": "residual", "open-world": "residual"}
+)
+"""Default aggregation per regime: ``residual`` where the query drug has been measured in other
+lines (unseen cell line, open world); the paper's plain mean for an unseen drug (no drug term)."""
+DEFAULT_SIMILARITY_POWER = 0.0
+"""Weights w_e = max(s_e, 0)^p for selectors with a similarity s_e (0: uniform, the paper)."""
 
 DEFAULT_K = 10
 DEFAULT_HYBRID_MIN_K = 3
@@ -57,6 +81,26 @@ def check_aggregation(aggregation: object) -> str:
         UnknownNameError: not one of :data:`AGGREGATIONS`.
     """
     return check_choice("aggregation", aggregation, AGGREGATIONS)
+
+
+def default_aggregation(regime: str, aggregation: object | None = None) -> str:
+    """``aggregation`` checked, or the regime's default (:data:`DEFAULT_AGGREGATION`) when ``None``."""
+    if aggregation is None:
+        return DEFAULT_AGGREGATION[check_regime(regime)]
+    return check_aggregation(aggregation)
+
+
+def check_power(value: object) -> float:
+    """A similarity power: a finite number >= 0.
+
+    Raises:
+        ValidationError: otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValidationError(f"similarity_power must be a number >= 0 (e.g. 4); got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValidationError(f"similarity_power must be a number >= 0 (e.g. 4); got {value!r}")
+    return float(value)
 
 
 def check_int(name: str, value: object, minimum: int) -> int:

@@ -23,6 +23,7 @@ from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
 from perturb_core.retrieval._prompt import LLMTrace, ParsedAnswer, parse_llm_answer, render_lgr_prompt
 from perturb_core.retrieval._splits import SplitData
+from perturb_core.retrieval.baselines import additive_terms
 from perturb_core.spec import MethodSpec, registry, resolve
 
 
@@ -54,12 +55,15 @@ class Scores:
         unavailable: per query, why the selector could not rank (``None`` = it could).
         justifications: per query, drug index -> the selector's own sentence (LLM only).
         traces: per query, the LLM call (LLM only).
+        similarity: ``values`` are similarities (a correlation or a Tanimoto in [−1, 1]) that
+            may weight the aggregation (``similarity_power``); ranks and rule scores are not.
     """
 
     values: NDArray[np.float64]
     unavailable: tuple[str | None, ...]
     justifications: tuple[dict[int, str], ...] | None = None
     traces: tuple[LLMTrace | None, ...] | None = None
+    similarity: bool = False
 
 
 SelectorFn = Callable[
@@ -84,7 +88,7 @@ def _select_chem(
     index = sd.index
     values = np.where(index.fp_valid[None, :], index.tanimoto[drugs].astype(np.float64), np.nan)
     values[~index.fp_valid[drugs]] = np.nan
-    return Scores(values, _no_structure(index, drugs))
+    return Scores(values, _no_structure(index, drugs), similarity=True)
 
 
 def _select_kg(
@@ -120,7 +124,7 @@ def _select_transcriptome(
         else f"{sd.index.drugs[d]} has no training response in another cell line shared with the pool"
         for h, d in zip(has, drugs, strict=True)
     )
-    return Scores(values, reasons)
+    return Scores(values, reasons, similarity=True)
 
 
 def _select_oracle(
@@ -133,7 +137,65 @@ def _select_oracle(
     values = sd.correlations[cells, drugs]
     has = (np.isfinite(values) & pool).any(1)
     return Scores(
-        values, tuple(None if h else "no pool drug shares genes with the true response" for h in has)
+        values,
+        tuple(None if h else "no pool drug shares genes with the true response" for h in has),
+        similarity=True,
+    )
+
+
+def _shifted_corr(
+    p: NDArray[np.float64], shift: NDArray[np.float64], target: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """(Q, D) Pearson r of ``p[e] − shift[q]`` with ``target[q]`` over genes finite in both (NaN if < 3).
+
+    ``p`` (D, G) may hold NaN; ``shift`` (Q, G) is finite; ``target`` (Q, G) may hold NaN. Every
+    sum is a (D, G) x (G, Q) product, so one cell line's queries are scored in a few BLAS calls.
+    """
+    f = np.isfinite(p).astype(np.float64)
+    p0 = np.where(f > 0, p, 0.0)
+    ft = np.isfinite(target).astype(np.float64)
+    t0 = np.where(ft > 0, target, 0.0)
+    s_ft, s_t0 = shift * ft, shift * t0
+    n = f @ ft.T
+    sa = p0 @ ft.T - f @ s_ft.T
+    sb = f @ t0.T
+    sab = p0 @ t0.T - f @ s_t0.T
+    saa = (p0 * p0) @ ft.T - 2.0 * (p0 @ s_ft.T) + f @ (shift * s_ft).T
+    sbb = f @ (t0 * t0).T
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cov = sab - sa * sb / n
+        va = saa - sa * sa / n
+        vb = sbb - sb * sb / n
+        r = cov / np.sqrt(va * vb)
+    ok = (n >= 3) & (va > 1e-12) & (vb > 1e-12)
+    return np.where(ok, np.clip(r, -1.0, 1.0), np.nan).T
+
+
+def _select_residual_oracle(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    opts: SelectOptions,
+) -> Scores:
+    n_d = len(sd.index.drugs)
+    data = sd.baseline_data
+    values = np.full(pool.shape, np.nan)
+    shift = additive_terms(data, cells, drugs)
+    line = np.where(np.isfinite(shift.line), shift.line, shift.grand) - shift.grand
+    dq, _ = data.drug_mean_other_lines(cells, drugs)
+    truth = sd.deltas[cells, drugs].astype(np.float64) - np.where(np.isfinite(dq), dq, shift.grand) - line
+    line = np.nan_to_num(line, nan=0.0)
+    for c in np.unique(cells):
+        q = np.flatnonzero(cells == c)
+        resid = sd.residuals(c * n_d + np.arange(n_d))  # (D, G): Δ[c, e] − D̄₋c[e]
+        values[q] = _shifted_corr(resid, line[q], truth[q])
+    values[~pool] = np.nan
+    has = np.isfinite(values).any(1)
+    return Scores(
+        values,
+        tuple(None if h else "no pool drug residual shares genes with the true residual" for h in has),
+        similarity=True,
     )
 
 
@@ -273,9 +335,17 @@ SELECTORS: Mapping[str, MethodSpec[SelectorFn]] = registry(
     ),
     MethodSpec(
         "oracle",
-        "Oracle (ceiling: uses the true response)",
-        "the k pool drugs whose responses in this cell line correlate best with the TRUE response: the ceiling",
+        "Oracle of plain averaging (ceiling: uses the true response)",
+        "the k pool drugs whose responses in this cell line correlate best with the TRUE response: the "
+        "ceiling of plain averaging of k neighbours",
         _select_oracle,
+    ),
+    MethodSpec(
+        "residual_oracle",
+        "Residual oracle (ceiling of residual aggregation: uses the true response)",
+        "the k pool drugs whose residuals from their additive fits correlate best with the query's TRUE "
+        "residual: the ceiling of residual aggregation of k neighbours",
+        _select_residual_oracle,
     ),
 )
 """Selector name -> spec; ``spec.fn(split_data, cells, drugs, pool, options) -> Scores``."""

@@ -356,6 +356,18 @@ class SplitData:
             mean = np.where(others_cnt > 0, others_sum / np.where(others_cnt > 0, others_cnt, 1.0), np.nan)
         return mean, others_cnt
 
+    def residuals(self, pair_ids: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Line-specific residuals ``Δ[c, e] − D̄₋c[e]`` of flat (line · D + drug) pair ids, (N, G).
+
+        ``D̄₋c[e]`` is drug e's mean over its training lines other than c (NaN where none). The
+        residual from the pair's own additive fit is this minus the line term plus the grand
+        mean; that shift is the same for every neighbour of a query, so it cancels in the
+        residual aggregation.
+        """
+        c, e = np.divmod(np.asarray(pair_ids, dtype=np.intp), len(self.index.drugs))
+        dbar, _ = self.baseline_data.drug_mean_other_lines(c, e)
+        return self.deltas[c, e].astype(np.float64) - dbar
+
     @cached_property
     def baseline_data(self) -> BaselineData:
         """Inputs of the baselines for this split.
@@ -381,6 +393,7 @@ class SplitData:
             leave_one_out=self.split.leave_one_out,
             reference=_ridge_reference(self.index, self.gene_idx.size),
             gene_ids=self.gene_idx,
+            pool_pairs=self.index.present & self.split.pool_drugs[None, :],
         )
 
 

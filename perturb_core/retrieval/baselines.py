@@ -31,17 +31,20 @@ in :mod:`perturb_core.retrieval._ridge`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from perturb_core.chem import cosine_similarity_matrix
 from perturb_core.errors import ValidationError
+from perturb_core.memo import Memo
 from perturb_core.retrieval._ridge import (
     Design,
     RidgeMoments,
@@ -57,21 +60,25 @@ __all__ = [
     "BASELINES",
     "BASELINE_DEFINITIONS",
     "BASELINE_LABELS",
+    "AdditiveTerms",
     "BaselineData",
     "BaselineFn",
     "BaselineName",
     "BaselinePrediction",
     "RidgeMoments",
     "RidgeReference",
+    "additive",
+    "additive_terms",
     "cell_mean",
     "check_baseline",
     "chem_knn",
     "drug_mean",
     "pca_ridge",
+    "pool_mean",
     "predict_baseline",
 ]
 
-BaselineName = Literal["cell_mean", "drug_mean", "chem_knn", "pca_ridge"]
+BaselineName = Literal["cell_mean", "drug_mean", "chem_knn", "pca_ridge", "pool_mean", "additive"]
 
 _N_FOLDS = 5
 
@@ -91,6 +98,10 @@ class BaselineData:
         reference: optional cross-products of a larger training set on more genes, shared by
             many splits; ``pca_ridge`` fits that drop at most 128 of its pairs come from it.
         gene_ids: (G,) column of each gene of ``deltas`` in ``reference.values`` (with ``reference``).
+        pool_pairs: bool (C, D), the pairs a query's candidate pool may hold (profiled and
+            allowed by the regime; the query itself is always excluded); ``None``: ``train``.
+            In the unseen-cell-line regime these are the held-out line's measured pairs, the
+            same responses every LGR selector averages.
     """
 
     deltas: NDArray[np.float32]
@@ -100,6 +111,9 @@ class BaselineData:
     leave_one_out: bool = False
     reference: RidgeReference | None = None
     gene_ids: NDArray[np.intp] | None = None
+    pool_pairs: NDArray[np.bool_] | None = None
+    pool_memo: Memo = field(init=False, default_factory=lambda: Memo(2), repr=False, compare=False)
+    """The last pool means by query batch (every residual aggregation of a run needs the same)."""
 
     def __post_init__(self) -> None:
         if self.deltas.ndim != 3:
@@ -111,6 +125,8 @@ class BaselineData:
             raise ValidationError(
                 f"fingerprints {self.fingerprints.shape} / fp_valid {self.fp_valid.shape} must have {d} rows"
             )
+        if self.pool_pairs is not None and self.pool_pairs.shape != (c, d):
+            raise ValidationError(f"pool_pairs has shape {self.pool_pairs.shape}; expected {(c, d)}")
         if self.reference is not None and (
             self.gene_ids is None or self.gene_ids.shape != (g,) or self.reference.rows.shape != (c, d)
         ):
@@ -160,6 +176,61 @@ class BaselineData:
     def cosine(self) -> NDArray[np.float32]:
         """Cosine similarity of the drugs' fingerprints, (D, D)."""
         return cosine_similarity_matrix(self.fingerprints)
+
+    @cached_property
+    def grand_sums(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Sum and count of all training deltas per gene, (G,) each."""
+        cell_sum, cell_cnt = self.cell_sums
+        return cell_sum.sum(0), cell_cnt.sum(0)
+
+    def drug_mean_other_lines(
+        self, cells: NDArray[np.intp], drugs: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Mean training delta of drug ``drugs[i]`` over training lines other than ``cells[i]``.
+
+        Returns:
+            (N, G) means (NaN where a gene has no such observation) and (N,) whether the drug
+            has at least one training pair in another line. The pair ``(cells[i], drugs[i])``
+            itself never contributes (it is subtracted only when it is a training pair).
+        """
+        y0, obs = self._filled
+        drug_sum, drug_cnt = self.drug_sums
+        own = self.train[cells, drugs]
+        num = drug_sum[drugs] - np.where(own[:, None], y0[cells, drugs], 0.0)
+        den = drug_cnt[drugs] - np.where(own[:, None], obs[cells, drugs], 0.0)
+        seen = (self.drug_pairs[drugs] - own.astype(np.int64)) > 0
+        return divide(num, den), seen
+
+    def pool_mean(
+        self, cells: NDArray[np.intp], drugs: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        """Mean delta of each query's candidate pool in its line (the query's own pair excluded).
+
+        One sparse product over the pool pairs, so the query's delta never enters, not even
+        as a subtracted term. Returns (Q, G) means (NaN for a gene no pool drug measured)
+        and (Q,) pool sizes.
+        """
+        cells = np.asarray(cells, dtype=np.intp)
+        drugs = np.asarray(drugs, dtype=np.intp)
+        key = hashlib.sha256(cells.tobytes() + b"|" + drugs.tobytes()).hexdigest()
+        return self.pool_memo.get(key, lambda: self._pool_mean(cells, drugs))
+
+    def _pool_mean(
+        self, cells: NDArray[np.intp], drugs: NDArray[np.intp]
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        pairs = self.train if self.pool_pairs is None else self.pool_pairs
+        n_c, n_d, _ = self.deltas.shape
+        member = pairs[cells].copy()
+        member[np.arange(cells.size), drugs] = False
+        q, e = np.nonzero(member)
+        flat = np.asarray(cells)[q] * n_d + e
+        used, pos = np.unique(flat, return_inverse=True)
+        mat = sp.csr_matrix((np.ones(q.size), (q, pos)), shape=(cells.size, used.size))
+        y = self.deltas.reshape(n_c * n_d, -1)[used]
+        obs = ~np.isnan(y)
+        num = np.asarray(mat @ np.where(obs, y, np.float32(0.0)).astype(np.float64))
+        den = np.asarray(mat @ obs.astype(np.float64))
+        return divide(num, den), member.sum(1)
 
     def own(
         self, cells: NDArray[np.intp], drugs: NDArray[np.intp]
@@ -359,6 +430,111 @@ def pca_ridge(
     return BaselinePrediction("pca_ridge", pred, np.full(c.size, np.nan), notes)
 
 
+def pool_mean(
+    data: BaselineData, cells: NDArray[np.intp], drugs: NDArray[np.intp], *, k: int = 10, seed: int = 0
+) -> BaselinePrediction:
+    """Mean delta of each query's candidate pool in its cell line (global mean for an empty pool).
+
+    The fair reference for retrieval: every selector averages members of this pool. In the
+    unseen-cell-line regime ``cell_mean`` has no training pair of the line and falls back to
+    the global mean, while the pool holds the held-out line's measured responses.
+
+    Args:
+        data: the shared inputs (``pool_pairs`` says which pairs a pool may hold).
+        cells: cell-line index of each query, (Q,).
+        drugs: drug index of each query, (Q,).
+        k: unused (uniform signature).
+        seed: unused (uniform signature).
+
+    Returns:
+        The predictions; ``fallback`` notes queries with an empty pool.
+    """
+    del k, seed
+    c, d = _queries(data, cells, drugs)
+    pred, n_pool = data.pool_mean(c, d)
+    total_sum, total_cnt = data.grand_sums
+    own_sum, own_cnt = data.own(c, d)
+    grand = divide(total_sum[None, :] - own_sum, total_cnt[None, :] - own_cnt)
+    pred = np.where((n_pool > 0)[:, None], pred, grand)
+    notes = tuple(None if n else "empty candidate pool: global training mean" for n in n_pool)
+    return BaselinePrediction("pool_mean", pred, np.full(c.size, np.nan), notes)
+
+
+@dataclass(frozen=True, eq=False)
+class AdditiveTerms:
+    """The two-way additive fit of a batch of queries: ``drug + line − grand``.
+
+    Attributes:
+        drug: (Q, G) the drug's mean over its training lines other than the query's (NaN if none).
+        line: (Q, G) the mean of the query's candidate pool in its line (NaN if empty).
+        grand: (Q, G) the grand training mean (the query's own pair left out in the open world).
+        drug_seen: (Q,) the drug has a training pair in another line.
+        n_pool: (Q,) pool sizes.
+    """
+
+    drug: NDArray[np.float64]
+    line: NDArray[np.float64]
+    grand: NDArray[np.float64]
+    drug_seen: NDArray[np.bool_]
+    n_pool: NDArray[np.int64]
+
+    @property
+    def prediction(self) -> NDArray[np.float64]:
+        """``drug + line − grand``; a missing term is replaced by the grand mean (so it drops out)."""
+        drug = np.where(np.isfinite(self.drug), self.drug, self.grand)
+        line = np.where(np.isfinite(self.line), self.line, self.grand)
+        return drug + line - self.grand
+
+    @property
+    def notes(self) -> tuple[str | None, ...]:
+        """Per query, which term fell back (``None``: both present)."""
+        out: list[str | None] = []
+        for seen, n in zip(self.drug_seen, self.n_pool, strict=True):
+            missing = [
+                t for t, ok in (("drug unmeasured in other lines", seen), ("empty pool", n > 0)) if not ok
+            ]
+            out.append("; ".join(missing) + ": that term is the grand mean" if missing else None)
+        return tuple(out)
+
+
+def additive_terms(data: BaselineData, cells: NDArray[np.intp], drugs: NDArray[np.intp]) -> AdditiveTerms:
+    """The terms of the two-way additive model for each query (see :func:`additive`)."""
+    c, d = _queries(data, cells, drugs)
+    drug, seen = data.drug_mean_other_lines(c, d)
+    line, n_pool = data.pool_mean(c, d)
+    total_sum, total_cnt = data.grand_sums
+    own_sum, own_cnt = data.own(c, d)
+    grand = divide(total_sum[None, :] - own_sum, total_cnt[None, :] - own_cnt)
+    drug = np.where(seen[:, None], drug, np.nan)
+    line = np.where((n_pool > 0)[:, None], line, np.nan)
+    return AdditiveTerms(drug, line, grand, seen, n_pool)
+
+
+def additive(
+    data: BaselineData, cells: NDArray[np.intp], drugs: NDArray[np.intp], *, k: int = 10, seed: int = 0
+) -> BaselinePrediction:
+    """Two-way additive baseline: drug effect + cell-line effect.
+
+    ``Δ̂[c, d] = D̄[d] + L̄[c] − Ḡ`` per gene: the drug's mean delta over its training lines
+    other than c, plus the mean delta of the query's candidate pool in c (the line's other
+    measured drugs allowed by the regime), minus the grand training mean. A missing term
+    (unseen drug, empty pool) is replaced by the grand mean, so it drops out (recorded).
+
+    Args:
+        data: the shared inputs.
+        cells: cell-line index of each query, (Q,).
+        drugs: drug index of each query, (Q,).
+        k: unused (uniform signature).
+        seed: unused (uniform signature).
+
+    Returns:
+        The predictions; ``fallback`` notes the terms that fell back.
+    """
+    del k, seed
+    terms = additive_terms(data, cells, drugs)
+    return BaselinePrediction("additive", terms.prediction, np.full(terms.n_pool.size, np.nan), terms.notes)
+
+
 BaselineFn = Callable[..., BaselinePrediction]
 """``f(data, cells, drugs, *, k, seed) -> BaselinePrediction``."""
 
@@ -386,6 +562,19 @@ BASELINES: Mapping[str, MethodSpec[BaselineFn]] = registry(
         "PCA + ridge from fingerprint and cell line (baseline)",
         "ridge from [fingerprint, one-hot cell line] to 50 PCA coordinates of training deltas, mapped back",
         pca_ridge,
+    ),
+    MethodSpec(
+        "pool_mean",
+        "Pool mean: mean of the query's candidate pool in its line (baseline)",
+        "mean delta of the drugs in the query's candidate pool, measured in the query's cell line",
+        pool_mean,
+    ),
+    MethodSpec(
+        "additive",
+        "Additive drug + cell-line effects (baseline)",
+        "drug's mean over its other training lines + mean of the query's pool in its line − grand "
+        "training mean (a missing term drops out)",
+        additive,
     ),
 )
 """Baseline name -> spec; ``spec.fn(data, cells, drugs, *, k, seed) -> BaselinePrediction``."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from perturb_core.evaluate.lgr import QUERY_METRICS
 from perturb_core.metrics import METRICS
 
 pytestmark = pytest.mark.realdata
@@ -20,7 +21,7 @@ def test_benchmarks_runs_a_small_lgr_regime(real_data, open_page, assert_clean) 
     table = next(d.value for d in at.dataframe if "Pearson r" in d.value.columns)
     assert list(table.index) == ["drug_mean", "kg_mechanism", "random"]
     assert all("[" in cell for cell in table["Pearson r"])  # mean [ci_low, ci_high]
-    assert len(at.get("plotly_chart")) == 6  # one bar chart per metric
+    assert len(at.get("plotly_chart")) == len(QUERY_METRICS)  # one bar chart per metric
     assert len(at.get("download_button")) == 3  # summary CSV, all tables, JSON
     result = at.session_state["bench_lgr"]  # the LGRResult itself
     assert result.table().at["kg_mechanism", "n_queries"] == 20

@@ -20,6 +20,7 @@ from perturb_core.testing.fake_openai import (
 )
 
 CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
+EXTRA_METRICS = {"r2_pred", "precision_at_k", "mrr", "fallbacks"}  # DESIGN.md: allowed extras
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -47,12 +48,38 @@ def test_evaluate_json_contract_and_csv(
     )
     assert list(doc["methods"]) == ["kg_mechanism", "cell_mean", "oracle"]
     for m in doc["methods"].values():
-        assert set(m) == CONTRACT_METRICS and m["n_queries"] == 25
+        assert set(m) == CONTRACT_METRICS | EXTRA_METRICS and m["n_queries"] == 25
     assert doc["methods"]["cell_mean"]["mean_k_used"] is None and doc["methods"]["oracle"]["mean_k_used"] == 5
     rows = pd.read_csv(csv)
     assert len(rows) == 75 and {"method", "cell_line", "drug", "k_used", "fallback", "pearson", "r2"} <= set(
         rows.columns
     )
+    assert {"r2_pred", "precision_at_k", "mrr", "k", "similarity_power"} <= set(rows.columns)
+    assert doc["aggregation"] == "residual"  # the unseen-cell-line default
+    assert doc["methods"]["oracle"]["precision_at_k"] == 1.0 and doc["methods"]["cell_mean"]["mrr"] is None
+
+
+@pytest.mark.realdata
+def test_evaluate_aggregations_baselines_and_weights(
+    real_data: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ("--regime", "unseen-cell-line", "--max-queries", "30", "--n-boot", "20", "--json", "--quiet")
+    docs = {}
+    for agg in ("mean", "residual"):
+        code, out, _ = run(
+            capsys, "evaluate", "--methods", "transcriptome_knn,additive,pool_mean,residual_oracle",
+            "--aggregation", agg, "--similarity-power", "4", *common,
+        )  # fmt: skip
+        assert code == 0
+        docs[agg] = json.loads(out)
+        assert docs[agg]["aggregation"] == agg and docs[agg]["similarity_power"] == 4.0
+    mean, resid = docs["mean"]["methods"], docs["residual"]["methods"]
+    assert resid["transcriptome_knn"]["pearson"] > mean["transcriptome_knn"]["pearson"]
+    assert (
+        resid["additive"] == mean["additive"] and resid["additive"]["pearson"] > mean["pool_mean"]["pearson"]
+    )
+    code, _, err = run(capsys, "evaluate", "--methods", "random", "--aggregation", "median", *common)
+    assert code == 2 and "unknown aggregation 'median'; valid: mean, rank_weighted, residual" in err
 
 
 @pytest.mark.realdata
@@ -99,7 +126,14 @@ def test_predict_json(real_data: Settings, capsys: pytest.CaptureFixture[str]) -
     doc = json.loads(out)
     assert doc["cell_line"] == "NCI-H23" and doc["drug"] == "Binimetinib" and doc["k_used"] == 4
     assert doc["neighbours"][0]["name"] == "Trametinib" and "MAP2K1" in doc["neighbours"][0]["justification"]
-    assert doc["llm"] is None and set(doc["baselines"]) == {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"}
+    assert doc["llm"] is None and set(doc["baselines"]) == {
+        "cell_mean",
+        "drug_mean",
+        "chem_knn",
+        "pca_ridge",
+        "pool_mean",
+        "additive",
+    }
     top = doc["top_genes"]  # the page's "top genes, predicted vs observed" table, as records
     assert [(r["direction"], r["rank"]) for r in top] == [("up", i) for i in range(1, 11)] + [
         ("down", i) for i in range(1, 11)

@@ -28,6 +28,7 @@ from perturb_core.testing.fake_openai import (
 from perturb_core.testing.signatures import tiny_drugs, tiny_eval_dataset, tiny_graph
 
 CONTRACT_METRICS = {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "n_queries", "mean_k_used"}
+EXTRA_METRICS = {"r2_pred", "precision_at_k", "mrr", "fallbacks"}  # DESIGN.md: allowed extras
 HIGHER_IS_BETTER = {
     "pearson": True,
     "cosine": True,
@@ -98,11 +99,11 @@ def test_contract_json(tiny_kit: dict[str, Any]) -> None:
     assert doc["dataset"] == "tiny-eval" and doc["regime"] == "unseen-drug" and doc["k"] == 2
     assert list(doc["methods"]) == ["kg_mechanism", "chem_knn"]
     for m in doc["methods"].values():
-        assert set(m) == CONTRACT_METRICS
+        assert set(m) == CONTRACT_METRICS | EXTRA_METRICS
     assert doc["methods"]["chem_knn"]["mean_k_used"] == 2
     assert doc["held_out"] == list(res.split.held_out) and len(doc["held_out"]) == 2
     assert doc["split_id"] == res.split.split_id and doc["seed"] == 0
-    assert set(doc["ci"]["kg_mechanism"]) == set(HIGHER_IS_BETTER)
+    assert set(doc["ci"]["kg_mechanism"]) == set(HIGHER_IS_BETTER) | {"r2_pred", "precision_at_k", "mrr"}
     assert res.per_query.columns[:7].tolist() == [
         "method",
         "cell_line",
@@ -112,7 +113,7 @@ def test_contract_json(tiny_kit: dict[str, Any]) -> None:
         "fallback",
         "error",
     ]
-    assert res.table().shape == (2, 8)
+    assert res.table().shape == (2, 11)  # 7 regression + 2 retrieval metrics, n_queries, mean_k_used
 
 
 def test_errors(tiny_kit: dict[str, Any]) -> None:
@@ -130,7 +131,9 @@ def test_errors(tiny_kit: dict[str, Any]) -> None:
     assert set(LGR_NON_LLM_METHODS) == set(LGR_METHODS) - {"llm"}
     with pytest.raises(ValidationError, match="no method given; valid: llm"):
         evaluate_lgr(ds, regime="open-world", methods=" , ", **tiny_kit)
-    with pytest.raises(UnknownNameError, match="^unknown aggregation 'median'; valid: mean, rank_weighted$"):
+    with pytest.raises(
+        UnknownNameError, match="^unknown aggregation 'median'; valid: mean, rank_weighted, residual$"
+    ):
         evaluate_lgr(ds, regime="open-world", methods=["random"], aggregation="median", **tiny_kit)  # type: ignore[arg-type]
 
 
@@ -240,7 +243,13 @@ def test_llm_batch_second_run_makes_no_http_call_and_progress(
         aggregation="rank_weighted",
     )
     mean = evaluate_lgr(
-        "tahoe", regime="open-world", methods=["oracle"], max_queries=12, n_boot=20, settings=real_data
+        "tahoe",
+        regime="open-world",
+        methods=["oracle"],
+        max_queries=12,
+        n_boot=20,
+        settings=real_data,
+        aggregation="mean",
     )
     assert rw.aggregation == "rank_weighted" and not np.allclose(rw.per_query["mse"], mean.per_query["mse"])
 
@@ -287,3 +296,29 @@ def test_too_small_a_dataset_is_a_clear_error(tmp_path: Path, tiny_kit: dict[str
             settings=settings,
             **tiny_kit,
         )
+
+
+@pytest.mark.parametrize("regime", ["unseen-drug", "unseen-cell-line", "open-world"])
+def test_tuning_uses_training_data_only(tiny_kit: dict[str, Any], regime: str) -> None:
+    clean = tiny_eval_dataset()
+    res = evaluate_lgr(
+        clean, regime=regime, methods="transcriptome_knn,random,additive", tune=True, n_boot=20, **tiny_kit
+    )
+    table = res.tuning_table()
+    assert set(table["method"]) == {"transcriptome_knn", "random"}  # baselines are not tuned
+    assert table["k"].isin([5, 10, 20, 30]).all() and (table["n_cv_queries"] > 0).all()
+    assert res.to_dict()["tuning"] and res.aggregation == ("mean" if regime == "unseen-drug" else "residual")
+    if regime == "open-world":  # nested: one choice per fold of lines, from the other lines only
+        assert len(table) == 2 * 3
+        return
+    noisy = tiny_eval_dataset()
+    obs = noisy.adata.obs
+    x = np.array(noisy.adata.X, copy=True)
+    for c, d in res.split.test_pairs:
+        row = np.flatnonzero((obs["cell_line"] == c).to_numpy() & (obs["drug"] == d).to_numpy())
+        x[row] = np.random.default_rng(0).normal(scale=9.0, size=x[row].shape)
+    noisy.adata.X = x
+    again = evaluate_lgr(
+        noisy, regime=regime, methods="transcriptome_knn,random,additive", tune=True, n_boot=20, **tiny_kit
+    )
+    pd.testing.assert_frame_equal(again.tuning_table(), table)

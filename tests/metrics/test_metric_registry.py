@@ -13,10 +13,12 @@ from perturb_core.metrics import (
     METRIC_DEFINITIONS,
     METRICS,
     REGRESSION_METRICS,
+    RETRIEVAL_METRICS,
     MetricSpec,
     classification_metrics,
     metric,
     regression_metrics,
+    retrieval_quality,
 )
 
 
@@ -26,7 +28,7 @@ def test_every_metric_has_a_definition() -> None:
 
 
 def test_registry_covers_every_reported_metric() -> None:
-    assert REGRESSION_METRICS == ("pearson", "cosine", "mae", "mse", "sign_accuracy", "r2")
+    assert REGRESSION_METRICS == ("pearson", "cosine", "mae", "mse", "sign_accuracy", "r2", "r2_pred")
     assert CLASSIFICATION_METRICS == (
         "auroc",
         "auprc",
@@ -37,10 +39,18 @@ def test_registry_covers_every_reported_metric() -> None:
         "true_positive_rate",
         "brier",
     )
-    assert list(METRICS) == [*REGRESSION_METRICS, *CLASSIFICATION_METRICS, "n_queries", "mean_k_used"]
+    assert RETRIEVAL_METRICS == ("precision_at_k", "mrr")
+    assert list(METRICS) == [
+        *REGRESSION_METRICS,
+        *RETRIEVAL_METRICS,
+        *CLASSIFICATION_METRICS,
+        "n_queries",
+        "mean_k_used",
+    ]
     # the functions' outputs are exactly the registered families, in order
     out = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
     assert tuple(out.columns) == REGRESSION_METRICS
+    assert tuple(retrieval_quality(np.array([[0, 1]]), np.array([[1, 2]])).columns) == RETRIEVAL_METRICS
     assert (
         tuple(classification_metrics([0, 1, 1], [0.1, 0.7, 0.4], ["a", "a", "b"])) == CLASSIFICATION_METRICS
     )

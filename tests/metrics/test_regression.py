@@ -18,7 +18,8 @@ def test_regression_hand_computed() -> None:
     out = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 4.0]))
     assert list(out.columns) == list(REGRESSION_METRICS)
     assert len(out) == 1
-    expected = [3 / np.sqrt(28 / 3), 17 / np.sqrt(14 * 21), 1 / 3, 1 / 3, 1.0, 27 / 28]
+    # r2_pred = 1 − SSE/SST = 1 − 1 / (14/3) = 11/14
+    expected = [3 / np.sqrt(28 / 3), 17 / np.sqrt(14 * 21), 1 / 3, 1 / 3, 1.0, 27 / 28, 11 / 14]
     assert_allclose(out.iloc[0].to_numpy(), expected, rtol=1e-12)
 
 

@@ -45,8 +45,8 @@ def test_aggregate_uniform_and_rank_weighted_by_hand(tiny: SignatureDataset, ind
 
 
 def test_aggregation_names_labels_and_wording(tiny: SignatureDataset, index: LGRIndex) -> None:
-    assert AGGREGATIONS == ("mean", "rank_weighted") and tuple(AGGREGATION_LABELS) == AGGREGATIONS
-    assert AGGREGATION_LABELS["mean"] == "uniform mean (paper)"
+    assert AGGREGATIONS == ("mean", "rank_weighted", "residual") and tuple(AGGREGATION_LABELS) == AGGREGATIONS
+    assert AGGREGATION_LABELS["mean"] == "plain mean of the neighbours' deltas (paper)"
     with pytest.raises(TypeError):
         AGGREGATION_LABELS["mean"] = "x"  # type: ignore[index]
     assert check_aggregation("Rank-Weighted") == "rank_weighted"
@@ -54,7 +54,9 @@ def test_aggregation_names_labels_and_wording(tiny: SignatureDataset, index: LGR
     c, d = np.array([0]), np.array([0])
     sel = select_neighbours(sd, c, d, "random", SelectOptions(k=3))
     assert_allclose(aggregate(sd, c, sel, "RANK_WEIGHTED"), aggregate(sd, c, sel, "rank_weighted"))  # type: ignore[arg-type]
-    with pytest.raises(UnknownNameError, match="^unknown aggregation 'median'; valid: mean, rank_weighted$"):
+    with pytest.raises(
+        UnknownNameError, match="^unknown aggregation 'median'; valid: mean, rank_weighted, residual$"
+    ):
         aggregate(sd, c, sel, "median")  # type: ignore[arg-type]
 
 

@@ -254,7 +254,18 @@ def test_pca_ridge_real_query_matches_a_fresh_fit(real_data: Settings) -> None:
 
 
 def test_registry_and_errors() -> None:
-    assert set(BASELINES) == set(BASELINE_LABELS) == {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"}
+    assert (
+        set(BASELINES)
+        == set(BASELINE_LABELS)
+        == {
+            "cell_mean",
+            "drug_mean",
+            "chem_knn",
+            "pca_ridge",
+            "pool_mean",
+            "additive",
+        }
+    )
     res = predict_baseline("drug_mean", data(), np.array([0]), np.array([0]))
     assert res.method == "drug_mean"
     with pytest.raises(UnknownNameError, match="valid: cell_mean, drug_mean, chem_knn, pca_ridge"):
@@ -266,7 +277,7 @@ def test_registry_and_errors() -> None:
 
 
 def test_baselines_are_one_spec_each_and_the_label_maps_are_read_only_views() -> None:
-    assert tuple(BASELINES) == ("cell_mean", "drug_mean", "chem_knn", "pca_ridge")
+    assert tuple(BASELINES) == ("cell_mean", "drug_mean", "chem_knn", "pca_ridge", "pool_mean", "additive")
     for name, spec in BASELINES.items():
         assert isinstance(spec, MethodSpec) and spec.name == name and not spec.needs_llm
         assert BASELINE_LABELS[name] == spec.label and BASELINE_DEFINITIONS[name] == spec.definition
@@ -278,6 +289,7 @@ def test_baselines_are_one_spec_each_and_the_label_maps_are_read_only_views() ->
     assert check_baseline("Drug-Mean") == "drug_mean"
     assert predict_baseline("CELL_MEAN", data(), np.array([0]), np.array([0])).method == "cell_mean"
     with pytest.raises(
-        UnknownNameError, match="^unknown baseline 'mean'; valid: cell_mean, drug_mean, chem_knn, pca_ridge$"
+        UnknownNameError,
+        match="^unknown baseline 'mean'; valid: cell_mean, drug_mean, chem_knn, pca_ridge, pool_mean, additive$",
     ):
         check_baseline("mean")

@@ -240,11 +240,23 @@ def test_predict_query_explains_every_non_llm_selector(real_data: Settings, sele
         assert key in doc
     assert doc["cell_line"] == "C32" and doc["drug"] == "Trametinib" and doc["k_used"] == 5
     assert doc["llm"] is None and doc["fallback"] is None and doc["filtered"] == []
-    assert set(doc["metrics"]) == {"pearson", "cosine", "mae", "mse", "sign_accuracy", "r2"}
+    assert set(doc["metrics"]) == {
+        "pearson",
+        "cosine",
+        "mae",
+        "mse",
+        "sign_accuracy",
+        "r2",
+        "r2_pred",
+        "precision_at_k",
+        "mrr",
+    }
     assert set(doc["baselines"]) == (
-        {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"} if baselines is None else {"cell_mean"}
+        {"cell_mean", "drug_mean", "chem_knn", "pca_ridge", "pool_mean", "additive"}
+        if baselines is None
+        else {"cell_mean"}
     )
-    assert all(set(v) == set(doc["metrics"]) for v in doc["baselines"].values())
+    assert all(set(v) == set(doc["metrics"]) - {"precision_at_k", "mrr"} for v in doc["baselines"].values())
     names = [n["name"] for n in doc["neighbours"]]
     assert len(names) == len(set(names)) == 5 and "Trametinib" not in names
     for n in doc["neighbours"]:
