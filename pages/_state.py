@@ -6,7 +6,7 @@ Nothing here renders a page; the sidebar that shows these choices is in :mod:`pa
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import streamlit as st
 
@@ -18,6 +18,8 @@ DEFAULT_LABELS = "perturbqa-k562"
 SIG_KEY = "sig_dataset"
 LABEL_KEY = "label_dataset"
 LLM_OVERRIDES_KEY = "llm_overrides"
+#: A key the visitor typed for their own endpoint (this session's memory only; never written or logged).
+LLM_SESSION_KEY = "llm_session_key"
 #: Settings the Settings page may override for one browser session.
 OVERRIDABLE = ("llm_base_url", "llm_model")
 
@@ -37,8 +39,13 @@ def _secret(name: str) -> str | None:
 
 
 def key_source(base: Settings | None = None) -> str:
-    """Where the API key comes from: ``"environment"``, ``"secrets.toml"`` or ``"not set"``."""
+    """Where this session's API key comes from (never the key itself)."""
     base = base or get_settings()
+    current = settings()
+    if st.session_state.get(LLM_SESSION_KEY) and current.llm_api_key:
+        return "typed for this session (memory only)"
+    if _endpoint(current.llm_base_url) != _endpoint(operator_settings().llm_base_url):
+        return "none: the server's key is only sent to the server's own endpoint; type one for yours"
     if base.llm_api_key:
         return "environment (OPENAI_API_KEY)"
     if _secret("OPENAI_API_KEY"):
@@ -46,29 +53,70 @@ def key_source(base: Settings | None = None) -> str:
     return "not set"
 
 
-def settings() -> Settings:
-    """Settings for this session: file + env, the key from secrets, then the Settings page overrides."""
+def operator_settings() -> Settings:
+    """The operator's settings: file + environment, with the key and endpoint from secrets when unset."""
     s = get_settings()
     changes: dict[str, object] = {}
     if not s.llm_api_key and (key := _secret("OPENAI_API_KEY")):
         changes["llm_api_key"] = key
     if not s.llm_base_url and (url := _secret("OPENAI_BASE_URL")):
         changes["llm_base_url"] = url
-    overrides = st.session_state.get(LLM_OVERRIDES_KEY) or {}
-    changes.update({k: v for k, v in overrides.items() if k in OVERRIDABLE})
-    if changes.get("llm_base_url") == "":
-        changes["llm_base_url"] = None
     return s.with_(**changes) if changes else s
 
 
-def override_llm(base_url: str, model: str) -> None:
-    """Use this endpoint and model for the rest of the browser session."""
+def _endpoint(url: str | None) -> str:
+    """An endpoint URL compared as the client sends to it (empty = OpenAI's default endpoint)."""
+    from perturb_core.llm import DEFAULT_BASE_URL
+
+    return (url or DEFAULT_BASE_URL).strip().rstrip("/").lower()
+
+
+def session_llm_settings(
+    operator: Settings, overrides: Mapping[str, object], session_key: str | None = None
+) -> Settings:
+    """The operator's settings with a visitor's overrides, never sending the operator's key elsewhere.
+
+    The operator's API key only ever goes to the operator's endpoint: when the visitor's endpoint
+    differs, the request carries the key the visitor typed for this session, or none.
+
+    Args:
+        operator: :func:`operator_settings`.
+        overrides: ``llm_base_url`` / ``llm_model`` chosen on the Settings page (others are ignored).
+        session_key: a key the visitor typed for their endpoint.
+    """
+    changes: dict[str, object] = {k: v for k, v in overrides.items() if k in OVERRIDABLE}
+    if changes.get("llm_base_url") == "":
+        changes["llm_base_url"] = None
+    url = changes.get("llm_base_url", operator.llm_base_url)
+    if _endpoint(url) != _endpoint(operator.llm_base_url):  # type: ignore[arg-type]
+        changes["llm_api_key"] = session_key or None
+    elif session_key:
+        changes["llm_api_key"] = session_key
+    return operator.with_(**changes) if changes else operator
+
+
+def settings() -> Settings:
+    """Settings for this session: the operator's (file, env, secrets), then this session's endpoint and key."""
+    return session_llm_settings(
+        operator_settings(),
+        st.session_state.get(LLM_OVERRIDES_KEY) or {},
+        st.session_state.get(LLM_SESSION_KEY),
+    )
+
+
+def override_llm(base_url: str, model: str, api_key: str | None = None) -> None:
+    """Use this endpoint and model (and the visitor's own key, if typed) for the rest of the browser session."""
     st.session_state[LLM_OVERRIDES_KEY] = {"llm_base_url": base_url, "llm_model": model}
+    if api_key:
+        st.session_state[LLM_SESSION_KEY] = api_key
+    else:
+        st.session_state.pop(LLM_SESSION_KEY, None)
 
 
 def reset_llm() -> None:
-    """Forget this session's endpoint and model (back to file and environment)."""
+    """Forget this session's endpoint, model and key (back to the operator's settings)."""
     st.session_state.pop(LLM_OVERRIDES_KEY, None)
+    st.session_state.pop(LLM_SESSION_KEY, None)
 
 
 # --------------------------------------------------------------------------- datasets

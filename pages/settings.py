@@ -32,6 +32,12 @@ with st.form("llm_form", border=True):
         help="Leave empty for OpenAI's default endpoint (then a key is needed).",
     )
     model = st.text_input("Model", value=current.llm_model, help="Model name sent to the endpoint.")
+    session_key = st.text_input(
+        "API key for this endpoint (optional, this session only)",
+        type="password",
+        help="Sent only to the endpoint above; kept in this browser session's memory, never written to "
+        "disk, logged or shown. The server's own key is only ever sent to the server's configured endpoint.",
+    )
     apply, reset = st.columns([1, 1])
     applied = apply.form_submit_button("Apply for this session", type="primary", icon=":material/check:")
     was_reset = reset.form_submit_button("Reset to defaults", icon=":material/restart_alt:")
@@ -42,7 +48,7 @@ if applied:
     elif not model.strip():
         st.error("The model name is empty; enter the name your endpoint serves (e.g. gpt-4o-mini).")
     else:
-        state.override_llm(url, model.strip())
+        state.override_llm(url, model.strip(), session_key.strip() or None)
         st.rerun()
 if was_reset:
     state.reset_llm()
@@ -51,8 +57,7 @@ if was_reset:
 endpoint = current.llm_base_url or ("https://api.openai.com/v1" if current.llm_api_key else "none")
 st.markdown(
     f"| Setting | Value |\n|---|---|\n| **Endpoint** | `{endpoint}` |\n| **Model** | `{current.llm_model}` |\n"
-    f"| **API key** | {state.key_source(base)} (never displayed; read from `OPENAI_API_KEY` or "
-    "`.streamlit/secrets.toml`) |\n"
+    f"| **API key** | {state.key_source(base)} (never displayed) |\n"
     f"| **Timeout / retries / concurrency** | {current.llm_timeout:g} s / {current.llm_max_retries} / "
     f"{current.llm_concurrency} |"
 )

@@ -24,11 +24,19 @@ from __future__ import annotations
 
 from perturb_core.llm._batch import Exchange, Parser, run_batch
 from perturb_core.llm._cache import ResponseCache
-from perturb_core.llm._client import LLM, PLACEHOLDER_API_KEY, LLMResponse, get_client, test_connection
+from perturb_core.llm._client import (
+    DEFAULT_BASE_URL,
+    LLM,
+    PLACEHOLDER_API_KEY,
+    LLMResponse,
+    get_client,
+    test_connection,
+)
 from perturb_core.llm._files import append_jsonl, read_jsonl
 from perturb_core.llm._messages import Message, Messages, cache_key, prompt_hash, render_messages
 
 __all__ = [
+    "DEFAULT_BASE_URL",
     "LLM",
     "PLACEHOLDER_API_KEY",
     "Exchange",
