@@ -53,6 +53,22 @@ def key_source(base: Settings | None = None) -> str:
     return "not set"
 
 
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_operator() -> bool:
+    """Whether this session may clear the cache, rebuild the data and see server paths.
+
+    ``operator_actions`` (``[app]`` in perturb_core.toml or ``PERTURB_CORE_OPERATOR_ACTIONS``):
+    ``"on"``, ``"off"``, or ``"local"`` (default): only while the server listens on localhost,
+    i.e. while nobody else can reach it.
+    """
+    mode = get_settings().operator_actions
+    if mode != "local":
+        return mode == "on"
+    return str(st.get_option("server.address") or "") in _LOOPBACK
+
+
 def operator_settings() -> Settings:
     """The operator's settings: file + environment, with the key and endpoint from secrets when unset."""
     s = get_settings()

@@ -14,6 +14,12 @@ from perturb_core.config import get_settings
 
 ui.header("Settings", "LLM endpoint and model, the answer cache, and the state of the built data.")
 
+OPERATOR_ONLY = (
+    "Clearing the cache, rebuilding the data and server paths are for the operator: on while the app "
+    'listens on localhost only, or with `operator_actions = "on"` ([app] in perturb_core.toml, or '
+    "`PERTURB_CORE_OPERATOR_ACTIONS=on`)."
+)
+
 base = get_settings()
 current = state.settings()
 
@@ -86,25 +92,33 @@ stats = ui.call(cache.stats, action="reading the cache") or {
     "bytes": 0,
     "directory": str(current.cache_dir),
 }
+operator = state.is_operator()
 c1, c2 = st.columns(2)
 c1.metric("Cached answers", stats["n_entries"], border=True, help="One file per (model, prompt, options).")
 c2.metric("Size", f"{stats['bytes'] / 1e6:.2f} MB", border=True)
-st.caption(
-    f"Folder: `{stats['directory']}` (shared with the command line; set `PERTURB_CORE_CACHE_DIR` to move it)."
-)
-confirm = st.checkbox("I understand clearing makes the next LLM runs call the endpoint again")
-if st.button("Clear the cache", icon=":material/delete:", disabled=not confirm):
-    n = ui.call(cache.clear, action="clearing the cache")
-    if n is not None:
-        st.success(f"Removed {n} cached answers.")
+if operator:
+    st.caption(
+        f"Folder: `{stats['directory']}` (shared with the command line; set `PERTURB_CORE_CACHE_DIR` to move "
+        "it)."
+    )
+    confirm = st.checkbox("I understand clearing makes the next LLM runs call the endpoint again")
+    if st.button("Clear the cache", icon=":material/delete:", disabled=not confirm):
+        n = ui.call(cache.clear, action="clearing the cache")
+        if n is not None:
+            st.success(f"Removed {n} cached answers.")
+else:
+    st.caption(OPERATOR_ONLY)
 
 # --------------------------------------------------------------------------- data
 st.subheader("Data")
 built = load.data_built()
-st.markdown(
-    f"Status: **{'built and up to date' if built else 'not built or out of date'}**  \n"
-    f"Processed folder: `{base.processed_dir}`  \nRaw mirror: `{base.mirror or 'none (download from URLs)'}`"
-)
+status = f"Status: **{'built and up to date' if built else 'not built or out of date'}**"
+if operator:
+    status += (
+        f"  \nProcessed folder: `{base.processed_dir}`  \n"
+        f"Raw mirror: `{base.mirror or 'none (download from URLs)'}`"
+    )
+st.markdown(status)
 stamps_path = base.processed_dir / "build.json"
 if stamps_path.exists():
     try:
@@ -122,8 +136,10 @@ if c1.button(
 ):
     load.clear_caches()
     st.success("Caches cleared; data reloads on next use.")
-sure = c2.checkbox("Rebuild everything from the raw files (about a minute or more)")
-if c2.button("Rebuild data", icon=":material/build:", disabled=not sure):
+sure = operator and c2.checkbox("Rebuild everything from the raw files (about a minute or more)")
+if not operator:
+    c2.caption(OPERATOR_ONLY)
+if operator and c2.button("Rebuild data", icon=":material/build:", disabled=not sure):
     from perturb_core.data.build import build
 
     bar, progress = ui.build_progress()

@@ -11,10 +11,15 @@ import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal, get_args
 
 from perturb_core.errors import ConfigError
 
-__all__ = ["Settings", "get_settings", "repo_root"]
+__all__ = ["OPERATOR_ACTIONS", "OperatorActions", "Settings", "get_settings", "repo_root"]
+
+OperatorActions = Literal["local", "on", "off"]
+OPERATOR_ACTIONS: tuple[str, ...] = get_args(OperatorActions)
+"""Who may clear the cache, rebuild the data and see server paths in the app (see :class:`Settings`)."""
 
 _ENV = {
     "mirror": "PERTURB_CORE_MIRROR",
@@ -46,6 +51,9 @@ class Settings:
         llm_max_retries: retries of one request on 429, 5xx or timeouts.
         llm_concurrency: parallel requests in a batch.
         enable_corum: include CORUM complexes in the graph (licence CC BY-NC).
+        operator_actions: who may use the app's destructive actions (clear the LLM cache, rebuild
+            the data) and see server paths: ``"local"`` (default: only while the app listens on
+            localhost), ``"on"`` or ``"off"``.
     """
 
     mirror: Path | None
@@ -58,6 +66,7 @@ class Settings:
     llm_max_retries: int = 4
     llm_concurrency: int = 8
     enable_corum: bool = False
+    operator_actions: OperatorActions = "local"
 
     @property
     def raw_dir(self) -> Path:
@@ -97,6 +106,7 @@ def get_settings() -> Settings:
     """
     cfg_path = _config_file()
     cfg: dict[str, object] = {}
+    app: dict[str, object] = {}
     if cfg_path.exists():
         try:
             doc = tomllib.loads(cfg_path.read_text())
@@ -104,6 +114,7 @@ def get_settings() -> Settings:
             raise ConfigError(f"cannot read config file {cfg_path}: {exc}") from exc
         for section in ("data", "llm"):
             cfg.update(doc.get(section, {}))
+        app = dict(doc.get("app", {}))
     base = cfg_path.parent
     values: dict[str, object] = {}
     for key in ("mirror", "data_dir", "cache_dir"):
@@ -126,4 +137,11 @@ def get_settings() -> Settings:
                 raise ConfigError(f"{cfg_path}: [llm] {key} = {cfg[key]!r} is not a {cast.__name__}") from exc
     corum = os.environ.get("PERTURB_CORE_ENABLE_CORUM", cfg.get("enable_corum", False))
     values["enable_corum"] = str(corum).lower() in ("1", "true", "yes")
+    actions = os.environ.get("PERTURB_CORE_OPERATOR_ACTIONS") or app.get("operator_actions") or "local"
+    if actions not in OPERATOR_ACTIONS:
+        raise ConfigError(
+            f"operator_actions = {actions!r} (PERTURB_CORE_OPERATOR_ACTIONS or [app] in {cfg_path.name}); "
+            f"valid: {', '.join(OPERATOR_ACTIONS)}"
+        )
+    values["operator_actions"] = actions
     return Settings(**values)  # type: ignore[arg-type]

@@ -130,3 +130,26 @@ def test_a_visitor_key_is_sent_to_the_visitor_endpoint_only_for_the_session(
         assert VISITOR_KEY not in shown and "typed for this session" in shown
         next(b for b in at.button if b.label == "Reset to defaults").click().run()
         assert "llm_session_key" not in at.session_state
+
+
+@pytest.mark.parametrize(("mode", "operator"), [("on", True), ("off", False)])
+def test_destructive_actions_and_paths_are_for_the_operator(
+    real_data, monkeypatch: pytest.MonkeyPatch, open_page, texts, mode: str, operator: bool
+) -> None:
+    monkeypatch.setenv("PERTURB_CORE_OPERATOR_ACTIONS", mode)
+    at = open_page("settings")
+    assert not at.exception
+    labels = {b.label for b in at.button}
+    shown = texts(at)
+    assert ("Clear the cache" in labels) is operator and ("Rebuild data" in labels) is operator
+    assert (str(real_data.processed_dir) in shown) is operator
+    assert ("are for the operator" in shown) is not operator
+
+
+def test_a_bad_operator_setting_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from perturb_core.config import get_settings
+    from perturb_core.errors import ConfigError
+
+    monkeypatch.setenv("PERTURB_CORE_OPERATOR_ACTIONS", "maybe")
+    with pytest.raises(ConfigError, match=r"operator_actions = 'maybe'.*valid: local, on, off"):
+        get_settings()
