@@ -22,7 +22,7 @@ import scipy.sparse as sp
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.build import SIGNATURE_DATASETS
 from perturb_core.data.names import slug
-from perturb_core.data.registry import _user_registry
+from perturb_core.data.registry import _user_registry, label_dataset_names
 from perturb_core.data.signatures import signatures_to_anndata
 from perturb_core.errors import DataError, ValidationError, name_key
 
@@ -142,8 +142,14 @@ def import_dataset(
     path = Path(path)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}", name):
         raise ValidationError(f"dataset name {name!r} must be letters, digits, '-' or '_' (e.g. my-screen)")
-    if slug(name) in SIGNATURE_DATASETS or slug(name).startswith(("perturbqa", "tahoe-")):
-        raise ValidationError(f"dataset name {name!r} is taken by a built-in dataset; choose another")
+    builtin = [*SIGNATURE_DATASETS, *label_dataset_names(settings)]
+    taken = next((b for b in builtin if name_key(b) == name_key(name)), None)
+    if taken or slug(name).startswith(("perturbqa", "tahoe-")) or name_key(name).startswith("perturbqa"):
+        what = repr(taken) if taken else "the PerturbQA / Tahoe label datasets"
+        raise ValidationError(
+            f"dataset name {name!r} is taken by a built-in dataset ({what}; names are compared case- and "
+            "punctuation-insensitively); choose another, e.g. my-screen"
+        )
     if not path.exists():
         raise DataError(f"{path} does not exist; give an .h5ad file or a folder of .rda signature files")
     out_dir = settings.data_dir / "user"

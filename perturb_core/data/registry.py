@@ -287,12 +287,32 @@ def _user_dir(settings: Settings) -> Path:
 def _user_registry(settings: Settings) -> dict[str, dict]:
     """Imported datasets: name -> {file, description} (``<data dir>/user/datasets.json``)."""
     path = _user_dir(settings) / "datasets.json"
+    fix = "delete it and re-import your datasets with `python -m perturb_core data import`"
     try:
-        return json.loads(path.read_text())
+        reg = json.loads(path.read_text())
     except FileNotFoundError:
         return {}
-    except ValueError as exc:
-        raise DataError(f"{path} is corrupt ({exc}); delete it and re-import your datasets") from exc
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path} is corrupt ({exc}); {fix}") from exc
+    if not isinstance(reg, dict) or not all(
+        isinstance(m, dict) and isinstance(m.get("file"), str) for m in reg.values()
+    ):
+        raise DataError(
+            f"{path} is not a registry of imported datasets (name -> {{file, description}}); {fix}"
+        )
+    return reg
+
+
+def _user_file(settings: Settings, name: str, meta: dict) -> Path:
+    """The file of an imported dataset, confined to ``<data dir>/user/`` (no absolute paths, no ``..``)."""
+    folder = _user_dir(settings).resolve()
+    path = (folder / meta["file"]).resolve()
+    if path.parent != folder or not path.name.endswith(".h5ad"):
+        raise DataError(
+            f"imported dataset {name!r} points at {meta['file']!r}, outside the user data folder; "
+            "remove it from user/datasets.json and re-import it with `python -m perturb_core data import`"
+        )
+    return path
 
 
 def label_dataset_names(settings: Settings | None = None) -> list[str]:
@@ -324,10 +344,8 @@ def list_datasets(settings: Settings | None = None) -> list[DatasetInfo]:
             path = p / "labels" / "tahoe.parquet"
         out.append(DatasetInfo(name, "labels", desc, path))
     for name, meta in _user_registry(settings).items():
-        meta = {**meta, "path": _user_dir(settings) / meta["file"]} if "file" in meta else meta
-        out.append(
-            DatasetInfo(name, "signatures", meta.get("description", "user dataset"), Path(meta["path"]), True)
-        )
+        path = _user_file(settings, name, meta)
+        out.append(DatasetInfo(name, "signatures", str(meta.get("description", "user dataset")), path, True))
     return out
 
 

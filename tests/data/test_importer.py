@@ -77,7 +77,15 @@ def test_bad_h5ad(tmp_path: Path, settings, kwargs, match) -> None:
 
 @pytest.mark.parametrize(
     ("name", "exc", "match"),
-    [("tahoe", ValidationError, "taken by a built-in"), ("bad name!", ValidationError, "letters, digits")],
+    [
+        ("tahoe", ValidationError, "taken by a built-in"),
+        ("bad name!", ValidationError, "letters, digits"),
+        # names that normalise to a built-in dataset would be unreachable after import
+        ("sci_plex", ValidationError, r"taken by a built-in dataset \('sciplex'"),
+        ("Open-Problems", ValidationError, r"taken by a built-in dataset \('openproblems'"),
+        ("PerturbQA_K562", ValidationError, "taken by a built-in"),
+        ("TAHOE", ValidationError, "taken by a built-in"),
+    ],
 )
 def test_bad_names(tmp_path: Path, settings, name, exc, match) -> None:
     with pytest.raises(exc, match=match):
@@ -116,3 +124,23 @@ def test_rows_without_a_drug_are_refused(tmp_path: Path, settings) -> None:
     obs = pd.DataFrame({"cell_line": ["A", "A", "B"], "drug": ["x", None, "x"]})
     with pytest.raises(DataError, match="1 rows have no drug in obs column 'drug'"):
         import_dataset(_h5ad(tmp_path, obs=obs), name="gaps", settings=settings)
+
+
+@pytest.mark.parametrize(
+    ("registry", "match"),
+    [
+        ({"evil": {"file": "/etc/passwd"}}, "outside the user data folder"),
+        ({"evil": {"file": "../processed/tahoe.h5ad"}}, "outside the user data folder"),
+        ({"evil": {"file": "sub/x.h5ad"}}, "outside the user data folder"),
+        ({"evil": {"path": "/etc/passwd"}}, "not a registry of imported datasets"),
+        (["a", "b"], "not a registry of imported datasets"),
+    ],
+)
+def test_user_registry_entries_are_confined_to_the_user_folder(settings, registry, match) -> None:
+    import json
+
+    user = settings.data_dir / "user"
+    user.mkdir(parents=True, exist_ok=True)
+    (user / "datasets.json").write_text(json.dumps(registry))
+    with pytest.raises(DataError, match=match):
+        list_datasets(settings)
