@@ -113,6 +113,35 @@ def validate_delta_anndata(
     return ad.AnnData(X=X, obs=obs, var=var)
 
 
+def signature_files(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """The signature files of a folder by cell line, and the names of the files passed over.
+
+    A file ``PREFIX.LINE.rda`` (any case of ``.rda``) holds cell line ``LINE``; hidden files
+    (``.name.rda``) and other files are passed over and listed. Two files of one cell line (in any
+    spelling: ``a.C32.rda`` and ``b.c-32.rda``) are refused with both names, never one dropped.
+
+    Raises:
+        DataError: two files map to the same cell line.
+    """
+    files: dict[str, Path] = {}
+    by_key: dict[str, Path] = {}
+    skipped: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() != ".rda":
+            skipped.append(p.name + (" (hidden)" if p.name.startswith(".") else ""))
+            continue
+        line = p.name[: -len(p.suffix)].split(".", 1)[-1]
+        other = by_key.get(name_key(line))
+        if other is not None:
+            raise DataError(
+                f"{other.name} and {p.name} both hold cell line {line!r} (names are case- and punctuation-"
+                "insensitive); keep one per cell line, or merge them, and import again"
+            )
+        by_key[name_key(line)] = p
+        files[line] = p
+    return files, skipped
+
+
 def import_dataset(
     path: str | Path,
     *,
@@ -160,11 +189,14 @@ def import_dataset(
             "(--force on the command line, overwrite=True in Python)"
         )
     if path.is_dir():
-        files = {p.name[: -len(".rda")].split(".", 1)[-1]: p for p in sorted(path.glob("*.rda"))}
+        files, skipped = signature_files(path)
         if not files:
-            raise DataError(f"{path}: no .rda signature files in this folder")
+            hint = f" (skipped: {', '.join(skipped)})" if skipped else ""
+            raise DataError(f"{path}: no .rda signature files in this folder{hint}")
         adata = signatures_to_anndata(files, dataset=name, workers=1)
-        source = "signature folder"
+        source = f"signature folder, {len(files)} .rda files" + (
+            f"; skipped {', '.join(skipped)}" if skipped else ""
+        )
     elif path.suffix == ".h5ad":
         try:
             raw = ad.read_h5ad(path)

@@ -144,3 +144,26 @@ def test_user_registry_entries_are_confined_to_the_user_folder(settings, registr
     (user / "datasets.json").write_text(json.dumps(registry))
     with pytest.raises(DataError, match=match):
         list_datasets(settings)
+
+
+def test_a_folder_with_two_files_of_one_cell_line_is_refused(tmp_path: Path, settings) -> None:
+    folder = tmp_path / "sigs"
+    folder.mkdir()
+    (folder / "a.C32.rda").write_bytes(signature_rda({"D1": ["G1", "G2", "G3"]}))
+    (folder / "b.c-32.rda").write_bytes(signature_rda({"D2": ["G1", "G2", "G3"]}))
+    with pytest.raises(DataError, match=r"a\.C32\.rda and b\.c-32\.rda both hold cell line"):
+        import_dataset(folder, name="dupe", settings=settings)
+
+
+def test_a_folder_import_reads_any_case_and_says_what_it_skipped(tmp_path: Path, settings) -> None:
+    folder = tmp_path / "sigs"
+    folder.mkdir()
+    (folder / "x.L1.RDA").write_bytes(signature_rda({"D1": ["G1", "G2", "G3"], "D2": ["G3", "G2", "G1"]}))
+    (folder / "x.L2.rda").write_bytes(signature_rda({"D1": ["G2", "G1", "G3"], "D2": ["G1", "G3", "G2"]}))
+    (folder / ".x.L3.rda").write_bytes(b"hidden")
+    (folder / "notes.txt").write_text("not a signature")
+    import_dataset(folder, name="mixed", settings=settings)
+    info = next(d for d in list_datasets(settings) if d.name == "mixed")
+    assert "2 .rda files" in info.description
+    assert ".x.L3.rda (hidden)" in info.description and "notes.txt" in info.description
+    assert load_signatures("mixed", settings).cell_lines == ["L1", "L2"]
