@@ -217,8 +217,16 @@ def import_dataset(
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name_key(name)}.h5ad"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    adata.write_h5ad(tmp)
-    os.replace(tmp, out)
+    try:
+        adata.write_h5ad(tmp)
+        os.replace(tmp, out)
+    except OSError as exc:  # disk full, read-only folder, ...; never leave a half-written file
+        tmp.unlink(missing_ok=True)
+        need = (np.asarray(adata.X).nbytes + 2**20) / 2**20
+        raise DataError(
+            f"could not write {out} ({exc.strerror or exc}); the dataset needs about {need:,.0f} MB free "
+            f"in {out_dir}: free some space (or set PERTURB_CORE_DATA_DIR elsewhere) and import again"
+        ) from exc
     with open(out_dir / ".datasets.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several processes may import at once
         reg = {n: m for n, m in _user_registry(settings).items() if name_key(n) != name_key(name)}

@@ -167,3 +167,19 @@ def test_a_folder_import_reads_any_case_and_says_what_it_skipped(tmp_path: Path,
     assert "2 .rda files" in info.description
     assert ".x.L3.rda (hidden)" in info.description and "notes.txt" in info.description
     assert load_signatures("mixed", settings).cell_lines == ["L1", "L2"]
+
+
+def test_a_write_failure_leaves_no_half_written_file(tmp_path: Path, settings, monkeypatch) -> None:
+    import errno
+
+    def full_disk(self, filename, *args, **kwargs):
+        Path(filename).write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    source = _h5ad(tmp_path)
+    monkeypatch.setattr(ad.AnnData, "write_h5ad", full_disk)
+    with pytest.raises(DataError, match=r"No space left on device.*needs about \d+ MB free"):
+        import_dataset(source, name="full", settings=settings)
+    user = settings.data_dir / "user"
+    assert not list(user.glob("*full*")) and not list(user.glob(".*.tmp"))
+    assert "full" not in {d.name for d in list_datasets(settings)}
