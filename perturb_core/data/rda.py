@@ -13,9 +13,11 @@ and wrappers) and raises :class:`~perturb_core.errors.DataError` for anything el
 from __future__ import annotations
 
 import bz2
-import gzip
 import lzma
+import os
+import stat
 import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,18 @@ _EMPTYENV, _BASEENV, _GLOBALENV, _UNBOUND, _MISSINGARG, _BASENAMESPACE = (
 )
 _SPECIAL_NILS = {_NILVALUE, _EMPTYENV, _BASEENV, _GLOBALENV, _UNBOUND, _MISSINGARG, _BASENAMESPACE}
 _NA_INT = -(2**31)
+MAX_EXPANSION = 100
+"""A compressed file may expand at most this many times (the signature files here expand <= 17x)."""
+MIN_DECOMPRESSED_CAP = 64 * 2**20
+"""...but a small file may always expand to this many bytes."""
+MAX_FILE_BYTES = 2 * 2**30
+"""Files larger than this are refused before reading."""
+MAX_COMPACT_LENGTH = 10**8
+"""ALTREP compact sequences longer than this are refused (they would be materialised)."""
+_FIX = (
+    "for the project's data, `python -m perturb_core data fetch` restores a verified copy; for your own "
+    "file, save it again from R with save(..., version = 2 or 3)"
+)
 
 
 class RList(list):
@@ -54,25 +68,40 @@ class RList(list):
         """Map element names to elements (raises when the list is unnamed)."""
         if self.names is None:
             raise DataError("this R list has no names; index it by position instead")
+        if len(self.names) != len(self):
+            raise DataError(f"this R list has {len(self)} elements but {len(self.names)} names; {_FIX}")
         return dict(zip(self.names, self, strict=True))
 
 
-def _decompress(raw: bytes, path: Path) -> bytes:
+def _decompressor(raw: bytes) -> tuple[str, object] | None:
     if raw[:2] == b"\x1f\x8b":
-        opener = gzip.decompress
-    elif raw[:3] == b"BZh":
-        opener = bz2.decompress
-    elif raw[:6] == b"\xfd7zXZ\x00":
-        opener = lzma.decompress
-    else:
+        return "gzip", zlib.decompressobj(wbits=31)
+    if raw[:3] == b"BZh":
+        return "bzip2", bz2.BZ2Decompressor()
+    if raw[:6] == b"\xfd7zXZ\x00":
+        return "xz", lzma.LZMADecompressor()
+    return None
+
+
+def _decompress(raw: bytes, path: Path) -> bytes:
+    """The decompressed stream, refusing more than ``MAX_EXPANSION`` x the file (a decompression bomb)."""
+    found = _decompressor(raw)
+    if found is None:
         return raw
+    kind, d = found
+    cap = max(MIN_DECOMPRESSED_CAP, MAX_EXPANSION * len(raw))
     try:
-        return opener(raw)
-    except (OSError, EOFError, ValueError, lzma.LZMAError) as exc:
+        out = d.decompress(raw, max_length=cap + 1)  # type: ignore[attr-defined]
+    except (OSError, EOFError, ValueError, lzma.LZMAError, zlib.error) as exc:
+        raise DataError(f"{path}: the compressed stream is corrupt or truncated ({exc}); {_FIX}") from exc
+    if len(out) > cap:
         raise DataError(
-            f"{path}: the compressed stream is corrupt or truncated ({exc}); "
-            "run `python -m perturb_core data fetch` to restore a verified copy"
-        ) from exc
+            f"{path}: the {kind} stream expands past {cap / 2**20:,.0f} MB ({MAX_EXPANSION}x the file; R "
+            f"signature files expand about 17x): refused as corrupt or hostile; {_FIX}"
+        )
+    if not d.eof:  # type: ignore[attr-defined]
+        raise DataError(f"{path}: the compressed stream is corrupt or truncated (no end marker); {_FIX}")
+    return out
 
 
 class _Reader:
@@ -89,9 +118,14 @@ class _Reader:
 
     def fail(self, what: str) -> DataError:
         return DataError(
-            f"{self.path}: {what} at byte {self.pos}; the file is not an R data file of the "
-            "expected layout (re-fetch it with `python -m perturb_core data fetch`)"
+            f"{self.path}: {what} at byte {self.pos}; the file is not an R data file of the expected layout; {_FIX}"
         )
+
+    def length(self, n: int, item_bytes: int) -> int:
+        """A declared vector length, checked against the bytes left (each item needs ``item_bytes``)."""
+        if n < 0 or n * item_bytes > len(self.buf) - self.pos:
+            raise self.fail(f"a vector declares {n} items but the data holds fewer")
+        return n
 
     def int(self) -> int:
         if self.pos + 4 > len(self.buf):
@@ -148,11 +182,12 @@ class _Reader:
             state = self.item()
             attr = self.item()
             cls = str(next(iter(info.values()))) if isinstance(info, dict) else ""
-            if cls == "compact_intseq":
-                n, start, step = (int(x) for x in state)
-                return np.arange(start, start + n * step, step, dtype=np.int64)
-            if cls == "compact_realseq":
-                n, start, step = state
+            if cls in ("compact_intseq", "compact_realseq"):
+                n, start, step = (float(x) for x in state)
+                if not 0 <= n <= MAX_COMPACT_LENGTH:
+                    raise self.fail(f"a compact sequence of {n:.0f} items (at most {MAX_COMPACT_LENGTH:,})")
+                if cls == "compact_intseq":
+                    return int(start) + int(step) * np.arange(int(n), dtype=np.int64)
                 return start + step * np.arange(int(n), dtype=np.float64)
             if cls.startswith("wrap_"):
                 return state["_0"] if isinstance(state, dict) else state[0]
@@ -175,19 +210,19 @@ class _Reader:
                 self.item()
             return None
         elif sxp == 16:  # STRSXP
-            value: Any = self._strings(self.int())
+            value: Any = self._strings(self.length(self.int(), 8))
         elif sxp in (10, 13):  # LGLSXP / INTSXP
-            n = self.int()
+            n = self.length(self.int(), 4)
             value = np.frombuffer(self.buf, ">i4", n, self.pos).astype(np.int64)
             self.pos += 4 * n
             if sxp == 10:
                 value = np.where(value == _NA_INT, -1, value).astype(np.int8)
         elif sxp == 14:  # REALSXP
-            n = self.int()
+            n = self.length(self.int(), 8)
             value = np.frombuffer(self.buf, ">f8", n, self.pos).astype(np.float64)
             self.pos += 8 * n
         elif sxp in (19, 20):  # VECSXP / EXPRSXP
-            n = self.int()
+            n = self.length(self.int(), 4)
             value = RList([self.item() for _ in range(n)])
         else:
             raise self.fail(f"unsupported R object type {sxp}")
@@ -251,15 +286,17 @@ def read_rda(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     try:
+        info = os.stat(path)  # follows links: a link to a device or pipe is refused too
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"{path} is not a regular file (a pipe, device or folder); give an .rda file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise DataError(f"{path} is {info.st_size / 2**30:.1f} GB; R data files above 2 GB are refused")
         raw = path.read_bytes()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror}") from exc
     buf = _decompress(raw, path)
     if buf[:5] not in (b"RDX2\n", b"RDX3\n") or buf[5:7] != b"X\n":
-        raise DataError(
-            f"{path}: not an R data file in XDR format (header {buf[:7]!r}); "
-            "re-fetch it with `python -m perturb_core data fetch`"
-        )
+        raise DataError(f"{path}: not an R data file in XDR format (header {buf[:7]!r}); {_FIX}")
     reader = _Reader(buf, path)
     reader.pos = 7
     version = reader.int()
@@ -269,8 +306,10 @@ def read_rda(path: str | Path) -> dict[str, Any]:
         reader.string(reader.int())  # native encoding
     try:
         top = reader.item()
-    except (IndexError, ValueError, struct.error) as exc:
-        raise reader.fail(f"malformed data ({exc})") from exc
+    except RecursionError as exc:
+        raise reader.fail("objects nested too deeply") from exc
+    except (IndexError, ValueError, TypeError, KeyError, AttributeError, struct.error, MemoryError) as exc:
+        raise reader.fail(f"malformed data ({type(exc).__name__}: {exc})") from exc
     if not isinstance(top, dict):
         raise DataError(f"{path}: expected a pairlist of named objects at top level")
     return top

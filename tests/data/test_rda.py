@@ -79,3 +79,68 @@ def test_equals_rdata_on_a_real_file(real_data) -> None:
         e = entry.to_dict()
         assert list(ref[name]["up_full"]) == list(e["up_full"])
         assert list(ref[name]["up"]) == list(e["up"])
+
+
+# --------------------------------------------------------------------------- hostile files
+# Each must end in one DataError that names the file; never a traceback, a hang or gigabytes of memory.
+
+_HEAD = b"RDX3\nX\n" + (3).to_bytes(4, "big") + (0x040402).to_bytes(4, "big") + (0x030500).to_bytes(4, "big")
+_HEAD += (5).to_bytes(4, "big") + b"UTF-8"
+
+
+def _i(v: int) -> bytes:
+    return int(v).to_bytes(4, "big", signed=True)
+
+
+def _top(body: bytes) -> bytes:
+    """An uncompressed .rda whose first object (tag 'x') is ``body``."""
+    sym = _i(0x01) + _i(0x00040009) + _i(1) + b"x"
+    return _HEAD + _i(0x00000402) + sym + body + _i(254)
+
+
+def _altrep(cls: str, state: bytes) -> bytes:
+    info = (
+        _i(0x02) + _i(0x01) + _i(0x00040009) + _i(len(cls)) + cls.encode() + _i(254)
+    )  # pairlist (class sym)
+    return _i(238) + info + state + _i(254)
+
+
+_HOSTILE = {
+    "gzip bomb (100 MB of zeros)": lambda: __import__("gzip").compress(b"\0" * 100_000_000, 9),
+    "vector longer than the file": lambda: _top(_i(13) + _i(2**30)),
+    "negative length": lambda: _top(_i(14) + _i(-5)),
+    "50,000-deep nesting": lambda: _top((_i(19) + _i(1)) * 50_000 + _i(254)),
+    "compact sequence of 2^40 items": lambda: _altrep_top(2.0**40),
+    "compact sequence with null state": lambda: _top(_altrep("compact_intseq", _i(254))),
+    "names and elements disagree": None,  # checked by to_dict below
+}
+
+
+def _altrep_top(n: float) -> bytes:
+    state = _i(14) + _i(3) + np.array([n, 1.0, 1.0], dtype=">f8").tobytes()
+    return _top(_altrep("compact_realseq", state))
+
+
+@pytest.mark.parametrize("case", [k for k, v in _HOSTILE.items() if v is not None])
+def test_hostile_files_end_in_one_data_error(tmp_path: Path, case: str) -> None:
+    path = _write(tmp_path, _HOSTILE[case]())
+    with pytest.raises(DataError, match=str(path.name)):
+        read_rda(path)
+
+
+def test_names_that_do_not_match_the_elements() -> None:
+    lst = RList(["a", "b"], {"names": np.array(["only one"], dtype=object)})
+    with pytest.raises(DataError, match="2 elements but 1 names"):
+        lst.to_dict()
+
+
+def test_pipes_devices_and_links_to_them_are_refused(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.rda"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.rda"
+    link.symlink_to("/dev/zero")
+    for p in (fifo, link, tmp_path):
+        with pytest.raises(DataError, match="not a regular file"):
+            read_rda(p)
