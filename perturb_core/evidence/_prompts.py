@@ -233,27 +233,55 @@ def _to_probability(value: str | float, percent: bool) -> tuple[float | None, st
     return x, None
 
 
-def _from_json(text: str) -> tuple[float | None, str | None, str | None] | None:
+def _pairs_hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object that keeps every value of a repeated key (as a list under ``__dupes__``)."""
+    out: dict[str, object] = {}
+    dupes: list[tuple[str, object]] = []
+    for k, v in pairs:
+        if k in out:
+            dupes.append((k, out[k]))
+        out[k] = v
+    if dupes:
+        out["__dupes__"] = dupes
+    return out
+
+
+def _from_json(text: str) -> tuple[list[tuple[float | None, str | None]], str | None] | None:
+    """Every probability given in a JSON object of the answer (with its error), and a rationale."""
+    found: list[tuple[float | None, str | None]] = []
+    rationale: str | None = None
     for block in _JSON_RE.findall(text):
         try:
-            obj = json.loads(block)
+            obj = json.loads(block, object_pairs_hook=_pairs_hook)
         except ValueError:
             continue
         if not isinstance(obj, dict):
             continue
         keys = {str(k).lower(): k for k in obj}
-        key = keys.get("probability") or keys.get("p") or keys.get("prob")
-        if key is None:
+        prob_keys = [k for k in ("probability", "p", "prob") if k in keys]
+        if not prob_keys:
             continue
-        value = obj[key]
-        rationale = next(
+        values = [obj[keys[k]] for k in prob_keys]
+        values += [v for k, v in obj.get("__dupes__", []) if str(k).lower() in prob_keys]  # type: ignore[union-attr]
+        for value in values:
+            percent = isinstance(value, str) and value.strip().endswith("%")
+            raw = value.strip().rstrip("%").strip() if isinstance(value, str) else value
+            found.append(_to_probability(raw, percent))  # type: ignore[arg-type]
+        rationale = rationale or next(
             (str(obj[keys[k]]) for k in ("rationale", "reason", "explanation") if k in keys), None
         )
-        percent = isinstance(value, str) and value.strip().endswith("%")
-        raw = value.strip().rstrip("%").strip() if isinstance(value, str) else value
-        prob, err = _to_probability(raw, percent)
-        return prob, rationale, err
-    return None
+    return (found, rationale) if found else None
+
+
+def _one(found: list[tuple[float | None, str | None]], where: str) -> tuple[float | None, str | None]:
+    """The one probability of an answer: repeats of one value are fine; different values are ambiguous."""
+    values = sorted({round(p, 9) for p, _ in found if p is not None})
+    if len(values) > 1:
+        shown = ", ".join(f"{v:g}" for v in values)
+        return None, f"{len(values)} different probabilities ({shown}) in {where}; ambiguous, answer rejected"
+    if values:
+        return values[0], next((e for p, e in found if p is not None and e), None)
+    return None, found[0][1]
 
 
 def parse_answer(text: str | None) -> ParsedAnswer:
@@ -263,7 +291,10 @@ def parse_answer(text: str | None) -> ParsedAnswer:
     ``Probability: 0.7`` / ``probability = 70%`` / ``probability is about 0.3`` phrase
     (markdown emphasis ignored); a single percentage anywhere (``70%``); an answer that is
     only a number. Percentages are divided by 100. A number outside [0, 1] (after that) is
-    rejected, never clipped, and the reason is recorded. An answer with no probability
+    rejected, never clipped, and the reason is recorded. One rule for several numbers: an answer
+    that gives different probabilities in the form it is read from (two JSON objects, a repeated
+    key, two ``Probability:`` phrases, or several percentages with no ``Probability:`` phrase) is
+    ambiguous and rejected with the reason; the same value repeated is fine. An answer with no probability
     (including refusals) gives ``probability=None`` and an ``error`` saying why.
 
     Args:
@@ -281,13 +312,17 @@ def parse_answer(text: str | None) -> ParsedAnswer:
 
     parsed = _from_json(clean)
     if parsed is not None:
-        prob, json_rationale, err = parsed
+        found, json_rationale = parsed
+        prob, err = _one(found, "the JSON")
         return ParsedAnswer(prob, (json_rationale or rationale or "")[:_RATIONALE_CHARS], err)
 
-    m = _PROB_RE.search(clean)
-    if m:
-        prob, err = _to_probability(m.group(1), bool(m.group(2)))
+    matches = list(_PROB_RE.finditer(clean))
+    if matches:
+        prob, err = _one(
+            [_to_probability(m.group(1), bool(m.group(2))) for m in matches], "'Probability:' phrases"
+        )
         if not rationale:
+            m = matches[0]
             rationale = (clean[: m.start()] + clean[m.end() :]).strip()
         return ParsedAnswer(prob, rationale[:_RATIONALE_CHARS], err)
 

@@ -235,3 +235,29 @@ def test_llm_not_configured_says_how_to_fix() -> None:
     assert not settings.llm_configured
     with pytest.raises(LLMError, match="OPENAI_BASE_URL"):
         LLM.from_settings(settings)
+
+
+@pytest.mark.parametrize(
+    ("text", "probability", "error"),
+    [
+        (
+            "Probability: 0.99\nOn reflection, Probability: 0.01",
+            None,
+            r"2 different probabilities \(0.01, 0.99\)",
+        ),
+        ('{"probability": 0.9, "probability": 0.2}', None, "2 different probabilities"),
+        ('{"probability": 0.3} and later {"probability": 0.7}', None, "2 different probabilities"),
+        ("I say 30% but maybe 70%", None, "2 different percentages"),
+        ("Probability: 0.4. Final answer - probability: 40%", 0.4, None),  # the same value twice is fine
+        ('{"probability": 0.25, "probability": "25%"}', 0.25, None),
+    ],
+)
+def test_conflicting_probabilities_follow_one_rule(
+    text: str, probability: float | None, error: str | None
+) -> None:
+    parsed = parse_answer(text)
+    assert parsed.probability == (pytest.approx(probability) if probability is not None else None)
+    if error is None:
+        assert parsed.error is None
+    else:
+        assert re.search(error, parsed.error or "")
