@@ -21,6 +21,8 @@ from rdkit.Chem.MolStandardize import rdMolStandardize
 from perturb_core.errors import ValidationError
 
 __all__ = [
+    "MAX_ATOMS",
+    "MAX_SMILES_CHARS",
     "canonical_smiles",
     "cosine_similarity_matrix",
     "depict_grid_svg",
@@ -58,8 +60,26 @@ def _largest_fragment(mol: Chem.Mol) -> Chem.Mol:
     return rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
 
 
+MAX_SMILES_CHARS = 2_000
+"""Longest SMILES :func:`to_mol` parses (after stripping whitespace); longer gives ``None``.
+
+The longest SMILES in the drug table is 175 characters; RDKit crashes the process (segfault)
+canonicalising a chain of ~20,000 atoms, so this cap keeps hostile input far from that.
+"""
+MAX_ATOMS = 1_000
+"""Most atoms (heavy atoms as written) :func:`to_mol` accepts; more gives ``None``.
+
+The largest drug in the drug table has 95 heavy atoms.
+"""
+
+
 def to_mol(smiles: str, *, largest_fragment: bool = False) -> Chem.Mol | None:
     """Parse a SMILES string into a sanitised RDKit molecule.
+
+    Hostile input is refused before RDKit canonicalises it: a SMILES longer than
+    :data:`MAX_SMILES_CHARS` (2,000) characters is never passed to RDKit, and a molecule of
+    more than :data:`MAX_ATOMS` (1,000) atoms is dropped; both give ``None``, as an
+    unparsable SMILES does (RDKit segfaults on e.g. ``"C" * 20000``).
 
     Args:
         smiles: the SMILES; surrounding whitespace is ignored.
@@ -67,8 +87,9 @@ def to_mol(smiles: str, *, largest_fragment: bool = False) -> Chem.Mol | None:
             fragment, e.g. aspirin from its sodium salt), as fingerprints do.
 
     Returns:
-        The molecule, or ``None`` when ``smiles`` is empty or RDKit cannot parse or
-        sanitise it (RDKit's error log is silenced).
+        The molecule, or ``None`` when ``smiles`` is empty, too long (over
+        :data:`MAX_SMILES_CHARS` characters), too large (over :data:`MAX_ATOMS` atoms), or
+        RDKit cannot parse or sanitise it (RDKit's error log is silenced).
 
     Raises:
         TypeError: ``smiles`` is not a string (e.g. ``None`` or a float NaN from pandas).
@@ -76,10 +97,12 @@ def to_mol(smiles: str, *, largest_fragment: bool = False) -> Chem.Mol | None:
     if not isinstance(smiles, str):
         raise TypeError(f"smiles must be a str; got {type(smiles).__name__} {smiles!r}")
     text = smiles.strip()
-    if not text:
+    if not text or len(text) > MAX_SMILES_CHARS:
         return None
     with rdkit_quiet():
         mol = Chem.MolFromSmiles(text)
+        if mol is not None and mol.GetNumAtoms() > MAX_ATOMS:
+            return None
         if mol is not None and largest_fragment:
             mol = _largest_fragment(mol)
     return mol

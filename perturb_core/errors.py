@@ -7,7 +7,12 @@ import re
 from collections.abc import Iterable
 from typing import TypeVar
 
+import numpy as np
+
 __all__ = [
+    "MAX_K",
+    "MAX_N_BOOT",
+    "SEED_LIMIT",
     "ConfigError",
     "DataError",
     "LLMError",
@@ -16,6 +21,10 @@ __all__ = [
     "UnknownNameError",
     "ValidationError",
     "check_choice",
+    "check_int_range",
+    "check_k",
+    "check_n_boot",
+    "check_seed",
     "name_key",
     "unknown_name",
 ]
@@ -98,3 +107,39 @@ def check_choice(kind: str, value: object, choices: Iterable[S]) -> S:
         if hit is not None and value.strip():
             return hit
     raise UnknownNameError(f"unknown {kind} {value!r}; valid: {', '.join(options)}")
+
+
+SEED_LIMIT = 2**32
+"""Seeds are integers with ``0 <= seed < 2**32`` (NumPy's legacy seeding range)."""
+MAX_N_BOOT = 100_000
+"""Most bootstrap replicates accepted (200 to 1,000 is usual; more only costs memory and time)."""
+MAX_K = 1_000
+"""Most neighbours per query accepted (a cap far above any useful k; a pool may be smaller)."""
+
+
+def check_int_range(name: str, value: object, low: int, high: int, *, hint: str = "") -> int:
+    """``value`` as an int, if it is an integer (not a bool) with ``low <= value <= high``.
+
+    Raises:
+        ValidationError: otherwise; the message names the argument, the value and the range.
+    """
+    ok = not isinstance(value, bool) and isinstance(value, int | np.integer) and low <= value <= high
+    if not ok:
+        extra = f" ({hint})" if hint else ""
+        raise ValidationError(f"{name} must be an integer in {low}..{high}{extra}; got {value!r}")
+    return int(value)  # type: ignore[arg-type]
+
+
+def check_seed(value: object, name: str = "seed") -> int:
+    """A seed: an integer ``0 <= seed < 2**32`` (see :data:`SEED_LIMIT`)."""
+    return check_int_range(name, value, 0, SEED_LIMIT - 1, hint="0 <= seed < 2**32")
+
+
+def check_n_boot(value: object) -> int:
+    """A number of bootstrap replicates: an integer in ``1..MAX_N_BOOT`` (100,000)."""
+    return check_int_range("n_boot", value, 1, MAX_N_BOOT, hint="bootstrap replicates, e.g. 1000")
+
+
+def check_k(value: object) -> int:
+    """A number of neighbours: an integer in ``1..MAX_K`` (1,000)."""
+    return check_int_range("k", value, 1, MAX_K, hint="neighbours per query, e.g. 10")

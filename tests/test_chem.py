@@ -169,3 +169,34 @@ def test_depict_grid_svg() -> None:
         depict_grid_svg([ASPIRIN, ERLOTINIB], ["aspirin"])
     with pytest.raises(ValidationError, match="smiles_list is empty"):
         depict_grid_svg([])
+
+
+# Hostile SMILES (issue 10, defect 16): each runs in a subprocess, so an RDKit segfault fails
+# the test instead of killing pytest.
+_HOSTILE_SMILES = {
+    "20k-carbon chain (segfaulted RDKit)": "'C' * 20000",
+    "just over the length cap": "'C' * 2001",
+    "1,001 atoms within the length cap": "'[Na+].' * 143 + 'C' * 1000",
+    "long ring-bond soup": "'C1' * 10000",
+}
+
+
+@pytest.mark.parametrize("expr", list(_HOSTILE_SMILES.values()), ids=list(_HOSTILE_SMILES))
+@pytest.mark.parametrize("call", ["to_mol", "canonical_smiles", "depict_svg"])
+def test_hostile_smiles_give_none_without_crashing(call: str, expr: str) -> None:
+    import subprocess
+    import sys
+
+    code = f"from perturb_core import chem\nprint(repr(chem.{call}({expr})))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{call}({expr}) crashed (exit {done.returncode}): {done.stderr[-500:]}"
+    assert done.stdout.strip() == "None"
+
+
+def test_smiles_within_the_caps_still_parse() -> None:
+    from perturb_core.chem import MAX_ATOMS, MAX_SMILES_CHARS
+
+    assert (MAX_SMILES_CHARS, MAX_ATOMS) == (2000, 1000)
+    mol = to_mol("C" * MAX_ATOMS)
+    assert mol is not None and mol.GetNumAtoms() == MAX_ATOMS
+    assert to_mol("C" * (MAX_ATOMS + 1)) is None

@@ -24,11 +24,10 @@ import pandas as pd
 
 from perturb_core.config import Settings
 from perturb_core.data.registry import LabelSet
-from perturb_core.errors import ValidationError
+from perturb_core.errors import ValidationError, check_n_boot, check_seed
 from perturb_core.evaluate._harness import (
     Progress,
     check_methods,
-    check_positive_int,
     json_number,
     run_methods,
 )
@@ -398,11 +397,13 @@ def evaluate_core(
 
     Raises:
         UnknownNameError: an unknown method (closest names in the message).
-        ValidationError: no test pairs, or an LLM method on too many pairs.
+        ValidationError: no test pairs, an LLM method on too many pairs, n_boot outside
+            1..100,000 or seed outside 0 <= seed < 2**32.
         LLMError: an LLM method was asked for and no endpoint is configured (the message says how).
     """
     names = check_methods(methods, CORE_METHODS, "CORE method")
-    check_positive_int("n_boot", n_boot, example=200)
+    n_boot = check_n_boot(n_boot)
+    seed = check_seed(seed)
     t = labels.table
     test = t.loc[(t["split"] == "test").to_numpy(), ["pert", "gene", "label"]].reset_index(drop=True)
     if test.empty:

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.registry import load_signatures
-from perturb_core.errors import ValidationError
+from perturb_core.errors import check_k, check_n_boot, check_seed
 from perturb_core.evaluate._harness import (
     Progress,
     check_methods,
@@ -481,7 +481,8 @@ def evaluate_lgr(
 
     Raises:
         UnknownNameError: an unknown method, regime or aggregation (the message lists the valid ones).
-        ValidationError: bad k, n_boot, max_queries or split parameters.
+        ValidationError: bad k (1..1000), seed (0 <= seed < 2**32), n_boot (1..100,000),
+            max_queries or split parameters.
         LLMError: ``llm`` requested but no endpoint configured. Individual failed LLM calls
             never raise: they are recorded (``error`` column) and fall back to chemistry.
     """
@@ -489,9 +490,9 @@ def evaluate_lgr(
     regime = check_regime(regime)
     aggregation = default_aggregation(regime, aggregation)
     similarity_power = check_power(similarity_power)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValidationError(f"k must be an integer >= 1; got {k!r}")
-    check_positive_int("n_boot", n_boot, example=1000)
+    k = check_k(k)
+    seed = check_seed(seed)
+    n_boot = check_n_boot(n_boot)
     check_positive_int("max_queries", max_queries, optional=True)
     check_positive_int("concurrency", concurrency, optional=True)
     settings = settings or get_settings()

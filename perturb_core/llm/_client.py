@@ -19,6 +19,8 @@ from types import MappingProxyType
 from typing import Any
 
 import openai
+from openai.types.chat import ChatCompletionMessage
+from openai.types.chat.chat_completion import Choice
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.errors import LLMError, ValidationError
@@ -102,6 +104,53 @@ class LLMResponse:
     key: str
     cache_hit: bool
     elapsed_s: float
+
+
+def _malformed(where: str, what: str) -> LLMError:
+    return LLMError(
+        f"LLM endpoint {where} answered HTTP 200 with a malformed chat.completion body: {what}; "
+        "not retried (a malformed body is not transient): check that OPENAI_BASE_URL points at an "
+        "OpenAI-compatible /v1 API and the server's logs"
+    )
+
+
+def _kind(value: object) -> str:
+    name = type(value).__name__
+    return ("an " if name[0] in "aeiou" else "a ") + name
+
+
+def _content(completion: object, where: str) -> str:
+    """The answer text of a parsed completion, checking the shape the client did not validate.
+
+    The openai client builds its response objects without validation, so a server that answers
+    HTTP 200 with ``choices`` not a list, no ``message`` or a non-string ``content`` is caught
+    here, as an :class:`LLMError`, instead of as an ``AttributeError`` later.
+    """
+    choices = getattr(completion, "choices", None)
+    if choices is None or (isinstance(choices, list) and not choices):
+        raise LLMError(
+            f"empty answer from {where}: the response has no choices; "
+            "check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API"
+        )
+    if not isinstance(choices, list):
+        raise _malformed(where, f"'choices' is {_kind(choices)}, not a list")
+    choice = choices[0]
+    if not isinstance(choice, Choice):
+        raise _malformed(where, f"choices[0] is {_kind(choice)}, not an object")
+    message = getattr(choice, "message", None)
+    if not isinstance(message, ChatCompletionMessage):
+        what = "missing" if message is None else f"{_kind(message)}, not an object"
+        raise _malformed(where, f"choices[0].message is {what}")
+    content = getattr(message, "content", None)
+    if content is not None and not isinstance(content, str):
+        raise _malformed(where, f"choices[0].message.content is {_kind(content)}, not a string")
+    if content is None or not content.strip():
+        reason = getattr(choice, "finish_reason", None)
+        raise LLMError(
+            f"empty answer from {where} (finish_reason={reason!r}); if it is 'length', raise "
+            "max_tokens; otherwise the model may refuse the prompt; try again or another model"
+        )
+    return content
 
 
 class _Retryable(Exception):
@@ -240,20 +289,9 @@ class LLM:
                 f"LLM endpoint {where} gave an unusable response: {self._redact(str(exc))}; "
                 "check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API"
             ) from None
-        choices = getattr(completion, "choices", None)
-        if not choices:
-            raise LLMError(
-                f"empty answer from {where}: the response has no choices; "
-                "check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API"
-            )
-        content = choices[0].message.content
-        if content is None or not content.strip():
-            reason = getattr(choices[0], "finish_reason", None)
-            raise LLMError(
-                f"empty answer from {where} (finish_reason={reason!r}); if it is 'length', raise "
-                "max_tokens; otherwise the model may refuse the prompt; try again or another model"
-            )
-        return content
+        except ValueError as exc:  # json.JSONDecodeError: a truncated or non-JSON HTTP 200 body
+            raise _malformed(where, f"the body is not valid JSON ({self._redact(str(exc))})") from None
+        return _content(completion, where)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)

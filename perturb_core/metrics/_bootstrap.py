@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from perturb_core.errors import ValidationError
+from perturb_core.errors import ValidationError, check_n_boot, check_seed
 from perturb_core.metrics._classification import _per_group_auroc
 from perturb_core.metrics._validation import _binary_task
 
@@ -37,12 +37,13 @@ def summarise(
         number of non-NaN values of the metric).
 
     Raises:
-        ValidationError: not a DataFrame, no numeric column, ``n_boot`` < 1 or ``ci`` outside (0, 1).
+        ValidationError: not a DataFrame, no numeric column, ``n_boot`` outside 1..100,000, ``seed``
+            outside 0..2**32-1 or ``ci`` outside (0, 1).
     """
     if not isinstance(per_query, pd.DataFrame):
         raise ValidationError(f"per_query must be a pandas DataFrame; got {type(per_query).__name__}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise ValidationError(f"n_boot must be a positive integer; got {n_boot!r}")
+    n_boot = check_n_boot(n_boot)
+    seed = check_seed(seed)
     if not 0 < ci < 1:
         raise ValidationError(f"ci must be in (0, 1), e.g. 0.95; got {ci!r}")
     numeric = per_query.select_dtypes(include="number")
@@ -139,10 +140,11 @@ def bootstrap_classification(
         with both classes, or ``brier`` for scores outside [0, 1]).
 
     Raises:
-        ValidationError: bad inputs, ``n_boot`` < 1 or ``ci`` outside (0, 1).
+        ValidationError: bad inputs, ``n_boot`` outside 1..100,000, ``seed`` outside 0..2**32-1 or
+            ``ci`` outside (0, 1).
     """
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
-        raise ValidationError(f"n_boot must be a positive integer; got {n_boot!r}")
+    n_boot = check_n_boot(n_boot)
+    seed = check_seed(seed)
     if not 0 < ci < 1:
         raise ValidationError(f"ci must be in (0, 1), e.g. 0.95; got {ci!r}")
     yy, ss, codes, _ = _binary_task(y, score, groups)

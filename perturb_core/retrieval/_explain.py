@@ -11,7 +11,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from perturb_core.config import Settings, get_settings
-from perturb_core.errors import ValidationError
+from perturb_core.errors import ValidationError, check_k, check_seed
 from perturb_core.llm import LLM
 from perturb_core.metrics import REGRESSION_METRICS, RETRIEVAL_METRICS, regression_metrics, retrieval_quality
 from perturb_core.retrieval._aggregate import (
@@ -358,12 +358,14 @@ def predict_query(
 
     Raises:
         UnknownNameError: unknown cell line, drug, selector or baseline (closest or valid names given).
-        ValidationError: drug not profiled in the line, empty pool, bad k or option.
+        ValidationError: drug not profiled in the line, empty pool, bad k (1..1000), seed
+            (0 <= seed < 2**32) or option.
         LLMError: ``selector="llm"`` without a configured endpoint. (A failing call does not
             raise: it is recorded in ``llm.error`` and the prediction falls back to chemistry.)
     """
     selector = check_selector(selector)
-    k = check_int("k", k, 1)
+    k = check_k(k)
+    seed = check_seed(seed)
     regime = check_regime(regime)
     aggregation = default_aggregation(regime, aggregation)
     power = check_power(similarity_power)

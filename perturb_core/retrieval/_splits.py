@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from perturb_core.errors import ValidationError
+from perturb_core.errors import ValidationError, check_seed
 from perturb_core.retrieval._index import LGRIndex, as_dataset, dataset_axes
 from perturb_core.retrieval._options import N_EVAL_GENES, Regime, check_int, check_regime
 from perturb_core.retrieval.baselines import BaselineData, RidgeReference
@@ -112,7 +112,7 @@ def make_split(
         ValidationError: unknown regime, bad fraction, or too few cell lines/drugs to hold any out.
     """
     regime = check_regime(regime)
-    seed = check_int("seed", seed, 0)
+    seed = check_seed(seed)
     if not isinstance(test_fraction, float | int) or not 0 < float(test_fraction) < 1:
         raise ValidationError(f"test_fraction must be in (0, 1), e.g. 0.2; got {test_fraction!r}")
     ds = as_dataset(ds, None)

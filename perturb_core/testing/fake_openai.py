@@ -6,8 +6,9 @@ so a test decides what "the model" says, which HTTP errors it returns and how sl
 Server (``FakeOpenAI``):
     - ``POST /v1/chat/completions``: passes the request JSON to ``server.responder`` and answers
       in the OpenAI ``chat.completion`` schema. The responder returns
-      ``str`` (the answer), ``None`` (``content: null``) or ``(status, body_dict)`` (an HTTP
-      error, e.g. ``(429, error_body("slow down"))``). It may ``time.sleep`` to force a
+      ``str`` (the answer), ``None`` (``content: null``), ``(status, body_dict)`` (an HTTP
+      error, e.g. ``(429, error_body("slow down"))``) or ``bytes`` (a raw body sent as is with
+      HTTP 200, e.g. truncated JSON: see :func:`raw_completion`). It may ``time.sleep`` to force a
       client timeout.
     - ``GET /v1/models``: lists ``server.model_ids``.
     - ``server.delay_s``: seconds slept before every chat answer (simulated latency).
@@ -48,19 +49,44 @@ __all__ = [
     "last_user_message",
     "lgr_candidates",
     "lgr_final_answer",
+    "raw_completion",
     "scripted",
 ]
 
 FAKE_MODEL = "fake-model"
 FAKE_API_KEY = "sk-fake-test-0123456789abcdef"
 
-Reply = str | None | tuple[int, dict[str, Any]]
+Reply = str | None | bytes | tuple[int, dict[str, Any]]
 Responder = Callable[[dict[str, Any]], Reply]
 
 
 def error_body(message: str, type_: str = "server_error", code: str | None = None) -> dict[str, Any]:
     """An OpenAI-style error body: ``{"error": {"message", "type", "param", "code"}}``."""
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+def raw_completion(**fields: Any) -> bytes:
+    """A raw HTTP 200 body: a well-formed ``chat.completion`` with ``fields`` replaced, as JSON bytes.
+
+    E.g. ``raw_completion(choices={"0": 1})`` (``choices`` not a list); slice the result
+    (``raw_completion()[:40]``) for a truncated body.
+    """
+    body: dict[str, Any] = {
+        "id": "chatcmpl-fake-raw",
+        "object": "chat.completion",
+        "created": 0,
+        "model": FAKE_MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "ok", "refusal": None},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    body.update(fields)
+    return json.dumps(body).encode()
 
 
 def last_user_message(request: dict[str, Any]) -> str:
@@ -122,8 +148,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """No access log on stderr."""
 
-    def _send(self, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
+    def _send(self, status: int, body: dict[str, Any] | bytes) -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -168,6 +194,9 @@ class _Handler(BaseHTTPRequestHandler):
         reply = fake.responder(request)
         if isinstance(reply, tuple):
             self._send(*reply)
+            return
+        if isinstance(reply, bytes):
+            self._send(200, reply)
             return
         self._send(200, fake._completion(request, reply))
 

@@ -168,3 +168,41 @@ def test_module_entry_point(real_data: Settings) -> None:
         [sys.executable, "-m", "perturb_core", "core", "methods"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "core_voting" in proc.stdout
+
+
+# Hostile numbers (issue 10, defect 12): refused at the boundary with their range, exit 2, one line.
+_CORE_EVALUATE = [
+    "core",
+    "evaluate",
+    "--dataset",
+    "tahoe-c32",
+    "--methods",
+    "gene_frequency",
+    "--max-pairs",
+    "50",
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--seed", "-1"], "seed must be an integer in 0..4294967295 (0 <= seed < 2**32); got -1"),
+        (
+            ["--seed", str(2**64)],
+            f"seed must be an integer in 0..4294967295 (0 <= seed < 2**32); got {2**64}",
+        ),
+        (
+            ["--n-boot", str(10**9)],
+            f"n_boot must be an integer in 1..100000 (bootstrap replicates, e.g. 1000); got {10**9}",
+        ),
+        (["--n-boot", "0"], "n_boot must be an integer in 1..100000"),
+    ],
+    ids=["seed -1", "seed 2**64", "n-boot 10**9", "n-boot 0"],
+)
+def test_hostile_numbers_are_refused_with_their_range(
+    real_data: Settings, capsys: pytest.CaptureFixture[str], argv: list[str], match: str
+) -> None:
+    code, out, err = run(capsys, *_CORE_EVALUATE, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and match in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -177,7 +177,7 @@ def test_predict_text_lists_top_genes(real_data: Settings, capsys: pytest.Captur
     ("argv", "message"),
     [
         (["--selector", "psychic"], "unknown selector 'psychic'; valid: llm, kg_mechanism"),
-        (["--selector", "random", "--k", "0"], "k must be an integer >= 1"),
+        (["--selector", "random", "--k", "0"], "k must be an integer in 1..1000"),
         (["--selector", "llm"], "set OPENAI_BASE_URL"),
     ],
 )
@@ -258,3 +258,38 @@ def test_selectors_json_is_read_from_the_registries(capsys: pytest.CaptureFixtur
     assert doc["methods"]["llm"]["kind"] == "selector" and doc["methods"]["llm"]["needs_llm"]
     code, out, _ = run(capsys, "selectors")
     assert code == 0 and "kg_mechanism" in out and "chem_knn_retrieval" in out
+
+
+# Hostile numbers (issue 10, defect 12): refused at the boundary with their range, exit 2, one line.
+_SEED_RANGE = "seed must be an integer in 0..4294967295 (0 <= seed < 2**32)"
+_N_BOOT_RANGE = "n_boot must be an integer in 1..100000"
+_K_RANGE = "k must be an integer in 1..1000"
+_PREDICT = ["predict", "--cell-line", "C32", "--drug", "Trametinib", "--selector", "random"]
+_EVALUATE = ["evaluate", "--regime", "open-world", "--methods", "random", "--max-queries", "10"]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([*_PREDICT, "--seed", "-1"], f"{_SEED_RANGE}; got -1"),
+        ([*_PREDICT, "--seed", str(2**64)], f"{_SEED_RANGE}; got {2**64}"),
+        ([*_PREDICT, "--seed", str(2**32)], f"{_SEED_RANGE}; got {2**32}"),
+        ([*_PREDICT, "--k", "0"], f"{_K_RANGE}"),
+        ([*_PREDICT, "--k", str(10**9)], f"{_K_RANGE}"),
+        ([*_EVALUATE, "--seed", "-1"], f"{_SEED_RANGE}; got -1"),
+        ([*_EVALUATE, "--seed", str(2**64)], f"{_SEED_RANGE}; got {2**64}"),
+        ([*_EVALUATE, "--n-boot", str(10**9)], f"{_N_BOOT_RANGE}"),
+        ([*_EVALUATE, "--n-boot", "0"], f"{_N_BOOT_RANGE}"),
+        ([*_EVALUATE, "--k", str(10**9)], f"{_K_RANGE}"),
+        ([*_EVALUATE, "--k", "-3"], f"{_K_RANGE}"),
+    ],
+    ids=lambda v: " ".join(v[-2:]) if isinstance(v, list) else None,
+)
+def test_hostile_numbers_are_refused_with_their_range(
+    real_data: Settings, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err

@@ -194,7 +194,7 @@ def test_real_tahoe_c32(real_data: Settings) -> None:
 def test_n_boot_is_checked_before_any_work(real_data) -> None:
     from perturb_core.kg import load_graph
 
-    with pytest.raises(ValidationError, match="n_boot must be a positive integer"):
+    with pytest.raises(ValidationError, match=r"n_boot must be an integer in 1\.\.100000"):
         evaluate_core(
             load_labels("tahoe-c32", "de", real_data), load_graph(real_data), methods=["random"], n_boot=0
         )

@@ -13,7 +13,13 @@ import pytest
 from perturb_core.config import Settings
 from perturb_core.errors import ValidationError
 from perturb_core.llm import LLM, Exchange, prompt_hash, render_messages, run_batch
-from perturb_core.testing.fake_openai import FAKE_MODEL, FakeOpenAI, error_body, last_user_message
+from perturb_core.testing.fake_openai import (
+    FAKE_MODEL,
+    FakeOpenAI,
+    error_body,
+    last_user_message,
+    raw_completion,
+)
 
 BATCH = [render_messages("You are terse.", f"q{i}") for i in range(6)]
 
@@ -107,6 +113,34 @@ def test_http_failures_are_recorded_not_raised(
         assert e.to_dict()["ok"] is False
     assert len(sleeps) == 1  # only the 503 was retried
     assert fake_openai_server.n_requests == 7
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        raw_completion()[:40],
+        raw_completion(choices={"0": 1}),
+        raw_completion(choices=[{"index": 0}]),
+        raw_completion(choices=[{"index": 0, "message": {"role": "assistant", "content": 42}}]),
+    ],
+    ids=["truncated JSON", "choices not a list", "message missing", "content not a string"],
+)
+def test_malformed_200_bodies_are_recorded_and_the_batch_goes_on(
+    fake_openai_server: FakeOpenAI, fake_llm_settings: Settings, make_llm: Callable[..., LLM], body: bytes
+) -> None:
+    def respond(request: dict[str, Any]) -> str | bytes:
+        i = int(last_user_message(request)[1:])
+        return body if i == 2 else f"echo: q{i}"
+
+    fake_openai_server.responder = respond
+    sleeps: list[float] = []
+    out = run_batch(make_llm(fake_llm_settings, sleeps), BATCH, number)
+    assert [e.ok for e in out] == [True, True, False, True, True, True]
+    assert [e.parsed for e in out] == [0, 1, None, 3, 4, 5]
+    assert "HTTP 200 with a malformed chat.completion body" in out[2].error  # type: ignore[operator]
+    assert fake_openai_server.base_url in out[2].error  # type: ignore[operator]
+    assert out[2].raw_answer is None and out[2].to_dict()["ok"] is False
+    assert sleeps == [] and fake_openai_server.n_requests == 6  # not retried
 
 
 def test_parse_failures_are_recorded_and_never_abort(

@@ -26,6 +26,7 @@ from perturb_core.testing.fake_openai import (
     FakeOpenAI,
     error_body,
     last_user_message,
+    raw_completion,
     scripted,
 )
 
@@ -248,3 +249,51 @@ def test_test_connection(
     fake_openai_server.responder = lambda request: (404, error_body("model not found"))
     with pytest.raises(LLMError, match="HTTP 404"):
         test_connection(fake_llm_settings)
+
+
+# Malformed HTTP 200 bodies (issue 10, defect 4): each is an LLMError naming the endpoint and
+# what was wrong, raised at once (a malformed body is not transient, so it is not retried).
+_MESSAGE = {"role": "assistant", "content": "ok"}
+MALFORMED_BODIES = {
+    "truncated JSON": (raw_completion()[:40], "the body is not valid JSON"),
+    "HTML, not JSON": (b"<html>502 Bad Gateway</html>", "the body is not valid JSON"),
+    "choices is a dict": (
+        raw_completion(choices={"0": {"message": _MESSAGE}}),
+        "'choices' is a dict, not a list",
+    ),
+    "choices is a string": (raw_completion(choices="ok"), "'choices' is a str, not a list"),
+    "choice is a string": (raw_completion(choices=["ok"]), r"choices\[0\] is a str, not an object"),
+    "message missing": (raw_completion(choices=[{"index": 0}]), r"choices\[0\]\.message is missing"),
+    "message is a string": (
+        raw_completion(choices=[{"index": 0, "message": "ok"}]),
+        r"choices\[0\]\.message is a str, not an object",
+    ),
+    "content is a number": (
+        raw_completion(choices=[{"index": 0, "message": {"role": "assistant", "content": 42}}]),
+        r"content is an int, not a string",
+    ),
+    "content is a list": (
+        raw_completion(choices=[{"index": 0, "message": {"role": "assistant", "content": ["ok"]}}]),
+        r"content is a list, not a string",
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "what"), list(MALFORMED_BODIES.values()), ids=list(MALFORMED_BODIES))
+def test_malformed_200_body_is_an_llm_error_not_retried(
+    fake_openai_server: FakeOpenAI,
+    fake_llm_settings: Settings,
+    make_llm: Callable[..., LLM],
+    body: bytes,
+    what: str,
+) -> None:
+    fake_openai_server.responder = lambda request: body
+    sleeps: list[float] = []
+    llm = make_llm(fake_llm_settings, sleeps)
+    with pytest.raises(LLMError, match=what) as info:
+        llm.complete(MSGS)
+    message = str(info.value)
+    assert fake_openai_server.base_url in message and "HTTP 200 with a malformed" in message
+    assert "not retried" in message
+    assert fake_openai_server.n_requests == 1 and sleeps == []
+    assert FAKE_API_KEY not in message

@@ -44,8 +44,17 @@ def test_summarise_matches_loop_bootstrap() -> None:
     [
         (np.zeros((3, 2)), {}, "must be a pandas DataFrame"),
         (pd.DataFrame({"x": ["a"]}), {}, "no numeric column"),
-        (pd.DataFrame({"x": [1.0]}), {"n_boot": 0}, "n_boot must be a positive integer"),
+        (pd.DataFrame({"x": [1.0]}), {"n_boot": 0}, r"n_boot must be an integer in 1\.\.100000"),
         (pd.DataFrame({"x": [1.0]}), {"ci": 1.5}, r"ci must be in \(0, 1\)"),
+        # hostile numbers (issue 10, defect 12): refused with their range, before NumPy sees them
+        (
+            pd.DataFrame({"x": [1.0]}),
+            {"n_boot": 10**9},
+            r"n_boot must be an integer in 1\.\.100000 .*got 1000000000",
+        ),
+        (pd.DataFrame({"x": [1.0]}), {"seed": -1}, r"seed must be an integer in 0\.\.4294967295 .*got -1$"),
+        (pd.DataFrame({"x": [1.0]}), {"seed": 2**64}, rf"0 <= seed < 2\*\*32\); got {2**64}$"),
+        (pd.DataFrame({"x": [1.0]}), {"seed": 1.5}, r"seed must be an integer"),
     ],
 )
 def test_summarise_bad_inputs(per_query, kwargs, match) -> None:
