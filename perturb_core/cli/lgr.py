@@ -80,7 +80,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     header = (
         f"{'method':<20}"
         + "".join(f"{m:>22}" for m in ("pearson", "sign_accuracy", "mse"))
-        + f"{'r2_pred':>9}{'prec@k':>8}{'mrr':>7}{'n':>6}{'k_used':>8}"
+        + f"{'r2_pred':>9}{'prec@k':>8}{'mrr':>7}{'n':>6}{'k_used':>8}{'fallbk':>8}"
     )
     print(header)
     for m, v in doc["methods"].items():
@@ -98,7 +98,13 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"{'—' if v[x] is None else f'{v[x]:.3f}':>{w}}"
             for x, w in (("r2_pred", 9), ("precision_at_k", 8), ("mrr", 7))
         )
-        print(f"{m:<20}" + "".join(cells) + extra + f"{v['n_queries']:>6}{k_used:>8}")
+        print(f"{m:<20}" + "".join(cells) + extra + f"{v['n_queries']:>6}{k_used:>8}{doc['fallbacks'][m]:>8}")
+    for m, n in doc["fallbacks"].items():
+        if n:
+            print(
+                f"note: {m}: {n} of {doc['methods'][m]['n_queries']} queries fell back (e.g. to chemistry "
+                f"neighbours; {doc['failed'][m]} failed calls): those rows are not {m} results; see --out or --json"
+            )
     return 0
 
 

@@ -293,3 +293,32 @@ def test_hostile_numbers_are_refused_with_their_range(
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+@pytest.mark.realdata
+def test_evaluate_text_table_shows_llm_fallbacks(
+    real_data: Settings,
+    capsys: pytest.CaptureFixture[str],
+    fake_openai_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_openai_server.responder = lambda request: "I would rather not say."  # no <Final Answer>: fallback
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai_server.base_url)
+    monkeypatch.setenv("PERTURB_CORE_LLM_MODEL", FAKE_MODEL)
+    argv = (
+        "evaluate",
+        "--regime",
+        "unseen-drug",
+        "--methods",
+        "llm,random",
+        "--max-queries",
+        "3",
+        "--n-boot",
+        "10",
+    )
+    code, out, _ = run(capsys, *argv)
+    assert code == 0 and "fallbk" in out
+    llm_row = next(line for line in out.splitlines() if line.startswith("llm "))
+    random_row = next(line for line in out.splitlines() if line.startswith("random "))
+    assert llm_row.split()[-1] == "3" and random_row.split()[-1] == "0"
+    assert "note: llm: 3 of 3 queries fell back" in out and "those rows are not llm results" in out
