@@ -88,6 +88,8 @@ def server(real_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "PERTURB_CORE_LLM_MODEL"
     }
     env["PERTURB_CORE_CACHE_DIR"] = str(tmp_path_factory.mktemp("llm_cache"))
+    # the visitor's view: no server paths in the screenshots (they are committed to docs/)
+    env["PERTURB_CORE_OPERATOR_ACTIONS"] = "off"
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
     cmd = [
         sys.executable,
