@@ -18,8 +18,16 @@ import pandas as pd
 import scipy.sparse as sp
 
 from perturb_core.config import Settings, get_settings
+from perturb_core.data.artifacts import REBUILD, check_table
 from perturb_core.data.graph import RELATIONS
-from perturb_core.errors import NotBuiltError, ValidationError, check_choice, name_key, unknown_name
+from perturb_core.errors import (
+    DataError,
+    NotBuiltError,
+    ValidationError,
+    check_choice,
+    name_key,
+    unknown_name,
+)
 
 __all__ = ["LEAKY_RELATIONS", "RELATIONS", "KnowledgeGraph", "load_graph"]
 
@@ -178,9 +186,23 @@ class KnowledgeGraph:
 @lru_cache(maxsize=4)
 def _load(nodes_path: Path, edges_path: Path, mtime: float) -> KnowledgeGraph:
     del mtime
-    nodes = pd.read_parquet(nodes_path)
-    edges = pd.read_parquet(edges_path)
-    return KnowledgeGraph.from_tables(nodes, edges)
+    tables = []
+    for path in (nodes_path, edges_path):
+        try:
+            tables.append(pd.read_parquet(path))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise DataError(f"{path} is unreadable ({exc}); {REBUILD}") from exc
+    nodes = check_table(tables[0], nodes_path, {"id": "text", "name": "text", "kind": "category"})
+    edges = check_table(
+        tables[1],
+        edges_path,
+        {"src": "text", "dst": "text", "relation": "any"},
+        values={"relation": frozenset(RELATIONS)},
+    )
+    try:
+        return KnowledgeGraph.from_tables(nodes, edges)
+    except ValidationError as exc:
+        raise DataError(f"{nodes_path} / {edges_path} do not fit together ({exc}); {REBUILD}") from exc
 
 
 def load_graph(settings: Settings | None = None) -> KnowledgeGraph:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
 from perturb_core.config import Settings, get_settings
+from perturb_core.data.artifacts import read_json_object
 from perturb_core.data.registry import list_datasets, load_drugs, load_labels, load_signatures
 from perturb_core.errors import NotBuiltError
 
@@ -76,5 +75,5 @@ def data_info(settings: Settings | None = None) -> dict:
     out["graph"] = g.counts()
     dropped = settings.processed_dir / "kg_dropped.json"
     if dropped.exists():
-        out["graph"]["dropped_edges"] = json.loads(dropped.read_text())
+        out["graph"]["dropped_edges"] = read_json_object(dropped)
     return out

@@ -19,6 +19,13 @@ import numpy as np
 import pandas as pd
 
 from perturb_core.config import Settings, get_settings
+from perturb_core.data.artifacts import (
+    REBUILD,
+    REIMPORT,
+    check_drug_fingerprints,
+    check_signatures,
+    check_table,
+)
 from perturb_core.data.build import PERTURBQA_LINES, SIGNATURE_DATASETS
 from perturb_core.data.names import DrugNameIndex, slug
 from perturb_core.errors import (
@@ -321,7 +328,7 @@ def label_dataset_names(settings: Settings | None = None) -> list[str]:
     names = [f"perturbqa-{line}" for line in PERTURBQA_LINES]
     tl = settings.processed_dir / "labels" / "tahoe.parquet"
     if tl.exists():
-        lines = pd.read_parquet(tl, columns=["cell_line"])["cell_line"].cat.categories
+        lines = _tahoe_lines(tl, tl.stat().st_mtime)
         names += [f"tahoe-{slug(c)}" for c in sorted(lines, key=str.lower)]
     return names
 
@@ -363,15 +370,40 @@ def resolve_dataset(name: str, kind: Kind | None = None, settings: Settings | No
     raise unknown_name(what, name, [d.name for d in infos])
 
 
+_TAHOE_LABELS = {
+    "cell_line": "category",
+    "pert": "category",
+    "gene": "category",
+    "de": "int",
+    "direction": "int",
+    "split": "category",
+}
+_PERTURBQA_LABELS = {"pert": "category", "gene": "category", "label": "int", "split": "category"}
+_SPLITS = frozenset({"train", "test"})
+_DRUG_TABLE = {
+    "name": "text",
+    "smiles": "any",
+    "targets": "list",
+    "moa_fine": "any",
+    "moa_broad": "any",
+    "source": "text",
+    "has_fingerprint": "bool",
+}
+
+
+@lru_cache(maxsize=4)
+def _tahoe_lines(path: Path, mtime: float) -> list[str]:
+    table = check_table(_read_parquet(path, mtime), path, _TAHOE_LABELS, values={"split": _SPLITS})
+    return list(table["cell_line"].cat.categories)
+
+
 @lru_cache(maxsize=8)
 def _read_h5ad(path: Path, mtime: float) -> ad.AnnData:
     del mtime
     try:
         return ad.read_h5ad(path)
-    except (OSError, KeyError, ValueError) as exc:
-        raise DataError(
-            f"{path} is unreadable ({exc}); rebuild it with `python -m perturb_core data build --force`"
-        ) from exc
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); {REBUILD}") from exc
 
 
 def load_signatures(name: str = "tahoe", settings: Settings | None = None) -> SignatureDataset:
@@ -389,12 +421,14 @@ def load_signatures(name: str = "tahoe", settings: Settings | None = None) -> Si
             f"dataset {info.name!r} is not built ({info.path} missing); run `python -m perturb_core data fetch` "
             "then `python -m perturb_core data build`"
         )
-    return _signature_dataset(info.name, info.path, info.path.stat().st_mtime)
+    return _signature_dataset(info.name, info.path, info.path.stat().st_mtime, info.user)
 
 
 @lru_cache(maxsize=8)
-def _signature_dataset(name: str, path: Path, mtime: float) -> SignatureDataset:
-    return SignatureDataset(name, _read_h5ad(path, mtime))
+def _signature_dataset(name: str, path: Path, mtime: float, user: bool = False) -> SignatureDataset:
+    fix = REIMPORT if user else REBUILD
+    adata = check_signatures(_read_h5ad(path, mtime), path, dataset=None if user else name, fix=fix)
+    return SignatureDataset(name, adata)
 
 
 @lru_cache(maxsize=16)
@@ -402,10 +436,8 @@ def _read_parquet(path: Path, mtime: float) -> pd.DataFrame:
     del mtime
     try:
         return pd.read_parquet(path)
-    except (OSError, ValueError) as exc:
-        raise DataError(
-            f"{path} is unreadable ({exc}); rebuild with `python -m perturb_core data build --force`"
-        ) from exc
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise DataError(f"{path} is unreadable ({exc}); {REBUILD}") from exc
 
 
 def load_labels(name: str, task: Task = "de", settings: Settings | None = None) -> LabelSet:
@@ -431,8 +463,9 @@ def load_labels(name: str, task: Task = "de", settings: Settings | None = None) 
 def _label_set(name: str, task: Task, path: Path, mtime: float) -> LabelSet:
     """The label set of one file and task (one object per file version, so derived state is reused)."""
     if name.startswith("perturbqa-"):
-        table = _read_parquet(path, mtime)
+        table = check_table(_read_parquet(path, mtime), path, _PERTURBQA_LABELS, values={"split": _SPLITS})
         return LabelSet(name, task, table, name.removeprefix("perturbqa-").upper(), "knockdown")
+    _tahoe_lines(path, mtime)  # validates the table
     return _tahoe_labels(name, task, _read_parquet(path, mtime))
 
 
@@ -472,12 +505,15 @@ def load_drugs(settings: Settings | None = None) -> DrugTable:
 
 @lru_cache(maxsize=2)
 def _drug_table(path: Path, fp: Path, mtime: float) -> DrugTable:
-    table = _read_parquet(path, mtime)
+    table = check_table(_read_parquet(path, mtime), path, _DRUG_TABLE).copy()
     table["targets"] = table["targets"].map(lambda t: [] if t is None else list(t))
-    with np.load(fp) as z:
-        ids = z["drug_id"]
-        bits = np.unpackbits(z["bits"], axis=1).astype(bool)[:, :2048]
-        valid = z["valid"]
+    try:
+        with np.load(fp, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise DataError(f"{fp} is unreadable ({exc}); {REBUILD}") from exc
+    ids, packed, valid = check_drug_fingerprints(arrays, fp, len(table))
+    bits = np.unpackbits(packed, axis=1).astype(bool)[:, :2048]
     if list(ids) != list(table.index):
         raise DataError(
             f"{fp} does not match {path}; rebuild with `python -m perturb_core data build --force`"
