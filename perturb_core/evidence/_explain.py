@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from perturb_core.data.registry import LabelSet
-from perturb_core.errors import ValidationError
+from perturb_core.errors import check_int_range
 from perturb_core.evidence._crossline import CROSSLINE_LABEL, CROSSLINE_RELATION
 from perturb_core.evidence._index import CoreIndex, core_index
 from perturb_core.evidence._items import (
@@ -40,6 +40,7 @@ from perturb_core.kg import KnowledgeGraph
 __all__ = ["EvidenceExplanation", "explain"]
 
 _UNMEASURED_SHOWN = 20  # unmeasured related perturbations listed in an explanation
+MAX_BUDGET = 100_000  # labelled evidence items in one explanation (far above any relation set)
 
 
 @dataclass(frozen=True)
@@ -429,12 +430,10 @@ def explain(
 
     Raises:
         UnknownNameError: the perturbation or gene is unknown (closest names in the message).
-        ValidationError: ``budget`` < 1.
+        ValidationError: ``budget`` not in ``1..MAX_BUDGET``.
     """
-    if budget is not None and (isinstance(budget, bool) or budget < 1):
-        raise ValidationError(
-            f"budget = {budget!r} must be a positive number of evidence items (or None for all)"
-        )
+    if budget is not None:
+        check_int_range("budget", budget, 1, MAX_BUDGET, hint="evidence items, or None for all")
     index = index or core_index(
         labels, graph, relations=relations, include_leaky=include_leaky, options=options, crossline=crossline
     )

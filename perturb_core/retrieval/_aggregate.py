@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
-from perturb_core.errors import ValidationError
+from perturb_core.errors import MAX_K, ValidationError
 from perturb_core.retrieval._options import (
     DEFAULT_HYBRID_MIN_K,
     Aggregation,
@@ -92,7 +92,7 @@ def select_neighbours(
     """
     selector = check_selector(selector)
     k = check_int("k", options.k, 1)
-    hybrid_min_k = check_int("hybrid_min_k", hybrid_min_k, 0)
+    hybrid_min_k = check_int("hybrid_min_k", hybrid_min_k, 0, MAX_K)
     cells = np.asarray(cells, dtype=np.intp)
     drugs = np.asarray(drugs, dtype=np.intp)
     index = sd.index

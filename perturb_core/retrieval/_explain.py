@@ -171,7 +171,7 @@ def top_genes(
     Raises:
         ValidationError: ``n`` is not an integer >= 1, or the arrays do not align.
     """
-    n = check_int("the number of top genes n", n, 1)
+    n = check_int("the number of top genes n", n, 1, 10_000)
     names = np.asarray(genes, dtype=object)
     pred, obs = np.asarray(prediction, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if not names.shape == pred.shape == obs.shape or names.ndim != 1:

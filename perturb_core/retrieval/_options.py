@@ -8,7 +8,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from perturb_core.errors import ValidationError, check_choice
+from perturb_core.errors import ValidationError, check_choice, check_int_range
 
 Regime = Literal["unseen-drug", "unseen-cell-line", "open-world"]
 Aggregation = Literal["mean", "rank_weighted", "residual"]
@@ -90,25 +90,32 @@ def default_aggregation(regime: str, aggregation: object | None = None) -> str:
     return check_aggregation(aggregation)
 
 
+MAX_POWER = 64.0
+"""Largest similarity power: r**64 already gives the best neighbour almost all the weight."""
+
+
 def check_power(value: object) -> float:
-    """A similarity power: a finite number >= 0.
+    """A similarity power: a finite number in ``0..MAX_POWER``.
 
     Raises:
         ValidationError: otherwise.
     """
+    msg = f"similarity_power must be a number in 0..{MAX_POWER:g} (e.g. 4); got {value!r}"
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise ValidationError(f"similarity_power must be a number >= 0 (e.g. 4); got {value!r}")
-    if not np.isfinite(value) or value < 0:
-        raise ValidationError(f"similarity_power must be a number >= 0 (e.g. 4); got {value!r}")
+        raise ValidationError(msg)
+    if not np.isfinite(value) or not 0 <= value <= MAX_POWER:
+        raise ValidationError(msg)
     return float(value)
 
 
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int, if it is an integer (not a bool) >= ``minimum``.
+def check_int(name: str, value: object, minimum: int, maximum: int | None = None) -> int:
+    """``value`` as an int, if it is an integer (not a bool) >= ``minimum`` (and <= ``maximum``).
 
     Raises:
-        ValidationError: otherwise (the message names the argument and the bound).
+        ValidationError: otherwise (the message names the argument and the bounds).
     """
+    if maximum is not None:
+        return check_int_range(name, value, minimum, maximum)
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValidationError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)

@@ -169,7 +169,7 @@ def test_predict_text_lists_top_genes(real_data: Settings, capsys: pytest.Captur
     assert "pca_ridge" in out
     code, _, err = run(capsys, "predict", "--cell-line", "C32", "--drug", "Trametinib", "--selector", "random",
                        "--top-genes", "0", "--json")  # fmt: skip
-    assert code == 2 and "number of top genes n must be an integer >= 1; got 0" in err
+    assert code == 2 and "number of top genes n must be an integer in 1..10000; got 0" in err
 
 
 @pytest.mark.realdata

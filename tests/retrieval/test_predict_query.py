@@ -97,7 +97,13 @@ def test_top_genes_hand_values() -> None:
 @pytest.mark.parametrize(
     ("genes", "pred", "truth", "n", "message"),
     [
-        (["A", "B"], [1.0, 2.0], [1.0, 2.0], 0, "number of top genes n must be an integer >= 1; got 0"),
+        (
+            ["A", "B"],
+            [1.0, 2.0],
+            [1.0, 2.0],
+            0,
+            "number of top genes n must be an integer in 1..10000; got 0",
+        ),
         (["A", "B"], [1.0, 2.0], [1.0, 2.0], 2.5, "got 2.5"),
         (["A", "B"], [1.0, 2.0, 3.0], [1.0, 2.0], 1, "must be 1-D and aligned"),
     ],

@@ -103,7 +103,7 @@ def test_similarity_weights(tiny: SignatureDataset, index: LGRIndex) -> None:
     # a selector without a similarity (random) keeps uniform weights
     rnd = select_neighbours(sd, c, d, "random", SelectOptions(k=3))
     assert_allclose(weights(rnd, "mean", 4.0), weights(rnd, "mean", 0.0))
-    with pytest.raises(ValidationError, match="similarity_power must be a number >= 0"):
+    with pytest.raises(ValidationError, match="similarity_power must be a number in 0..64"):
         weights(sel, "mean", -1.0)
 
 
