@@ -181,6 +181,8 @@ def import_dataset(
         )
     if not path.exists():
         raise DataError(f"{path} does not exist; give an .h5ad file or a folder of .rda signature files")
+    if not (path.is_dir() or path.is_file()):  # a pipe or a device would block or never end
+        raise DataError(f"{path} is not a regular file (a pipe, device or socket); give an .h5ad file")
     out_dir = settings.data_dir / "user"
     clash = [n for n in _user_registry(settings) if name_key(n) == name_key(name)]
     if clash and not overwrite:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import anndata as ad
@@ -183,3 +184,14 @@ def test_a_write_failure_leaves_no_half_written_file(tmp_path: Path, settings, m
     user = settings.data_dir / "user"
     assert not list(user.glob("*full*")) and not list(user.glob(".*.tmp"))
     assert "full" not in {d.name for d in list_datasets(settings)}
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_pipes_and_devices_are_refused_before_reading(tmp_path: Path, settings, kind) -> None:
+    path = tmp_path / f"{kind}.h5ad"
+    if kind == "fifo":
+        os.mkfifo(path)  # opening it for reading would block forever
+    else:
+        os.symlink("/dev/zero", path)
+    with pytest.raises(DataError, match="not a regular file"):
+        import_dataset(path, name="mine", settings=settings)
