@@ -208,12 +208,12 @@ def neighbour_frame(ex: retrieval.QueryExplanation) -> pd.DataFrame:
             "in both": n.name in shared,
             "own r": n.own_pearson,
             "Tanimoto": n.similarity,
-            "targets": ", ".join(n.targets),
             "PubChem": links.first_url(links.drug_links(n.name, **ids.get(n.name, {}))),
+            "targets": ", ".join(n.targets),
         }
         for n in ex.neighbours
     ]
-    df = pd.DataFrame(rows, columns=["rank", "drug", "in both", "own r", "Tanimoto", "targets", "PubChem"])
+    df = pd.DataFrame(rows, columns=["rank", "drug", "in both", "own r", "Tanimoto", "PubChem", "targets"])
     if collapse and len(df):
         merged = dict(links.collapsed_names(list(df["drug"]), smiles))
         df = df[df["drug"].isin(merged)].copy()
@@ -234,18 +234,17 @@ def side(col, ex: retrieval.QueryExplanation, other_side: str, key: str) -> None
                 links.drug_links(ex.drug, **links.drug_ids(load.drugs().table, [ex.drug]).get(ex.drug, {}))
             )
         )
-        cols = st.columns(len(SHOWN_METRICS))
-        for c, m in zip(cols, SHOWN_METRICS, strict=True):
+        grid = [c for _ in range(len(SHOWN_METRICS) // 2) for c in st.columns(2)]
+        for c, m in zip(grid, SHOWN_METRICS, strict=True):
             row = metrics[m]
-            value = row[key]
-            better = row["better"] == key
+            better, worse = row["better"] == key, row["better"] == other_side
             c.metric(
                 ui.short_label(m),
-                figs.fmt(value),
+                figs.fmt(row[key]),
                 delta=None
                 if row["difference"] is None
-                else (f"{'better' if better else 'worse' if row['better'] == other_side else 'tie'}"),
-                delta_color="normal" if better else ("inverse" if row["better"] == other_side else "off"),
+                else ("better" if better else "worse" if worse else "tie"),
+                delta_color="normal" if better else ("inverse" if worse else "off"),
                 delta_arrow="off",
                 help=f"**{ui.metric_label(m)}**: {ui.metric_help(m)}",
                 border=True,
