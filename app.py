@@ -28,6 +28,7 @@ PAGES = {
             url_path="retrieval",
         ),
         st.Page(ui.PAGES["evidence"], title="Evidence graph", icon=":material/hub:", url_path="evidence"),
+        st.Page(ui.PAGES["compare"], title="Compare", icon=":material/compare_arrows:", url_path="compare"),
     ],
     "Measure": [
         st.Page(

@@ -38,6 +38,7 @@ PAGES = {
     "overview": "pages/overview.py",
     "retrieval": "pages/retrieval.py",
     "evidence": "pages/evidence.py",
+    "compare": "pages/compare.py",
     "benchmarks": "pages/benchmarks.py",
     "data": "pages/data.py",
     "settings": "pages/settings.py",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import numpy as np
@@ -24,10 +24,15 @@ __all__ = [
     "MAX_ATOMS",
     "MAX_SMILES_CHARS",
     "canonical_smiles",
+    "collapse_salt_forms",
     "cosine_similarity_matrix",
     "depict_grid_svg",
     "depict_svg",
     "morgan_fingerprints",
+    "parent_groups",
+    "parent_key",
+    "parent_mol",
+    "parent_smiles",
     "rdkit_quiet",
     "tanimoto_matrix",
     "to_mol",
@@ -254,18 +259,123 @@ def cosine_similarity_matrix(a: ArrayLike, b: ArrayLike | None = None) -> NDArra
     return np.clip(sim, -1.0, 1.0).astype(np.float32)
 
 
+# --------------------------------------------------------------------------- salt forms and parents
+
+
+def parent_mol(mol: Chem.Mol) -> Chem.Mol | None:
+    """The parent compound of a salt or mixture: RDKit's standardiser, then neutralised.
+
+    ``rdMolStandardize.FragmentParent`` (cleanup, then the largest organic fragment: counter-ions
+    such as chloride, mesylate or citrate go) followed by ``Uncharger`` (acids and bases back to
+    their neutral form where a neutral form exists). ``None`` when RDKit cannot standardise it.
+    """
+    with rdkit_quiet():
+        try:
+            frag = rdMolStandardize.FragmentParent(mol)
+            return rdMolStandardize.Uncharger().uncharge(frag)
+        except (RuntimeError, ValueError):  # RDKit raises these for molecules it cannot sanitise
+            return None
+
+
+def parent_smiles(smiles: str) -> str | None:
+    """Canonical SMILES of the parent compound (:func:`parent_mol`); ``None`` if unparsable.
+
+    Example:
+        >>> parent_smiles("CC(=O)Oc1ccccc1C(=O)[O-].[Na+]")
+        'CC(=O)Oc1ccccc1C(=O)O'
+    """
+    mol = to_mol(smiles)
+    mol = None if mol is None else parent_mol(mol)
+    return None if mol is None else Chem.MolToSmiles(mol)
+
+
+def parent_key(smiles: str | None) -> str | None:
+    """The standard InChIKey of the parent compound: one key per parent structure, shared by its salt forms.
+
+    Almonertinib hydrochloride and Almonertinib mesylate get the same key; so do Tofacitinib and
+    Tofacitinib citrate. Stereo-isomers keep different keys (the InChIKey encodes stereo).
+
+    Returns:
+        The 27-character InChIKey, or ``None`` for a missing, empty or unparsable SMILES.
+    """
+    if _is_missing(smiles):
+        return None
+    mol = to_mol(str(smiles))
+    mol = None if mol is None else parent_mol(mol)
+    if mol is None:
+        return None
+    with rdkit_quiet():
+        key = Chem.MolToInchiKey(mol)
+    return key or None
+
+
+def parent_groups(
+    smiles_by_name: Mapping[str, str | None], *, min_size: int = 2
+) -> dict[str, tuple[str, ...]]:
+    """Names that share one parent structure (salt forms, vehicles), grouped by :func:`parent_key`.
+
+    Args:
+        smiles_by_name: drug name -> SMILES (``None``/NaN: no structure, never grouped).
+        min_size: smallest group returned (2: only parents with several forms).
+
+    Returns:
+        parent InChIKey -> the names of its forms (sorted case-insensitively), groups ordered by
+        their first name.
+    """
+    groups: dict[str, list[str]] = {}
+    for name, smi in smiles_by_name.items():
+        key = parent_key(smi)
+        if key is not None:
+            groups.setdefault(key, []).append(str(name))
+    out = {k: tuple(sorted(v, key=str.lower)) for k, v in groups.items() if len(v) >= min_size}
+    return dict(sorted(out.items(), key=lambda kv: kv[1][0].lower()))
+
+
+def collapse_salt_forms(
+    names: Sequence[str], smiles_by_name: Mapping[str, str | None]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Collapse a ranked list of drugs so each parent structure appears once, at its best rank.
+
+    For a neighbour list: ``Almonertinib hydrochloride`` at rank 2 and ``Almonertinib mesylate``
+    at rank 5 become one row ``("Almonertinib hydrochloride", ("Almonertinib mesylate",))``.
+    Names without a structure are never merged.
+
+    Args:
+        names: drug names in rank order.
+        smiles_by_name: drug name -> SMILES (names not in it have no structure).
+
+    Returns:
+        ``[(kept name, other forms merged into it), ...]`` in rank order.
+    """
+    kept: list[tuple[str, list[str]]] = []
+    where: dict[str, int] = {}
+    for name in names:
+        key = parent_key(smiles_by_name.get(name))
+        if key is not None and key in where:
+            kept[where[key]][1].append(name)
+            continue
+        if key is not None:
+            where[key] = len(kept)
+        kept.append((name, []))
+    return [(n, tuple(others)) for n, others in kept]
+
+
 def _svg_text(drawer: rdMolDraw2D.MolDraw2DSVG) -> str:
     drawer.FinishDrawing()
     return _XML_DECLARATION.sub("", drawer.GetDrawingText())
 
 
-def depict_svg(smiles: str, *, size: tuple[int, int] = (260, 200), legend: str = "") -> str | None:
+def depict_svg(
+    smiles: str, *, size: tuple[int, int] = (260, 200), legend: str = "", parent: bool = True
+) -> str | None:
     """2-D depiction of a molecule as SVG text, ready to embed in HTML.
 
     Args:
-        smiles: the SMILES (salts are drawn with all fragments).
+        smiles: the SMILES.
         size: (width, height) in pixels.
         legend: text drawn under the molecule.
+        parent: draw the parent compound (:func:`parent_mol`: no counter-ions, neutralised), so
+            a hydrochloride and a mesylate salt draw the same; ``False`` draws every fragment.
 
     Returns:
         SVG markup starting with ``<svg``, or ``None`` when ``smiles`` is empty or unparsable.
@@ -276,6 +386,8 @@ def depict_svg(smiles: str, *, size: tuple[int, int] = (260, 200), legend: str =
     """
     width, height = _check_size(size, "size")
     mol = to_mol(smiles)
+    if mol is not None and parent:
+        mol = parent_mol(mol)
     if mol is None:
         return None
     drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
@@ -289,6 +401,7 @@ def depict_grid_svg(
     legends: Sequence[str] | None = None,
     mols_per_row: int = 4,
     sub_img_size: tuple[int, int] = (220, 180),
+    parent: bool = True,
 ) -> str:
     """Grid of 2-D depictions as one SVG; an unparsable SMILES leaves an empty, labelled cell.
 
@@ -297,6 +410,7 @@ def depict_grid_svg(
         legends: one caption per molecule (default: none).
         mols_per_row: molecules per grid row.
         sub_img_size: (width, height) of one cell in pixels.
+        parent: draw each parent compound without counter-ions (see :func:`depict_svg`).
 
     Returns:
         SVG markup starting with ``<svg``.
@@ -321,6 +435,8 @@ def depict_grid_svg(
     mols = []
     for smi, label in zip(items, labels, strict=True):
         mol = to_mol(smi)
+        if mol is not None and parent:
+            mol = parent_mol(mol)
         if mol is None:
             mols.append(Chem.Mol())
             labels[len(mols) - 1] = f"{label} (invalid SMILES)".strip()

@@ -54,6 +54,9 @@ class Settings:
         operator_actions: who may use the app's destructive actions (clear the LLM cache, rebuild
             the data) and see server paths: ``"local"`` (default: only while the app listens on
             localhost), ``"on"`` or ``"off"``.
+        upload_max_mb: largest file the Data page accepts for an upload, in MB (``[app]
+            upload_max_mb`` or ``PERTURB_CORE_UPLOAD_MAX_MB``; keep Streamlit's
+            ``server.maxUploadSize`` in ``.streamlit/config.toml`` the same).
     """
 
     mirror: Path | None
@@ -67,6 +70,7 @@ class Settings:
     llm_concurrency: int = 8
     enable_corum: bool = False
     operator_actions: OperatorActions = "local"
+    upload_max_mb: int = 200
 
     @property
     def raw_dir(self) -> Path:
@@ -144,4 +148,14 @@ def get_settings() -> Settings:
             f"valid: {', '.join(OPERATOR_ACTIONS)}"
         )
     values["operator_actions"] = actions
+    upload = os.environ.get("PERTURB_CORE_UPLOAD_MAX_MB") or app.get("upload_max_mb") or 200
+    try:
+        values["upload_max_mb"] = int(upload)  # type: ignore[call-overload]
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"upload_max_mb = {upload!r} (PERTURB_CORE_UPLOAD_MAX_MB or [app] in {cfg_path.name}) "
+            "is not a whole number of MB"
+        ) from exc
+    if values["upload_max_mb"] < 1:  # type: ignore[operator]
+        raise ConfigError(f"upload_max_mb = {upload!r} must be at least 1 (MB)")
     return Settings(**values)  # type: ignore[arg-type]

@@ -200,3 +200,81 @@ def test_smiles_within_the_caps_still_parse() -> None:
     mol = to_mol("C" * MAX_ATOMS)
     assert mol is not None and mol.GetNumAtoms() == MAX_ATOMS
     assert to_mol("C" * (MAX_ATOMS + 1)) is None
+
+
+# --------------------------------------------------------------------------- salt forms and parents
+ALMONERTINIB = "C=CC(=O)Nc1cc(Nc2nccc(-c3cn(C4CC4)c4ccccc34)n2)c(OC)cc1N(C)CCN(C)C"
+TOFACITINIB = "CC1CCN(C(=O)CC#N)CC1N(C)c1ncnc2[nH]ccc12"
+CITRIC_ACID = "O=C(O)CC(O)(CC(=O)O)C(=O)O"
+
+
+def test_parent_smiles_strips_counter_ions_and_neutralises() -> None:
+    from perturb_core.chem import parent_smiles
+
+    assert parent_smiles(ALMONERTINIB + ".Cl") == canonical_smiles(ALMONERTINIB)
+    assert parent_smiles(ALMONERTINIB + ".CS(=O)(=O)O") == canonical_smiles(ALMONERTINIB)
+    assert parent_smiles(TOFACITINIB + "." + CITRIC_ACID) == canonical_smiles(TOFACITINIB)
+    assert parent_smiles("CC(=O)Oc1ccccc1C(=O)[O-].[Na+]") == canonical_smiles(ASPIRIN)  # uncharged
+    assert parent_smiles("not a smiles") is None
+
+
+def test_parent_key_is_shared_by_salt_forms_only() -> None:
+    from perturb_core.chem import parent_key
+
+    base = parent_key(ALMONERTINIB)
+    assert base is not None and len(base) == 27 and base.count("-") == 2
+    assert parent_key(ALMONERTINIB + ".Cl") == parent_key(ALMONERTINIB + ".CS(=O)(=O)O") == base
+    assert parent_key(TOFACITINIB + "." + CITRIC_ACID) == parent_key(TOFACITINIB) != base
+    # the InChIKey of erlotinib as published by PubChem (CID 176870)
+    assert parent_key(ERLOTINIB + ".Cl") == "AAKJLRGGTJKAMG-UHFFFAOYSA-N"
+    assert parent_key(None) is None and parent_key(float("nan")) is None and parent_key("") is None
+    assert parent_key("C[C@H](N)O") != parent_key("C[C@@H](N)O")  # stereo-isomers stay apart
+
+
+def test_parent_groups_and_collapse() -> None:
+    from perturb_core.chem import collapse_salt_forms, parent_groups
+
+    smiles = {
+        "Almonertinib mesylate": ALMONERTINIB + ".CS(=O)(=O)O",
+        "Almonertinib hydrochloride": ALMONERTINIB + ".Cl",
+        "Tofacitinib": TOFACITINIB,
+        "Tofacitinib citrate": TOFACITINIB + "." + CITRIC_ACID,
+        "Erlotinib": ERLOTINIB,
+        "Unknown": None,
+    }
+    groups = parent_groups(smiles)
+    assert list(groups.values()) == [
+        ("Almonertinib hydrochloride", "Almonertinib mesylate"),
+        ("Tofacitinib", "Tofacitinib citrate"),
+    ]
+    assert len(parent_groups(smiles, min_size=1)) == 3
+    ranked = ["Almonertinib mesylate", "Erlotinib", "Unknown", "Almonertinib hydrochloride", "Not in map"]
+    assert collapse_salt_forms(ranked, smiles) == [
+        ("Almonertinib mesylate", ("Almonertinib hydrochloride",)),
+        ("Erlotinib", ()),
+        ("Unknown", ()),
+        ("Not in map", ()),
+    ]
+
+
+def test_depictions_draw_the_parent() -> None:
+    salt = depict_svg(TOFACITINIB + "." + CITRIC_ACID)
+    assert salt == depict_svg(TOFACITINIB)
+    assert depict_svg(TOFACITINIB + "." + CITRIC_ACID, parent=False) != salt
+    grid = depict_grid_svg([ALMONERTINIB + ".Cl", ALMONERTINIB + ".CS(=O)(=O)O"], ["a", "b"])
+    assert grid.count("<path") > 0
+    assert depict_grid_svg([ALMONERTINIB + ".Cl"], ["a"]) == depict_grid_svg([ALMONERTINIB], ["a"])
+
+
+@pytest.mark.realdata
+def test_tahoe_salt_form_groups(real_data) -> None:
+    import perturb_core as pc
+    from perturb_core.chem import parent_groups
+
+    table = pc.load_drugs().table
+    names = set(pc.load_signatures("tahoe").drugs())
+    sub = table[table["name"].isin(names)]
+    groups = set(parent_groups(dict(zip(sub["name"], sub["smiles"], strict=True))).values())
+    assert ("Almonertinib hydrochloride", "Almonertinib mesylate") in groups
+    assert ("Tofacitinib", "Tofacitinib citrate") in groups
+    assert len(groups) == 6  # listed in docs/compare.md

@@ -1,4 +1,4 @@
-"""``python -m perturb_core lgr {evaluate,predict,selectors,mechanisms}`` (contract in DESIGN.md)."""
+"""``python -m perturb_core lgr {evaluate,predict,compare,selectors,mechanisms}`` (contract in DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -303,3 +303,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--drug", default=None, help="show one drug's tags, programs and their evidence")
     m.add_argument("--json", action="store_true")
     m.set_defaults(func=_mechanisms)
+
+    from perturb_core.cli.compare import add_parser as add_compare_parser  # lgr compare (issue 13)
+
+    add_compare_parser(lsub)

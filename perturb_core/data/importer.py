@@ -150,6 +150,7 @@ def import_dataset(
     drug_col: str | None = None,
     overwrite: bool = False,
     settings: Settings | None = None,
+    source_name: str | None = None,
 ) -> Path:
     """Validate and register a user dataset.
 
@@ -160,6 +161,8 @@ def import_dataset(
         name: dataset name (letters, digits, ``-``, ``_``; not a built-in name).
         cell_line_col, drug_col: obs columns (auto-detected when ``None``).
         overwrite: replace a dataset already imported under this name (any spelling).
+        source_name: how messages and the provenance name the input (default: ``path``); an
+            upload passes the user's file name so no server path reaches a message.
 
     Returns:
         The written ``.h5ad``.
@@ -169,6 +172,7 @@ def import_dataset(
     """
     settings = settings or get_settings()
     path = Path(path)
+    shown = Path(source_name) if source_name else path
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}", name):
         raise ValidationError(f"dataset name {name!r} must be letters, digits, '-' or '_' (e.g. my-screen)")
     builtin = [*SIGNATURE_DATASETS, *label_dataset_names(settings)]
@@ -194,7 +198,7 @@ def import_dataset(
         files, skipped = signature_files(path)
         if not files:
             hint = f" (skipped: {', '.join(skipped)})" if skipped else ""
-            raise DataError(f"{path}: no .rda signature files in this folder{hint}")
+            raise DataError(f"{shown}: no .rda signature files in this folder{hint}")
         adata = signatures_to_anndata(files, dataset=name, workers=1)
         source = f"signature folder, {len(files)} .rda files" + (
             f"; skipped {', '.join(skipped)}" if skipped else ""
@@ -203,17 +207,17 @@ def import_dataset(
         try:
             raw = ad.read_h5ad(path)
         except (OSError, KeyError, ValueError) as exc:
-            raise DataError(f"{path}: not a readable .h5ad ({exc}); check the file is complete") from exc
-        adata = validate_delta_anndata(raw, path=path, cell_line_col=cell_line_col, drug_col=drug_col)
+            raise DataError(f"{shown}: not a readable .h5ad ({exc}); check the file is complete") from exc
+        adata = validate_delta_anndata(raw, path=shown, cell_line_col=cell_line_col, drug_col=drug_col)
         source = "h5ad"
     else:
         raise DataError(
-            f"{path}: unsupported file type {path.suffix!r}; give an .h5ad or a folder of .rda files"
+            f"{shown}: unsupported file type {path.suffix!r}; give an .h5ad or a folder of .rda files"
         )
     adata.uns["dataset"] = name
     adata.uns["provenance"] = {
         "source": source,
-        "imported_from": path.name,
+        "imported_from": shown.name,
         "imported": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -232,7 +236,7 @@ def import_dataset(
     with open(out_dir / ".datasets.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several processes may import at once
         reg = {n: m for n, m in _user_registry(settings).items() if name_key(n) != name_key(name)}
-        reg[name] = {"file": out.name, "description": f"user dataset ({source}: {path.name})"}
+        reg[name] = {"file": out.name, "description": f"user dataset ({source}: {shown.name})"}
         fd, tmpname = tempfile.mkstemp(dir=out_dir, prefix=".datasets.")
         with os.fdopen(fd, "w") as fh:
             json.dump(reg, fh, indent=1)
