@@ -89,7 +89,9 @@ def drug_keys(name: str) -> list[str]:
     keys.append(name_key(outer))
     outer_words = re.split(r"[\s,;/]+", outer.lower())
     keys.append(name_key(" ".join(w for w in outer_words if name_key(w) not in SALT_WORDS)))
-    keys.extend(name_key(m) for m in re.findall(r"\(([^)]*)\)", name))
+    for alias in re.findall(r"\(([^)]*)\)", name):  # a salt word in parentheses is not an alias
+        if any(name_key(w) not in SALT_WORDS for w in re.split(r"[\s,;/]+", alias.lower()) if name_key(w)):
+            keys.append(name_key(alias))
     out: list[str] = []
     for k in keys:
         if k and k not in out:

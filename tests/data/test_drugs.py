@@ -76,3 +76,13 @@ def test_join_prefers_tahoe_then_lincs_and_keeps_unmatched() -> None:
     assert mystery["moa_fine"] == "HDAC inhibitor" and mystery["moa_broad"] == "inhibitor/antagonist"
     assert table.loc["alias-x", "source"] == "lincs"
     assert table.loc["nobody", "source"] == "unmatched"
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("AMD-070 (hydrochloride)", "Cysteamine (hydrochloride)"), ("X (sodium salt)", "Y (sodium salt)")],
+)
+def test_a_salt_word_in_parentheses_is_not_an_alias(a: str, b: str) -> None:
+    # Once, "AMD-070 (hydrochloride)" took cysteamine's structure through the shared "alias" hydrochloride.
+    assert not set(drug_keys(a)) & set(drug_keys(b))
+    assert "gdc0199" in drug_keys("ABT-199 (GDC-0199)")
