@@ -28,6 +28,8 @@ PAGES = {
             url_path="retrieval",
         ),
         st.Page(ui.PAGES["evidence"], title="Evidence graph", icon=":material/hub:", url_path="evidence"),
+        st.Page(ui.PAGES["gene"], title="Gene view", icon=":material/genetics:", url_path="gene"),
+        st.Page(ui.PAGES["query"], title="Signature query", icon=":material/query_stats:", url_path="query"),
     ],
     "Measure": [
         st.Page(

@@ -38,6 +38,8 @@ PAGES = {
     "overview": "pages/overview.py",
     "retrieval": "pages/retrieval.py",
     "evidence": "pages/evidence.py",
+    "gene": "pages/gene.py",
+    "query": "pages/query.py",
     "benchmarks": "pages/benchmarks.py",
     "data": "pages/data.py",
     "settings": "pages/settings.py",
