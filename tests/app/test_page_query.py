@@ -35,7 +35,7 @@ def test_query_one_cell_line_and_ranked_list(real_data, open_page, assert_clean)
     at.selectbox(key="query_line_tahoe").select("A498").run()
     at.radio(key="query_mode").set_value("Ranked list").run()
     genes = ["EGR1", "FOS", "DUSP6", "SPRY4", "ETV4", "ETV5", "MYC", "CCND1", "PHLDA1", "IER3"]
-    at.text_area(key="query_ranked").set_value("\n".join(genes + ["GAPDH", "ACTB"]))
+    at.text_area(key="query_ranked").set_value("\n".join([*genes, "GAPDH", "ACTB"]))
     at.number_input(key="query_n").set_value(5)
     _submit(at).click().run()
     assert_clean(at)
