@@ -52,7 +52,7 @@ def response_heatmap(
         },
         xaxis={"tickangle": -60, "tickfont": {"size": 10}},
         yaxis={"autorange": "reversed", "tickfont": {"size": 10}},
-        margin={"l": 10, "r": 10, "t": 60, "b": 10},
+        margin={"l": 10, "r": 10, "t": 80, "b": 10},
     )
     return fig
 

@@ -88,11 +88,14 @@ with st.container(border=True):
             c1, c2 = st.columns(2)
             up_text = c1.text_area("Up genes (your condition raises them)", key="query_up", height=150)
             up_file = c1.file_uploader(
-                "…or upload the up list", type=["txt", "tsv", "csv"], key="query_up_file"
+                "…or upload the up list", type=["txt", "tsv", "csv"], key="query_up_file", max_upload_size=1
             )
             down_text = c2.text_area("Down genes (your condition lowers them)", key="query_down", height=150)
             down_file = c2.file_uploader(
-                "…or upload the down list", type=["txt", "tsv", "csv"], key="query_down_file"
+                "…or upload the down list",
+                type=["txt", "tsv", "csv"],
+                key="query_down_file",
+                max_upload_size=1,
             )
             n_ranked = explore.DEFAULT_RANKED_N
         else:
@@ -102,7 +105,7 @@ with st.container(border=True):
                 height=150,
             )
             ranked_file = st.file_uploader(
-                "…or upload it", type=["txt", "tsv", "csv", "rnk"], key="query_ranked_file"
+                "…or upload it", type=["txt", "tsv", "csv", "rnk"], key="query_ranked_file", max_upload_size=1
             )
             n_ranked = st.number_input(
                 "Genes from each end", 5, 1000, explore.DEFAULT_RANKED_N, key="query_n",
