@@ -53,3 +53,11 @@ def test_gene_view_bad_input_gets_one_clear_message(
     else:
         assert not at.error and any("Type a gene" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_gene_view_gene_not_measured_in_the_signatures(real_data, open_page, assert_clean) -> None:
+    at = open_page("gene")
+    at.text_input(key="gene_query").set_value("MYOD1").run()  # a graph gene outside Tahoe's 13,435 columns
+    assert_clean(at)
+    assert any("not among the measured genes of tahoe" in i.value for i in at.info)
+    assert not at.get("plotly_chart")
