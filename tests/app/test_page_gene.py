@@ -61,3 +61,13 @@ def test_gene_view_gene_not_measured_in_the_signatures(real_data, open_page, ass
     assert_clean(at)
     assert any("not among the measured genes of tahoe" in i.value for i in at.info)
     assert not at.get("plotly_chart")
+
+
+def test_gene_view_evidence_link_opens_that_pair(real_data, open_with_query, assert_clean) -> None:
+    # the link of EGR1's first responding knock-down (HepG2, POU3F1) as the Gene view builds it
+    at = open_with_query(
+        "evidence", {"dataset": "perturbqa-hepg2", "task": "de", "perturbation": "POU3F1", "gene": "EGR1"}
+    )
+    assert_clean(at)
+    assert at.selectbox(key="core_pert_perturbqa-hepg2_de").value == "POU3F1"
+    assert at.selectbox(key="core_gene_perturbqa-hepg2_de_POU3F1").value == "EGR1"

@@ -66,3 +66,10 @@ def test_query_bad_input_one_message_nothing_stored(
     assert len(at.error) == 1 and message in at.error[0].value
     assert "query_result" not in at.session_state  # the failed query leaves nothing behind
     assert not any("score" in d.value.columns for d in at.dataframe)
+
+
+def test_query_retrieval_link_opens_that_drug(real_data, open_with_query, assert_clean) -> None:
+    at = open_with_query("retrieval", {"dataset": "tahoe", "cell_line": "SW 1271", "drug": "Trametinib"})
+    assert_clean(at)
+    assert at.selectbox(key="lgr_cell_tahoe").value == "SW 1271"
+    assert at.selectbox(key="lgr_drug_tahoe_SW 1271").value == "Trametinib"
