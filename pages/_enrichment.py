@@ -7,6 +7,7 @@ The Retrieval explorer calls ``render_enrichment(ex)`` with its current
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -41,20 +42,25 @@ def _show_list(res: explore.PredictionEnrichment, direction: str) -> None:
         f"{s['shared_best_20']}."
     )
     cols = st.columns(2)
+    shared = set(res.shared_best(direction))  # type: ignore[arg-type]
     for col, side in zip(cols, ("predicted", "observed"), strict=True):
         best = res.best(side, direction, 20)  # type: ignore[arg-type]
         table = pd.DataFrame(
             {
+                "both": np.where(best["term"].isin(shared), "★", ""),
                 "term": best["term"],
-                "source": best["source"].map(explore.SOURCE_LABELS),
                 "k/K": [f"{a}/{b}" for a, b in zip(best["k"], best["K"], strict=True)],
-                "p": best["p"],
                 "q": best["q"],
+                "p": best["p"],
                 "enriched": best["q"] < res.alpha,
+                "source": best["source"].map(explore.SOURCE_LABELS),
                 "genes": best["overlap"],
             }
         )
-        col.caption(f"{side.capitalize()}: the 20 smallest p-values (enriched = q < {res.alpha:g})")
+        col.caption(
+            f"{side.capitalize()}: the 20 smallest p-values (enriched = q < {res.alpha:g}; "
+            "★ = also among the other list's 20 smallest p)"
+        )
         col.dataframe(
             table,
             hide_index=True,

@@ -251,7 +251,7 @@ def check_sources(sources: Iterable[str] | None) -> tuple[str, ...]:
 SOURCE_LABELS: Mapping[str, str] = {
     "reactome": "Reactome",
     "wikipathways": "WikiPathways",
-    "pid": "PID (NCI Pathway Interaction Database)",
+    "pid": "PID (NCI)",
     "go_bp": "GO biological process",
     "go_mf": "GO molecular function",
     "go_cc": "GO cellular component",

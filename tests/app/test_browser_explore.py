@@ -86,19 +86,17 @@ class DevTools:
         raise AssertionError(f"{text!r} did not appear within {TIMEOUT_S:.0f} s; headings {state.get('h1')}")
 
 
-@pytest.fixture(scope="module")
-def server(real_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A headless Streamlit server on a free local port (no LLM endpoint, the visitor's view)."""
-    if _chromium() is None:
-        pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
+@contextlib.contextmanager
+def _serve(script: str, tmp: Path) -> Iterator[str]:
+    """``streamlit run <script>`` headless on a free local port (no LLM endpoint, the visitor's view)."""
     port = _free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "PERTURB_CORE_LLM_MODEL"
     }
-    env["PERTURB_CORE_CACHE_DIR"] = str(tmp_path_factory.mktemp("llm_cache"))
+    env["PERTURB_CORE_CACHE_DIR"] = str(tmp / "llm_cache")
     env["PERTURB_CORE_OPERATOR_ACTIONS"] = "off"
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+    log = tmp / "server.log"
+    cmd = [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false"]  # fmt: skip
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -120,6 +118,40 @@ def server(real_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         except subprocess.TimeoutExpired:
             proc.kill()
     assert "Traceback" not in log.read_text(errors="replace"), "the server logged a traceback"
+
+
+#: The enrichment section on its own, as the Retrieval explorer renders it for its prediction.
+SECTION_SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+import streamlit as st
+st.set_page_config(page_title="Enrichment section", layout="wide")
+from pages._enrichment import render_enrichment
+from perturb_core.retrieval import predict_query
+st.title("Trametinib in A498: kg_mechanism prediction")
+render_enrichment(predict_query("tahoe", cell_line="A498", drug="Trametinib", selector="kg_mechanism"))
+"""
+
+
+@pytest.fixture(scope="module")
+def server(real_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app."""
+    if _chromium() is None:
+        pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
+    with _serve("app.py", tmp_path_factory.mktemp("app")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def section_server(real_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A one-section script: the enrichment of one real prediction."""
+    if _chromium() is None:
+        pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
+    tmp = tmp_path_factory.mktemp("section")
+    script = tmp / "enrichment_section.py"
+    script.write_text(SECTION_SCRIPT.format(root=str(ROOT)))
+    with _serve(str(script), tmp) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +228,13 @@ def test_signature_query_in_the_browser(server: str, browser: DevTools, shot_dir
     state = browser.wait_for("Scored 4,120 signatures")
     assert "Mean WTCS per drug" in state["text"]  # the chart (tables are drawn on a canvas)
     _shot(browser, state, shot_dir / "query.png")
+
+
+def test_enrichment_section_in_the_browser(section_server: str, browser: DevTools, shot_dir: Path) -> None:
+    browser.send(
+        "Emulation.setDeviceMetricsOverride", width=WIDTH, height=1900, deviceScaleFactor=1, mobile=False
+    )
+    browser.send("Page.navigate", url=section_server)
+    state = browser.wait_for("Down-regulated top 50")
+    assert "Pathway enrichment: predicted vs observed" in state["text"]
+    _shot(browser, state, shot_dir / "enrichment.png")
