@@ -12,6 +12,11 @@ pytestmark = pytest.mark.realdata
 def test_gene_view_egr1_answers_which_perturbations_move_it(real_data, open_page) -> None:
     at = open_page("gene")
     assert at.title[0].value == "Gene view"
+    assert [s.label for s in at.sidebar.selectbox] == [
+        "Signatures (LGR)",
+        "Labels (CORE)",
+    ]  # under the router
+    assert len(at.title) == 1
     assert len(at.get("plotly_chart")) == 1  # the drug x cell line heatmap
     shown = {m.label: m.value for m in at.metric}
     assert int(shown["Signatures measuring it"].replace(",", "")) > 3000

@@ -16,6 +16,11 @@ def _submit(at):
 def test_query_mek_example_ranks_mek_inhibitors_first(real_data, open_page, assert_clean) -> None:
     at = open_page("query")
     assert at.title[0].value == "Signature query"
+    assert [s.label for s in at.sidebar.selectbox] == [
+        "Signatures (LGR)",
+        "Labels (CORE)",
+    ]  # under the router
+    assert len(at.title) == 1
     next(b for b in at.button if b.label.startswith("Example")).click().run()
     at.text_area(key="query_down").set_value(at.text_area(key="query_down").value + "\nNOTAGENE1")
     _submit(at).click().run()  # form widgets: values are sent with the submit
