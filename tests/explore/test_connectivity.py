@@ -105,3 +105,14 @@ def test_parse_lists() -> None:
     assert parse_ranked_list("A\nB\nC", n=5) == (["A"], ["C"])  # at most half each
     with pytest.raises(ValidationError, match="line 3 of the ranked list: score 'x'"):
         parse_ranked_list("A 1\nB 2\nC x")
+
+
+def test_dataset_without_rank_layer_is_ranked_over_its_columns(tiny_signatures) -> None:
+    from perturb_core.data.registry import SignatureDataset
+
+    a = tiny_signatures.adata.copy()
+    del a.layers["rank"]
+    bare = SignatureDataset("bare", a)
+    with_rank = connectivity(tiny_signatures, ["A", "C"], ["E", "F"]).table
+    without = connectivity(bare, ["A", "C"], ["E", "F"]).table
+    assert_allclose(without["score"], with_rank["score"])  # every gene of the lists is a column here
