@@ -29,6 +29,8 @@ PAGES = {
         ),
         st.Page(ui.PAGES["evidence"], title="Evidence graph", icon=":material/hub:", url_path="evidence"),
         st.Page(ui.PAGES["compare"], title="Compare", icon=":material/compare_arrows:", url_path="compare"),
+        st.Page(ui.PAGES["gene"], title="Gene view", icon=":material/genetics:", url_path="gene"),
+        st.Page(ui.PAGES["query"], title="Signature query", icon=":material/query_stats:", url_path="query"),
     ],
     "Measure": [
         st.Page(

@@ -39,6 +39,8 @@ PAGES = {
     "retrieval": "pages/retrieval.py",
     "evidence": "pages/evidence.py",
     "compare": "pages/compare.py",
+    "gene": "pages/gene.py",
+    "query": "pages/query.py",
     "benchmarks": "pages/benchmarks.py",
     "data": "pages/data.py",
     "settings": "pages/settings.py",

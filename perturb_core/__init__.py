@@ -90,6 +90,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "parse_probability",
     ),
     "perturb_core.evaluate.core": ("CORE_METHODS", "COREResult", "evaluate_core"),
+    # gene view, pathway enrichment, signature query
+    "perturb_core.explore": (
+        "GeneView",
+        "gene_report",
+        "PredictionEnrichment",
+        "lgr_enrichment",
+        "ConnectivityResult",
+        "signature_query",
+    ),
     # metrics
     "perturb_core.serialize": ("to_jsonable", "dumps"),
     "perturb_core.metrics": (

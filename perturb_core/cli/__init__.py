@@ -17,7 +17,7 @@ from perturb_core.serialize import dumps
 
 __all__ = ["main", "print_json"]
 
-_GROUPS = ("data", "lgr", "core", "methods")
+_GROUPS = ("data", "lgr", "core", "methods", "gene", "connectivity")
 
 
 def print_json(obj: object) -> None:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m perturb_core",
         description="LLM- and knowledge-graph-based perturbation reasoning (LGR, CORE) on real data.",
     )
-    sub = parser.add_subparsers(dest="group", required=True, metavar="{data,lgr,core,methods}")
+    sub = parser.add_subparsers(dest="group", required=True, metavar="{" + ",".join(_GROUPS) + "}")
     for group in _GROUPS:
         importlib.import_module(f"perturb_core.cli.{group}").register(sub)
     return parser

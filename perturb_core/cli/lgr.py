@@ -1,4 +1,4 @@
-"""``python -m perturb_core lgr {evaluate,predict,compare,selectors,mechanisms}`` (contract in DESIGN.md)."""
+"""``python -m perturb_core lgr {evaluate,predict,compare,enrich,selectors,mechanisms}`` (contract in DESIGN.md)."""
 
 from __future__ import annotations
 
@@ -307,3 +307,118 @@ def register(sub: argparse._SubParsersAction) -> None:
     from perturb_core.cli.compare import add_parser as add_compare_parser  # lgr compare (issue 13)
 
     add_compare_parser(lsub)
+    _register_enrich(lsub)
+
+
+# --------------------------------------------------------------------------- lgr enrich (issue 13)
+
+
+def _enrich(args: argparse.Namespace) -> int:
+    from perturb_core.explore import SOURCE_LABELS, lgr_enrichment
+    from perturb_core.retrieval import predict_query
+
+    settings = get_settings()
+    if not args.quiet:
+        print("… predicting the query", file=sys.stderr)
+    ex = predict_query(
+        args.dataset,
+        cell_line=args.cell_line,
+        drug=args.drug,
+        selector=args.selector,
+        k=args.k,
+        aggregation=args.aggregation,
+        similarity_power=args.similarity_power,
+        regime=args.regime,
+        seed=args.seed,
+        settings=settings,
+        hybrid_min_k=args.hybrid_min_k,
+    )
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None
+    res = lgr_enrichment(
+        ex,
+        sources=sources,
+        n_top=args.n_top,
+        hide_uninformative=args.hide_uninformative,
+        min_size=args.min_size,
+        max_size=args.max_size,
+        alpha=args.alpha,
+        settings=settings,
+    )
+    doc = {
+        "dataset": ex.dataset,
+        "cell_line": ex.cell_line,
+        "drug": ex.drug,
+        "selector": ex.selector,
+        "selector_label": ex.selector_label,
+        "k_used": ex.k_used,
+        "regime": ex.regime,
+        "fallback": ex.fallback,
+        "units": "delta values are rank scores (inverse-normal of the rank) in the Tahoe-format datasets",
+        **res.to_dict(limit=args.limit),
+    }
+    if args.json:
+        print_json(doc)
+        return 0
+    print(
+        f"{doc['drug']} in {doc['cell_line']} ({doc['dataset']}, {doc['regime']}): {doc['selector_label']}, "
+        f"k_used {doc['k_used']}"
+    )
+    print(
+        f"top {res.n_top} genes per list; universe N = {res.universe_size} ({doc['universe']}); "
+        f"{doc['test']}; set size {res.min_size}..{res.max_size}"
+    )
+    if res.hidden:
+        print(f"hidden: {res.n_hidden} genes ({doc['hide_rule']})")
+    for d, s in doc["summary"].items():
+        print(
+            f"{d}: enriched (q < {res.alpha:g}) predicted {s['predicted']}, observed {s['observed']}, both "
+            f"{s['both']}; top genes shared {s['shared_genes']}; shared among the 20 smallest p {s['shared_best_20']}"
+        )
+        side = res.side_by_side(d, args.limit)  # type: ignore[arg-type]
+        for r in side.itertuples():
+            cells = []
+            for prefix in ("predicted", "observed"):
+                term = getattr(r, f"{prefix}_term")
+                if isinstance(term, str):
+                    src = SOURCE_LABELS.get(getattr(r, f"{prefix}_source"), "")
+                    cells.append(f"{term[:44]:<44} {src[:12]:<12} {getattr(r, f'{prefix}_q'):.2g}")
+                else:
+                    cells.append(" " * 62)
+            print(f"  {cells[0]} | {cells[1]}")
+    return 0
+
+
+def _register_enrich(lsub: argparse._SubParsersAction) -> None:
+    q = lsub.add_parser(
+        "enrich", help="pathway enrichment of one prediction's top genes vs the observed ones"
+    )
+    q.add_argument("--dataset", default="tahoe")
+    q.add_argument("--cell-line", required=True)
+    q.add_argument("--drug", required=True)
+    q.add_argument("--selector", required=True, help="as for `lgr predict`")
+    q.add_argument("--k", type=int, default=10)
+    q.add_argument("--regime", default="open-world", choices=_REGIMES)
+    q.add_argument("--aggregation", default=None, help="as for `lgr predict`")
+    q.add_argument("--similarity-power", type=float, default=0.0)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--hybrid-min-k", type=int, default=3)
+    q.add_argument("--n-top", type=int, default=50, help="genes per top list (default 50)")
+    q.add_argument(
+        "--hide-uninformative",
+        action="store_true",
+        help="hide ribosomal (RPL/RPS), mitochondrial (MT-), non-coding and bare-Ensembl genes (see docs/explore.md)",
+    )
+    q.add_argument(
+        "--sources",
+        default=None,
+        help="gene-set sources (default all: reactome,wikipathways,pid,go_bp,go_mf,go_cc)",
+    )
+    q.add_argument("--min-size", type=int, default=5, help="smallest gene set after intersecting (default 5)")
+    q.add_argument("--max-size", type=int, default=500, help="largest gene set (default 500)")
+    q.add_argument(
+        "--alpha", type=float, default=0.05, help="q threshold for an enriched term (default 0.05)"
+    )
+    q.add_argument("--limit", type=int, default=15, help="terms listed per list (default 15)")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.add_argument("--quiet", action="store_true", help="no progress messages")
+    q.set_defaults(func=_enrich)
