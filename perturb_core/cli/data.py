@@ -1,11 +1,13 @@
-"""``python -m perturb_core data {fetch,build,info,import}``."""
+"""``python -m perturb_core data {fetch,build,info,import,pseudobulk}``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from perturb_core.cli import print_json
@@ -111,6 +113,77 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pseudobulk(args: argparse.Namespace) -> int:
+    from perturb_core.pseudobulk import PSEUDOBULK_UNITS, pseudobulk_dataset
+
+    bar = tqdm(total=None, unit="task", desc="pseudobulk", disable=args.quiet, file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        if (bar.n, bar.total) == (done, total):
+            return
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    def on_client(client: object) -> None:
+        if not args.quiet:
+            link = getattr(client, "dashboard_link", None)
+            print(f"dask client {client}; dashboard: {link}", file=sys.stderr)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, result = pseudobulk_dataset(
+            args.inputs,
+            name=args.name,
+            overwrite=args.force,
+            cell_line_col=args.cell_line_col,
+            drug_col=args.drug_col,
+            control=args.control,
+            batch_col=args.batch_col,
+            dose_col=args.dose_col,
+            layer=args.layer,
+            scheduler=args.scheduler,
+            chunk_cells=args.chunk_cells,
+            min_counts=args.min_counts,
+            progress=progress,
+            on_client=on_client,
+        )
+    bar.close()
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    a = result.adata
+    summary = {
+        "name": args.name,
+        "path": str(out),
+        "units": PSEUDOBULK_UNITS,
+        "n_cells": result.n_cells,
+        "n_groups": int(a.uns["provenance"]["n_groups"]),
+        "n_signatures": int(a.n_obs),
+        "n_cell_lines": int(a.obs["cell_line"].nunique()),
+        "n_drugs": int(a.obs["drug"].nunique()),
+        "n_genes": int(a.n_vars),
+        "masked_fraction": float(np.isnan(a.X).mean()) if a.X.size else 0.0,
+        "scheduler": args.scheduler,
+        "chunk_cells": args.chunk_cells,
+        "seconds": round(result.seconds, 3),
+        "cells_per_second": round(result.n_cells / max(result.seconds, 1e-9), 1),
+        "warnings": notes,
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    print(
+        f"pseudobulk {args.name!r}: {summary['n_cells']:,} cells -> {summary['n_signatures']} signatures "
+        f"({summary['n_cell_lines']} cell lines x {summary['n_drugs']} drugs) x {summary['n_genes']} genes, "
+        f"{summary['masked_fraction']:.1%} masked; units: {PSEUDOBULK_UNITS} (not rank scores)"
+    )
+    print(
+        f"{summary['seconds']:.1f} s ({summary['cells_per_second']:,.0f} cells/s) -> {out}; use --dataset {args.name}"
+    )
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``data`` command group."""
     p = sub.add_parser("data", help="fetch, build, inspect and import datasets")
@@ -143,3 +216,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--drug-col", default=None, help="obs column with drugs (auto-detected)")
     m.add_argument("--force", action="store_true", help="replace a dataset already imported under this name")
     m.set_defaults(func=_import)
+
+    pb = dsub.add_parser(
+        "pseudobulk",
+        help="single-cell counts (.h5ad / AnnData zarr) -> control-matched pseudobulk deltas on Dask",
+    )
+    pb.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help=".h5ad files or AnnData .zarr stores (same genes)"
+    )
+    pb.add_argument("--name", required=True, help="dataset name to use with --dataset")
+    pb.add_argument("--cell-line-col", required=True, help="obs column with cell lines")
+    pb.add_argument("--drug-col", required=True, help="obs column with drugs (controls included)")
+    pb.add_argument("--control", required=True, help="control label in the drug column (e.g. DMSO_TF)")
+    pb.add_argument("--batch-col", required=True, help="obs column with the batch (e.g. plate)")
+    pb.add_argument(
+        "--dose-col", default=None, help="obs column with the dose (one signature per drug and dose)"
+    )
+    pb.add_argument("--layer", default=None, help="read raw counts from this layer instead of X")
+    pb.add_argument(
+        "--scheduler",
+        default="synchronous",
+        help="synchronous (default), local (LocalCluster of 2 worker processes) or tcp://HOST:PORT",
+    )
+    pb.add_argument("--chunk-cells", type=int, default=20_000, help="cells per Dask task (default 20000)")
+    pb.add_argument(
+        "--min-counts",
+        type=float,
+        default=10.0,
+        help="mask genes with fewer treated+control counts (default 10)",
+    )
+    pb.add_argument(
+        "--force", action="store_true", help="replace a dataset already registered under this name"
+    )
+    pb.add_argument("--json", action="store_true", help="machine-readable summary")
+    pb.add_argument("--quiet", action="store_true", help="no progress bar")
+    pb.set_defaults(func=_pseudobulk)

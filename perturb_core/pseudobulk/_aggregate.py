@@ -1,0 +1,185 @@
+"""Per-group count sums over cell chunks: a sparse one-hot (group x cell) matrix times each chunk, reduced on Dask."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import dask
+import numpy as np
+import scipy.sparse as sp
+from dask.callbacks import Callback
+from dask.delayed import Delayed
+
+from perturb_core.errors import DataError
+
+__all__ = ["GroupSums", "chunk_sums", "group_sums", "merge_sums", "scheduler_client"]
+
+Progress = Callable[[int, int], None]
+_SPLIT_EVERY = 4  # partial results merged per tree node
+
+
+@dataclass(frozen=True)
+class GroupSums:
+    """Count sums of the groups present in some cells.
+
+    Attributes:
+        groups: sorted group codes present.
+        sums: (len(groups), n_genes) float64 count sums (exact for integer counts below 2**53).
+        n_nonint: stored values that are not whole numbers.
+        n_negative: stored values below zero.
+    """
+
+    groups: np.ndarray
+    sums: np.ndarray
+    n_nonint: int
+    n_negative: int
+
+
+def chunk_sums(block: sp.spmatrix | np.ndarray, codes: np.ndarray) -> GroupSums:
+    """Sums of one chunk of cells by group: ``onehot(groups x cells) @ block``.
+
+    Args:
+        block: (cells, genes) counts, CSR or dense.
+        codes: (cells,) group code of each cell (-1 = cell not used).
+    """
+    keep = codes >= 0
+    present, local = np.unique(codes[keep], return_inverse=True)
+    cols = np.flatnonzero(keep)
+    onehot = sp.csr_matrix((np.ones(len(cols)), (local, cols)), shape=(len(present), len(codes)))
+    if sp.issparse(block):
+        block = sp.csr_matrix(block)
+        values = block.data
+        sums = (onehot @ block.astype(np.float64)).toarray()
+    else:
+        values = np.asarray(block)
+        sums = np.asarray(onehot @ values.astype(np.float64))
+    if np.issubdtype(values.dtype, np.integer):
+        nonint = 0
+    else:
+        nonint = int(np.count_nonzero(values != np.round(values)))
+    return GroupSums(present, sums, nonint, int(np.count_nonzero(values < 0)))
+
+
+def merge_sums(*parts: GroupSums) -> GroupSums:
+    """Add partial sums (union of their groups)."""
+    groups = np.unique(np.concatenate([p.groups for p in parts]))
+    sums = np.zeros((len(groups), parts[0].sums.shape[1]))
+    for p in parts:
+        sums[np.searchsorted(groups, p.groups)] += p.sums
+    return GroupSums(groups, sums, sum(p.n_nonint for p in parts), sum(p.n_negative for p in parts))
+
+
+def _tree(leaves: list[Delayed]) -> Delayed:
+    level = leaves
+    while len(level) > 1:
+        level = [
+            dask.delayed(merge_sums, pure=True)(*level[i : i + _SPLIT_EVERY])
+            for i in range(0, len(level), _SPLIT_EVERY)
+        ]
+    return level[0]
+
+
+def _graph(counts: Sequence, codes: Sequence[np.ndarray]) -> Delayed:
+    """One tree reduction over the chunks of every file (``counts``: Dask arrays chunked along cells)."""
+    leaves = []
+    for x, c in zip(counts, codes, strict=True):
+        bounds = np.cumsum((0, *x.chunks[0]))
+        for k, blk in enumerate(x.to_delayed().ravel()):
+            leaves.append(dask.delayed(chunk_sums, pure=True)(blk, c[bounds[k] : bounds[k + 1]]))
+    return _tree(leaves)
+
+
+class _CountTasks(Callback):
+    def __init__(self, total: int, progress: Progress) -> None:
+        super().__init__()
+        self.total, self.done, self.progress = total, 0, progress
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        self.done += 1
+        self.progress(self.done, self.total)
+
+
+def _distributed_progress(client, future, progress: Progress) -> None:
+    """Report a distributed computation's progress (dask's TextProgressBar, drawn through ``progress``).
+
+    ``_draw_bar`` is distributed's hook for drawing; tests/pseudobulk checks it is still called.
+    """
+    from distributed.diagnostics.progressbar import TextProgressBar
+
+    class _Bar(TextProgressBar):
+        def _draw_bar(self, remaining: int, all: int, **kwargs: object) -> None:
+            progress(all - remaining, all)
+
+        def _draw_stop(self, **kwargs: object) -> None:
+            pass
+
+    _Bar([future], scheduler=client.scheduler.address, interval="200ms", complete=True)
+
+
+@contextlib.contextmanager
+def scheduler_client(
+    scheduler: str, *, n_workers: int = 2, processes: bool = True
+) -> Iterator[object | None]:
+    """A distributed client for ``local`` (a LocalCluster) or ``tcp://HOST:PORT``; ``None`` for ``synchronous``.
+
+    Raises:
+        DataError: the scheduler address does not answer.
+    """
+    if scheduler == "synchronous":
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with (
+            LocalCluster(
+                n_workers=n_workers, threads_per_worker=1, processes=processes, dashboard_address=":0"
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(scheduler, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise DataError(
+            f"no Dask scheduler answers at {scheduler!r} ({exc}); start one with `dask scheduler` (it prints "
+            "its tcp:// address) and `dask worker ADDRESS`, or use --scheduler local"
+        ) from exc
+    with client:
+        yield client
+
+
+def group_sums(
+    counts: Sequence,
+    codes: Sequence[np.ndarray],
+    *,
+    client: object | None = None,
+    progress: Progress | None = None,
+) -> GroupSums:
+    """Sum counts by group over every chunk of every file.
+
+    Args:
+        counts: per file, a Dask array (cells x genes) chunked along cells only.
+        codes: per file, the group code of each cell (-1 = skip the cell).
+        client: a ``distributed.Client`` (``None``: the synchronous scheduler, in this process).
+        progress: called with (tasks done, tasks in total).
+    """
+    final = _graph(counts, codes)
+    if client is None:
+        cb = _CountTasks(len(final.__dask_graph__()), progress) if progress else contextlib.nullcontext()
+        with cb:
+            (out,) = dask.compute(final, scheduler="synchronous")
+        return out
+    future = client.compute(final)
+    if progress is not None:
+        _distributed_progress(client, future, progress)
+    try:
+        return future.result()
+    except (OSError, KeyError) as exc:
+        raise DataError(
+            f"a Dask worker could not read the input ({exc}); workers must see the input files at the same path "
+            "(shared filesystem)"
+        ) from exc
