@@ -53,7 +53,8 @@ class SyntheticCells:
         lfc: (n_lines, n_drugs, n_genes) planted natural-log fold change at the top dose.
         doses: the doses (empty: no dose column).
         library: per-cell library size factor.
-        dispersion: negative-binomial dispersion phi (variance = mu + phi mu^2); 0 = Poisson.
+        dispersion: negative-binomial dispersion phi (variance = mu + phi mu^2); 0 = Poisson
+            (drawn sparsely for CSR output: time ~ counts, not cells x genes; used for big files).
         seed: the seed.
     """
 
@@ -107,13 +108,52 @@ class SyntheticCells:
             rng = np.random.default_rng([self.seed, 1, k, chunk_cells])
             p, li, d = (codes[c][start:stop] for c in ("plate", "cell_line", "drug"))
             ti = treated_index[d]
-            eff = self.lfc[li, np.maximum(ti, 0)] * np.where(d == ctrl, 0.0, dose[start:stop])[:, None]
+            scale = np.where(d == ctrl, 0.0, dose[start:stop])
+            if self.dispersion == 0 and not dense:
+                yield self._sparse_poisson(
+                    rng, log_base, p, li, np.maximum(ti, 0), scale, self.library[start:stop]
+                )
+                continue
+            eff = self.lfc[li, np.maximum(ti, 0)] * scale[:, None]
             logmu = log_base + self.line_effect[li] + self.batch_effect[p] + eff.astype(np.float32)
             mu = np.exp(logmu + np.log(self.library[start:stop, None]).astype(np.float32))
             if self.dispersion > 0:
                 mu = rng.gamma(1.0 / self.dispersion, self.dispersion, size=mu.shape).astype(np.float32) * mu
             counts = rng.poisson(mu).astype(np.int32)
             yield counts if dense else sp.csr_matrix(counts)
+
+    def _sparse_poisson(
+        self,
+        rng: np.random.Generator,
+        log_base: np.ndarray,
+        p: np.ndarray,
+        li: np.ndarray,
+        ti: np.ndarray,
+        scale: np.ndarray,
+        library: np.ndarray,
+    ) -> sp.csr_matrix:
+        """Poisson counts drawn sparsely: a cell's total ~ Poisson(sum mu), genes ~ Categorical(mu / sum mu).
+
+        Exactly the Poisson model, in time proportional to the counts instead of cells x genes.
+        """
+        n, g = len(p), len(self.genes)
+        key = np.stack([p, li, ti, np.round(scale * 1e6).astype(np.int64)], axis=1)
+        uniq, inv = np.unique(key, axis=0, return_inverse=True)
+        rows, cols = [], []
+        order = np.argsort(inv.ravel(), kind="stable")
+        cuts = np.searchsorted(inv.ravel()[order], np.arange(len(uniq) + 1))
+        for u, (pu, lu, tu, su) in enumerate(uniq):
+            w = np.exp(log_base + self.line_effect[lu] + self.batch_effect[pu] + su / 1e6 * self.lfc[lu, tu])
+            cdf = np.cumsum(w, dtype=np.float64)
+            cells = order[cuts[u] : cuts[u + 1]]
+            totals = rng.poisson(library[cells] * cdf[-1])
+            rows.append(np.repeat(cells, totals))
+            draws = np.searchsorted(cdf, rng.random(int(totals.sum())) * cdf[-1], side="right")
+            cols.append(np.minimum(draws, g - 1))
+        r, c = np.concatenate(rows), np.concatenate(cols)
+        m = sp.csr_matrix((np.ones(len(r), np.int32), (r, c)), shape=(n, g))
+        m.sum_duplicates()
+        return m
 
 
 def simulate_cells(
@@ -132,6 +172,8 @@ def simulate_cells(
     line_sd: float = 0.5,
     lfc_fraction: float = 0.2,
     lfc_sd: float = 1.0,
+    drug_names: tuple[str, ...] = (),
+    drug_plates: bool = False,
     seed: int = 0,
 ) -> SyntheticCells:
     """Simulate a Tahoe-shaped design (cells are shuffled across plates, lines and drugs).
@@ -148,12 +190,16 @@ def simulate_cells(
         dispersion: negative-binomial dispersion (0 = Poisson).
         batch_sd, line_sd: SD of the per-plate and per-line gene-wise log effects.
         lfc_fraction, lfc_sd: fraction of genes with a non-zero planted LFC and its SD.
+        drug_names: names of the drugs (default ``drug1`` ...; their number sets ``n_drugs``).
+        drug_plates: Tahoe's layout: drug ``j`` is only on plate ``j % n_plates`` (so plate and
+            drug are confounded unless controls are matched per plate); controls on every plate.
         seed: random seed.
     """
     rng = np.random.default_rng(seed)
     plates = [f"plate{i + 1}" for i in range(n_plates)]
     lines = [f"CL{i + 1}" for i in range(n_cell_lines)]
-    drugs = [f"drug{i + 1}" for i in range(n_drugs)]
+    drugs = list(drug_names) or [f"drug{i + 1}" for i in range(n_drugs)]
+    n_drugs = len(drugs)
     n_fixed = n_plates * n_cell_lines
     p = np.concatenate(
         [np.repeat(np.arange(n_plates), n_cell_lines), rng.integers(0, n_plates, n_cells - n_fixed)]
@@ -163,6 +209,8 @@ def simulate_cells(
     )
     is_ctrl = np.concatenate([np.ones(n_fixed, bool), rng.random(n_cells - n_fixed) < control_fraction])
     d = np.where(is_ctrl, n_drugs, rng.integers(0, n_drugs, n_cells))
+    if drug_plates:
+        p = np.where(is_ctrl, p[:n_cells], d % n_plates)
     dose_values = np.where(is_ctrl, 0.0, rng.choice(np.asarray(doses or (1.0,), float), n_cells))
     obs = pd.DataFrame(
         {
