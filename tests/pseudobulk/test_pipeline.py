@@ -15,7 +15,7 @@ from perturb_core.testing.cells import SyntheticCells, simulate_cells, write_h5a
 from .conftest import COLUMNS
 
 
-def _truth_rows(cells: SyntheticCells, obs) -> np.ndarray:  # noqa: ANN001
+def _truth_rows(cells: SyntheticCells, obs) -> np.ndarray:
     t = cells.truth
     return np.stack(
         [t.loc[(c, d)].to_numpy() for c, d in zip(obs["cell_line"], obs["compound"], strict=True)]
@@ -60,7 +60,7 @@ def test_batch_effect_is_removed_by_control_matching(
         [cells.batch_effect[plate_of[d]] - cells.batch_effect.mean(0) for d in matched.obs["compound"]]
     )
 
-    def slope(adata) -> float:  # noqa: ANN001
+    def slope(adata) -> float:
         r = adata.X - truth
         r = r - np.nanmean(r[:, ok], axis=1, keepdims=True)  # per-condition shift (library composition)
         e = effect[:, ok].ravel()
