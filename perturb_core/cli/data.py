@@ -145,6 +145,9 @@ def _pseudobulk(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             chunk_cells=args.chunk_cells,
             min_counts=args.min_counts,
+            de=args.de,
+            de_threshold=args.de_threshold,
+            de_alpha=args.de_alpha,
             progress=progress,
             on_client=on_client,
         )
@@ -168,6 +171,9 @@ def _pseudobulk(args: argparse.Namespace) -> int:
         "chunk_cells": args.chunk_cells,
         "seconds": round(result.seconds, 3),
         "cells_per_second": round(result.n_cells / max(result.seconds, 1e-9), 1),
+        "de_calls": {"up": int((a.layers["de"] > 0).sum()), "down": int((a.layers["de"] < 0).sum())}
+        if "de" in a.layers
+        else None,
         "warnings": notes,
     }
     if args.json:
@@ -245,6 +251,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=10.0,
         help="mask genes with fewer treated+control counts (default 10)",
     )
+    pb.add_argument(
+        "--de",
+        action="store_true",
+        help="also call DE genes per condition (|delta| + cell-level Welch test; layers de, qvalue)",
+    )
+    pb.add_argument(
+        "--de-threshold", type=float, default=0.5, help="minimum |delta| of a DE call (default 0.5)"
+    )
+    pb.add_argument("--de-alpha", type=float, default=0.05, help="q-value cutoff of a DE call (default 0.05)")
     pb.add_argument(
         "--force", action="store_true", help="replace a dataset already registered under this name"
     )

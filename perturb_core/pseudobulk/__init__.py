@@ -11,6 +11,7 @@ log1p, minus the same batch's control in the same cell line, averaged over batch
 """
 
 from perturb_core.pseudobulk._aggregate import GroupSums, chunk_sums, group_sums, merge_sums
+from perturb_core.pseudobulk._de import DE_DEFINITION, de_calls
 from perturb_core.pseudobulk._deltas import Deltas, pseudobulk_deltas
 from perturb_core.pseudobulk._pipeline import (
     PSEUDOBULK_DEFINITION,
@@ -23,12 +24,10 @@ from perturb_core.pseudobulk._read import CellFile, file_fingerprint, open_cells
 from perturb_core.pseudobulk._validate import SCHEDULERS, NonIntegerCountsWarning, check_scheduler
 
 __all__ = [
-    # pipeline
+    "DE_DEFINITION",
     "PSEUDOBULK_DEFINITION",
     "PSEUDOBULK_UNITS",
-    # options and warnings
     "SCHEDULERS",
-    # steps
     "CellFile",
     "Deltas",
     "GroupSums",
@@ -36,6 +35,7 @@ __all__ = [
     "PseudobulkResult",
     "check_scheduler",
     "chunk_sums",
+    "de_calls",
     "file_fingerprint",
     "group_sums",
     "merge_sums",

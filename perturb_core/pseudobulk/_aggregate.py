@@ -29,20 +29,36 @@ class GroupSums:
         sums: (len(groups), n_genes) float64 count sums (exact for integer counts below 2**53).
         n_nonint: stored values that are not whole numbers.
         n_negative: stored values below zero.
+        log_sums, log_squares: per-group sums of each cell's ``log1p(1e4 * x / cell library)`` and of its
+            square (for the cell-level test of DE calls); ``None`` unless asked for.
     """
 
     groups: np.ndarray
     sums: np.ndarray
     n_nonint: int
     n_negative: int
+    log_sums: np.ndarray | None = None
+    log_squares: np.ndarray | None = None
 
 
-def chunk_sums(block: sp.spmatrix | np.ndarray, codes: np.ndarray) -> GroupSums:
+def _cell_log_norm(block: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndarray:
+    """Each cell's ``log1p(1e4 * x / library)`` (zeros stay zero, so CSR stays sparse)."""
+    lib = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
+    if sp.issparse(block):
+        out = block.astype(np.float64)
+        out.data = np.log1p(out.data * np.repeat(scale, np.diff(out.indptr)))
+        return out
+    return np.log1p(block * scale[:, None])
+
+
+def chunk_sums(block: sp.spmatrix | np.ndarray, codes: np.ndarray, cell_stats: bool = False) -> GroupSums:
     """Sums of one chunk of cells by group: ``onehot(groups x cells) @ block``.
 
     Args:
         block: (cells, genes) counts, CSR or dense.
         codes: (cells,) group code of each cell (-1 = cell not used).
+        cell_stats: also sum each cell's log-normalised values and their squares (for DE calls).
     """
     keep = codes >= 0
     present, local = np.unique(codes[keep], return_inverse=True)
@@ -53,22 +69,39 @@ def chunk_sums(block: sp.spmatrix | np.ndarray, codes: np.ndarray) -> GroupSums:
         values = block.data
         sums = (onehot @ block.astype(np.float64)).toarray()
     else:
-        values = np.asarray(block)
-        sums = np.asarray(onehot @ values.astype(np.float64))
+        block = np.asarray(block)
+        values = block
+        sums = np.asarray(onehot @ block.astype(np.float64))
     if np.issubdtype(values.dtype, np.integer):
         nonint = 0
     else:
         nonint = int(np.count_nonzero(values != np.round(values)))
-    return GroupSums(present, sums, nonint, int(np.count_nonzero(values < 0)))
+    log_sums = log_squares = None
+    if cell_stats:
+        y = _cell_log_norm(block)
+        y2 = y.multiply(y) if sp.issparse(y) else y * y
+        dense = (lambda m: m.toarray()) if sp.issparse(y) else np.asarray
+        log_sums, log_squares = dense(onehot @ y), dense(onehot @ y2)
+    return GroupSums(present, sums, nonint, int(np.count_nonzero(values < 0)), log_sums, log_squares)
 
 
 def merge_sums(*parts: GroupSums) -> GroupSums:
     """Add partial sums (union of their groups)."""
     groups = np.unique(np.concatenate([p.groups for p in parts]))
-    sums = np.zeros((len(groups), parts[0].sums.shape[1]))
+    fields = ["sums"] + (["log_sums", "log_squares"] if parts[0].log_sums is not None else [])
+    out = {f: np.zeros((len(groups), parts[0].sums.shape[1])) for f in fields}
     for p in parts:
-        sums[np.searchsorted(groups, p.groups)] += p.sums
-    return GroupSums(groups, sums, sum(p.n_nonint for p in parts), sum(p.n_negative for p in parts))
+        rows = np.searchsorted(groups, p.groups)
+        for f in fields:
+            out[f][rows] += getattr(p, f)
+    return GroupSums(
+        groups,
+        out["sums"],
+        sum(p.n_nonint for p in parts),
+        sum(p.n_negative for p in parts),
+        out.get("log_sums"),
+        out.get("log_squares"),
+    )
 
 
 def _tree(leaves: list[Delayed]) -> Delayed:
@@ -81,13 +114,13 @@ def _tree(leaves: list[Delayed]) -> Delayed:
     return level[0]
 
 
-def _graph(counts: Sequence, codes: Sequence[np.ndarray]) -> Delayed:
+def _graph(counts: Sequence, codes: Sequence[np.ndarray], cell_stats: bool) -> Delayed:
     """One tree reduction over the chunks of every file (``counts``: Dask arrays chunked along cells)."""
     leaves = []
     for x, c in zip(counts, codes, strict=True):
         bounds = np.cumsum((0, *x.chunks[0]))
         for k, blk in enumerate(x.to_delayed().ravel()):
-            leaves.append(dask.delayed(chunk_sums, pure=True)(blk, c[bounds[k] : bounds[k + 1]]))
+            leaves.append(dask.delayed(chunk_sums, pure=True)(blk, c[bounds[k] : bounds[k + 1]], cell_stats))
     return _tree(leaves)
 
 
@@ -158,6 +191,7 @@ def group_sums(
     *,
     client: object | None = None,
     progress: Progress | None = None,
+    cell_stats: bool = False,
 ) -> GroupSums:
     """Sum counts by group over every chunk of every file.
 
@@ -166,8 +200,9 @@ def group_sums(
         codes: per file, the group code of each cell (-1 = skip the cell).
         client: a ``distributed.Client`` (``None``: the synchronous scheduler, in this process).
         progress: called with (tasks done, tasks in total).
+        cell_stats: also sum per-cell log-normalised values and squares (for DE calls).
     """
-    final = _graph(counts, codes)
+    final = _graph(counts, codes, cell_stats)
     if client is None:
         cb = _CountTasks(len(final.__dask_graph__()), progress) if progress else contextlib.nullcontext()
         with cb:

@@ -9,6 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from perturb_core.errors import DataError
+from perturb_core.pseudobulk._de import de_calls
 
 __all__ = ["Deltas", "pseudobulk_deltas"]
 
@@ -24,11 +25,15 @@ class Deltas:
         values: (conditions, genes) float32 deltas, NaN = masked (too few counts in every batch).
         per_batch: one row per (batch, condition) with its ``row`` in ``values``-space
             (``condition``), cells and control cells.
+        de: int8 (conditions, genes) DE calls in {-1, 0, 1} (``None`` unless asked for).
+        qvalues: float32 (conditions, genes) q-values of the cell-level test (``None`` unless asked for).
     """
 
     conditions: pd.DataFrame
     values: np.ndarray
     per_batch: pd.DataFrame
+    de: np.ndarray | None = None
+    qvalues: np.ndarray | None = None
 
 
 def pseudobulk_deltas(
@@ -42,6 +47,9 @@ def pseudobulk_deltas(
     control: str,
     target_sum: float = 1e4,
     min_counts: float = 10.0,
+    cell_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    de_threshold: float = 0.5,
+    de_alpha: float = 0.05,
 ) -> Deltas:
     """Control-matched deltas of log1p normalised pseudobulk profiles.
 
@@ -59,6 +67,9 @@ def pseudobulk_deltas(
         control: the control label in the ``drug`` column.
         target_sum: counts per profile after normalisation.
         min_counts: mask threshold (treated + control counts of the gene in one batch).
+        cell_stats: per group sums of per-cell log-normalised values and of their squares; when
+            given, DE calls are made (see :data:`perturb_core.pseudobulk.DE_DEFINITION`).
+        de_threshold, de_alpha: the |delta| and q-value cutoffs of the DE calls.
 
     Raises:
         DataError: a group with no counts, a (batch, cell line) with treated cells and no
@@ -108,4 +119,10 @@ def pseudobulk_deltas(
     conditions["n_control_cells"] = np.bincount(cond_codes, weights=n_ctrl, minlength=n_cond).astype(np.int64)
     conditions["n_batches"] = np.bincount(cond_codes, minlength=n_cond).astype(np.int32)
     per_batch = tg[[batch, *keys, "n_cells"]].assign(condition=cond_codes, n_control_cells=n_ctrl)
-    return Deltas(conditions, values, per_batch)
+    if cell_stats is None:
+        return Deltas(conditions, values, per_batch)
+    calls, q = de_calls(
+        groups["n_cells"].to_numpy(), *cell_stats, treated, c, cond_codes, n_cond, values,
+        threshold=de_threshold, alpha=de_alpha,
+    )  # fmt: skip
+    return Deltas(conditions, values, per_batch, calls, q)

@@ -18,6 +18,7 @@ from perturb_core.data.importer import check_dataset_name, write_user_dataset
 from perturb_core.data.names import slug
 from perturb_core.errors import DataError, ValidationError
 from perturb_core.pseudobulk._aggregate import group_sums, scheduler_client
+from perturb_core.pseudobulk._de import DE_DEFINITION
 from perturb_core.pseudobulk._deltas import Deltas, pseudobulk_deltas
 from perturb_core.pseudobulk._read import CellFile, file_fingerprint, open_cells
 from perturb_core.pseudobulk._validate import (
@@ -145,6 +146,9 @@ def pseudobulk(
     min_counts: float = 10.0,
     target_sum: float = 1e4,
     local_processes: bool = True,
+    de: bool = False,
+    de_threshold: float = 0.5,
+    de_alpha: float = 0.05,
     progress: Callable[[int, int], None] | None = None,
     on_client: Callable[[object], None] | None = None,
 ) -> PseudobulkResult:
@@ -160,6 +164,9 @@ def pseudobulk(
         min_counts: mask genes whose treated + control counts in a batch are below this.
         target_sum: counts per normalised pseudobulk profile.
         local_processes: ``local`` workers are processes (``False``: threads of this process).
+        de: also make DE calls (``layers["de"]``, ``layers["qvalue"]``; see :data:`DE_DEFINITION`);
+            the chunks then also sum per-cell log-normalised values and squares (about 2-3x the work).
+        de_threshold, de_alpha: |delta| and q-value cutoffs of the DE calls.
         progress: called with (tasks done, tasks in total).
         on_client: called with the distributed client once connected (e.g. to print its dashboard link).
 
@@ -177,7 +184,7 @@ def pseudobulk(
     with scheduler_client(scheduler, processes=local_processes) as client:
         if client is not None and on_client is not None:
             on_client(client)
-        sums = group_sums([f.counts for f in files], codes, client=client, progress=progress)
+        sums = group_sums([f.counts for f in files], codes, client=client, progress=progress, cell_stats=de)
     n_cells = sum(f.n_cells for f in files)
     if sums.n_negative:
         raise DataError(
@@ -185,8 +192,14 @@ def pseudobulk(
             "pass --layer with the raw counts"
         )
     warn_nonint(sums.n_nonint, "the count matrix's")
-    full = np.zeros((len(groups), len(files[0].genes)))
-    full[sums.groups] = sums.sums
+
+    def expand(part: np.ndarray) -> np.ndarray:
+        full = np.zeros((len(groups), len(files[0].genes)))
+        full[sums.groups] = part
+        return full
+
+    full = expand(sums.sums)
+    cell_stats = (expand(sums.log_sums), expand(sums.log_squares)) if de else None
     deltas = pseudobulk_deltas(
         groups,
         full,
@@ -197,8 +210,17 @@ def pseudobulk(
         control=control,
         target_sum=target_sum,
         min_counts=min_counts,
+        cell_stats=cell_stats,
+        de_threshold=de_threshold,
+        de_alpha=de_alpha,
     )
     adata = _signature_adata(deltas, files[0].genes, dose=dose_col)
+    if deltas.de is not None:
+        adata.layers["de"] = deltas.de
+        adata.layers["qvalue"] = deltas.qvalues
+        adata.obs["n_up_significant"] = (deltas.de > 0).sum(axis=1).astype(np.int32)
+        adata.obs["n_down_significant"] = (deltas.de < 0).sum(axis=1).astype(np.int32)
+        adata.uns["de_definition"] = DE_DEFINITION
     adata.uns["score"] = PSEUDOBULK_DEFINITION
     adata.uns["units"] = PSEUDOBULK_UNITS
     adata.uns["provenance"] = {
@@ -213,6 +235,9 @@ def pseudobulk(
             "layer": layer or "X",
             "chunk_cells": chunk_cells,
             "min_counts": min_counts,
+            "de": de,
+            "de_threshold": de_threshold,
+            "de_alpha": de_alpha,
             "target_sum": target_sum,
             "scheduler": scheduler.split("://")[0],
         },

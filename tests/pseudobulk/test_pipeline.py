@@ -114,3 +114,21 @@ def test_doses_give_one_signature_per_drug_and_dose(tmp_path: Path) -> None:
     low = a.X[(a.obs["compound"] == "drug1").to_numpy() & (a.obs["dose"] == "0.1").to_numpy()]
     high = a.X[(a.obs["compound"] == "drug1").to_numpy() & (a.obs["dose"] == "1.0").to_numpy()]
     assert np.nanmean(np.abs(low)) < np.nanmean(np.abs(high))  # planted effect scales with dose
+
+
+def test_de_calls_find_planted_genes_and_spare_null_ones(
+    cells: SyntheticCells, files: dict[str, Path]
+) -> None:
+    a = pseudobulk([files["h5ad"]], **COLUMNS, de=True, chunk_cells=1_000).adata
+    b = pseudobulk([files["h5ad"]], **COLUMNS, de=True, chunk_cells=8_000).adata
+    assert (a.layers["de"] == b.layers["de"]).all()
+    assert_allclose(a.layers["qvalue"], b.layers["qvalue"], atol=1e-6, equal_nan=True)
+    truth, ok = _truth_rows(cells, a.obs), cells.base * 2_000 >= 0.5
+    de = a.layers["de"]
+    planted, null = (np.abs(truth) >= 0.7) & ok, (truth == 0) & ok
+    assert (de[planted] != 0).mean() > 0.8  # power on clear effects
+    assert (de[null] != 0).mean() < 0.01  # false calls on genes without a planted effect
+    called = planted & (de != 0)
+    assert (np.sign(de[called]) == np.sign(truth[called])).all()
+    assert (a.obs["n_up_significant"].to_numpy() == (de > 0).sum(axis=1)).all()
+    assert "Welch" in a.uns["de_definition"]
