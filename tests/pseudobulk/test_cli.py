@@ -51,7 +51,9 @@ def test_cli_json_then_text_and_errors(
     code = main(["data", "pseudobulk", str(cells_file), "--name", "sc-screen", *ARGS, "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: a dataset named 'sc-screen' is already imported")
-    code = main(["data", "pseudobulk", str(cells_file), "--name", "sc-screen", *ARGS, "--force", "--quiet", "--de"])
+    code = main(
+        ["data", "pseudobulk", str(cells_file), "--name", "sc-screen", *ARGS, "--force", "--quiet", "--de"]
+    )
     out = capsys.readouterr().out
     assert (
         code == 0 and "15 signatures (3 cell lines x 5 drugs) x 120 genes" in out and "not rank scores" in out
