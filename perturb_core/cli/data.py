@@ -113,6 +113,21 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gene_list(path: str | None) -> list[str] | None:
+    """Genes of a ``--genes`` file: one per line (blank lines and ``#`` comments ignored)."""
+    from perturb_core.errors import DataError
+
+    if path is None:
+        return None
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise DataError(
+            f"cannot read the gene list {path} ({exc.strerror or exc}); give a text file, one gene per line"
+        ) from exc
+    return [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+
+
 def _pseudobulk(args: argparse.Namespace) -> int:
     from perturb_core.pseudobulk import PSEUDOBULK_UNITS, pseudobulk_dataset
 
@@ -145,6 +160,7 @@ def _pseudobulk(args: argparse.Namespace) -> int:
             scheduler=args.scheduler,
             chunk_cells=args.chunk_cells,
             min_counts=args.min_counts,
+            genes=_gene_list(args.genes),
             de=args.de,
             de_threshold=args.de_threshold,
             de_alpha=args.de_alpha,
@@ -250,6 +266,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=float,
         default=10.0,
         help="mask genes with fewer treated+control counts (default 10)",
+    )
+    pb.add_argument(
+        "--genes",
+        default=None,
+        help="text file, one gene per line: keep only these genes (libraries use all)",
     )
     pb.add_argument(
         "--de",

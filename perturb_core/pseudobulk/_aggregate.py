@@ -27,6 +27,7 @@ class GroupSums:
     Attributes:
         groups: sorted group codes present.
         sums: (len(groups), n_genes) float64 count sums (exact for integer counts below 2**53).
+        library: (len(groups),) summed counts over ALL genes of the file (also with a gene subset).
         n_nonint: stored values that are not whole numbers.
         n_negative: stored values below zero.
         log_sums, log_squares: per-group sums of each cell's ``log1p(1e4 * x / cell library)`` and of its
@@ -35,6 +36,7 @@ class GroupSums:
 
     groups: np.ndarray
     sums: np.ndarray
+    library: np.ndarray
     n_nonint: int
     n_negative: int
     log_sums: np.ndarray | None = None
@@ -52,37 +54,44 @@ def _cell_log_norm(block: sp.csr_matrix | np.ndarray) -> sp.csr_matrix | np.ndar
     return np.log1p(block * scale[:, None])
 
 
-def chunk_sums(block: sp.spmatrix | np.ndarray, codes: np.ndarray, cell_stats: bool = False) -> GroupSums:
+def chunk_sums(
+    block: sp.spmatrix | np.ndarray,
+    codes: np.ndarray,
+    cell_stats: bool = False,
+    columns: np.ndarray | None = None,
+) -> GroupSums:
     """Sums of one chunk of cells by group: ``onehot(groups x cells) @ block``.
 
     Args:
         block: (cells, genes) counts, CSR or dense.
         codes: (cells,) group code of each cell (-1 = cell not used).
         cell_stats: also sum each cell's log-normalised values and their squares (for DE calls).
+        columns: keep only these gene columns (libraries still count every gene).
     """
     keep = codes >= 0
     present, local = np.unique(codes[keep], return_inverse=True)
     cols = np.flatnonzero(keep)
     onehot = sp.csr_matrix((np.ones(len(cols)), (local, cols)), shape=(len(present), len(codes)))
-    if sp.issparse(block):
-        block = sp.csr_matrix(block)
-        values = block.data
-        sums = (onehot @ block.astype(np.float64)).toarray()
-    else:
-        block = np.asarray(block)
-        values = block
-        sums = np.asarray(onehot @ block.astype(np.float64))
+    block = sp.csr_matrix(block) if sp.issparse(block) else np.asarray(block)
+    values = block.data if sp.issparse(block) else block
     if np.issubdtype(values.dtype, np.integer):
         nonint = 0
     else:
         nonint = int(np.count_nonzero(values != np.round(values)))
+    negative = int(np.count_nonzero(values < 0))
+    library = onehot @ np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    dense = (lambda m: m.toarray()) if sp.issparse(block) else np.asarray
     log_sums = log_squares = None
     if cell_stats:
-        y = _cell_log_norm(block)
+        y = _cell_log_norm(block)  # per-cell libraries over every gene, before the subset
+        if columns is not None:
+            y = y[:, columns]
         y2 = y.multiply(y) if sp.issparse(y) else y * y
-        dense = (lambda m: m.toarray()) if sp.issparse(y) else np.asarray
         log_sums, log_squares = dense(onehot @ y), dense(onehot @ y2)
-    return GroupSums(present, sums, nonint, int(np.count_nonzero(values < 0)), log_sums, log_squares)
+    if columns is not None:
+        block = block[:, columns]
+    sums = dense(onehot @ block.astype(np.float64))
+    return GroupSums(present, sums, library, nonint, negative, log_sums, log_squares)
 
 
 def merge_sums(*parts: GroupSums) -> GroupSums:
@@ -90,13 +99,16 @@ def merge_sums(*parts: GroupSums) -> GroupSums:
     groups = np.unique(np.concatenate([p.groups for p in parts]))
     fields = ["sums"] + (["log_sums", "log_squares"] if parts[0].log_sums is not None else [])
     out = {f: np.zeros((len(groups), parts[0].sums.shape[1])) for f in fields}
+    library = np.zeros(len(groups))
     for p in parts:
         rows = np.searchsorted(groups, p.groups)
+        library[rows] += p.library
         for f in fields:
             out[f][rows] += getattr(p, f)
     return GroupSums(
         groups,
         out["sums"],
+        library,
         sum(p.n_nonint for p in parts),
         sum(p.n_negative for p in parts),
         out.get("log_sums"),
@@ -114,13 +126,16 @@ def _tree(leaves: list[Delayed]) -> Delayed:
     return level[0]
 
 
-def _graph(counts: Sequence, codes: Sequence[np.ndarray], cell_stats: bool) -> Delayed:
+def _graph(
+    counts: Sequence, codes: Sequence[np.ndarray], cell_stats: bool, columns: np.ndarray | None
+) -> Delayed:
     """One tree reduction over the chunks of every file (``counts``: Dask arrays chunked along cells)."""
     leaves = []
     for x, c in zip(counts, codes, strict=True):
         bounds = np.cumsum((0, *x.chunks[0]))
         for k, blk in enumerate(x.to_delayed().ravel()):
-            leaves.append(dask.delayed(chunk_sums, pure=True)(blk, c[bounds[k] : bounds[k + 1]], cell_stats))
+            part = c[bounds[k] : bounds[k + 1]]
+            leaves.append(dask.delayed(chunk_sums, pure=True)(blk, part, cell_stats, columns))
     return _tree(leaves)
 
 
@@ -192,6 +207,7 @@ def group_sums(
     client: object | None = None,
     progress: Progress | None = None,
     cell_stats: bool = False,
+    columns: np.ndarray | None = None,
 ) -> GroupSums:
     """Sum counts by group over every chunk of every file.
 
@@ -201,8 +217,9 @@ def group_sums(
         client: a ``distributed.Client`` (``None``: the synchronous scheduler, in this process).
         progress: called with (tasks done, tasks in total).
         cell_stats: also sum per-cell log-normalised values and squares (for DE calls).
+        columns: keep only these gene columns (libraries still count every gene).
     """
-    final = _graph(counts, codes, cell_stats)
+    final = _graph(counts, codes, cell_stats, columns)
     if client is None:
         cb = _CountTasks(len(final.__dask_graph__()), progress) if progress else contextlib.nullcontext()
         with cb:

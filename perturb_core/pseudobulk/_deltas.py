@@ -47,6 +47,7 @@ def pseudobulk_deltas(
     control: str,
     target_sum: float = 1e4,
     min_counts: float = 10.0,
+    library: np.ndarray | None = None,
     cell_stats: tuple[np.ndarray, np.ndarray] | None = None,
     de_threshold: float = 0.5,
     de_alpha: float = 0.05,
@@ -67,6 +68,8 @@ def pseudobulk_deltas(
         control: the control label in the ``drug`` column.
         target_sum: counts per profile after normalisation.
         min_counts: mask threshold (treated + control counts of the gene in one batch).
+        library: per-group library ``L`` (default ``sums.sum(axis=1)``; give it when ``sums`` holds a
+            subset of the genes, so normalisation still counts every gene).
         cell_stats: per group sums of per-cell log-normalised values and of their squares; when
             given, DE calls are made (see :data:`perturb_core.pseudobulk.DE_DEFINITION`).
         de_threshold, de_alpha: the |delta| and q-value cutoffs of the DE calls.
@@ -75,7 +78,7 @@ def pseudobulk_deltas(
         DataError: a group with no counts, a (batch, cell line) with treated cells and no
             control, or no treated cells at all.
     """
-    lib = sums.sum(axis=1)
+    lib = sums.sum(axis=1) if library is None else np.asarray(library, dtype=np.float64)
     empty = np.flatnonzero(lib <= 0)
     if len(empty):
         g = groups.iloc[empty[0]]

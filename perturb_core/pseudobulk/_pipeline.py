@@ -16,7 +16,7 @@ import pandas as pd
 from perturb_core.config import Settings
 from perturb_core.data.importer import check_dataset_name, write_user_dataset
 from perturb_core.data.names import slug
-from perturb_core.errors import DataError, ValidationError
+from perturb_core.errors import DataError, ValidationError, name_key, unknown_name
 from perturb_core.pseudobulk._aggregate import group_sums, scheduler_client
 from perturb_core.pseudobulk._de import DE_DEFINITION
 from perturb_core.pseudobulk._deltas import Deltas, pseudobulk_deltas
@@ -99,6 +99,30 @@ def _group_table(
     return groups, [codes[bounds[i] : bounds[i + 1]].astype(np.int64) for i in range(len(files))]
 
 
+def _gene_columns(available: pd.Index, genes: Sequence[str]) -> np.ndarray:
+    """Positions of ``genes`` in the files' gene axis (exact names first, then any case).
+
+    Raises:
+        ValidationError: an empty list, or duplicates. UnknownNameError: a gene not in the files.
+    """
+    wanted = [str(g).strip() for g in genes if str(g).strip()]
+    if not wanted:
+        raise ValidationError("the gene list is empty; give one gene name per line, or leave --genes out")
+    pos = available.get_indexer(wanted)
+    if (pos < 0).any():
+        keys = {name_key(g): i for i, g in enumerate(available)}
+        for j in np.flatnonzero(pos < 0):
+            hit = keys.get(name_key(wanted[j]))
+            if hit is None:
+                raise unknown_name("gene (--genes) in the input files", wanted[j], list(available))
+            pos[j] = hit
+    if len(set(pos)) != len(pos):
+        raise ValidationError(
+            f"the gene list names {len(pos) - len(set(pos))} gene(s) twice; list each gene once"
+        )
+    return np.asarray(pos, dtype=np.intp)
+
+
 def _signature_adata(deltas: Deltas, genes: pd.Index, *, dose: str | None) -> ad.AnnData:
     cond = deltas.conditions
     drug_names = cond.iloc[:, 1].astype(str)
@@ -146,6 +170,7 @@ def pseudobulk(
     min_counts: float = 10.0,
     target_sum: float = 1e4,
     local_processes: bool = True,
+    genes: Sequence[str] | None = None,
     de: bool = False,
     de_threshold: float = 0.5,
     de_alpha: float = 0.05,
@@ -164,6 +189,8 @@ def pseudobulk(
         min_counts: mask genes whose treated + control counts in a batch are below this.
         target_sum: counts per normalised pseudobulk profile.
         local_processes: ``local`` workers are processes (``False``: threads of this process).
+        genes: keep only these genes (in this order; libraries still count every gene). Cuts memory
+            and output for wide files (Tahoe: 62,710 genes).
         de: also make DE calls (``layers["de"]``, ``layers["qvalue"]``; see :data:`DE_DEFINITION`);
             the chunks then also sum per-cell log-normalised values and squares (about 2-3x the work).
         de_threshold, de_alpha: |delta| and q-value cutoffs of the DE calls.
@@ -181,10 +208,14 @@ def pseudobulk(
         raise ValidationError(f"the label columns must differ; got batch, cell line, drug, dose = {keys}")
     files = _open_all(inputs, keys, layer, chunk_cells)
     groups, codes = _group_table(files, keys=keys, drug=drug_col, dose=dose_col, control=control)
+    columns = None if genes is None else _gene_columns(files[0].genes, genes)
+    kept = files[0].genes if columns is None else files[0].genes[columns]
     with scheduler_client(scheduler, processes=local_processes) as client:
         if client is not None and on_client is not None:
             on_client(client)
-        sums = group_sums([f.counts for f in files], codes, client=client, progress=progress, cell_stats=de)
+        sums = group_sums(
+            [f.counts for f in files], codes, client=client, progress=progress, cell_stats=de, columns=columns
+        )
     n_cells = sum(f.n_cells for f in files)
     if sums.n_negative:
         raise DataError(
@@ -194,7 +225,7 @@ def pseudobulk(
     warn_nonint(sums.n_nonint, "the count matrix's")
 
     def expand(part: np.ndarray) -> np.ndarray:
-        full = np.zeros((len(groups), len(files[0].genes)))
+        full = np.zeros((len(groups), len(kept)))
         full[sums.groups] = part
         return full
 
@@ -210,11 +241,12 @@ def pseudobulk(
         control=control,
         target_sum=target_sum,
         min_counts=min_counts,
+        library=expand(sums.library[:, None])[:, 0],
         cell_stats=cell_stats,
         de_threshold=de_threshold,
         de_alpha=de_alpha,
     )
-    adata = _signature_adata(deltas, files[0].genes, dose=dose_col)
+    adata = _signature_adata(deltas, kept, dose=dose_col)
     if deltas.de is not None:
         adata.layers["de"] = deltas.de
         adata.layers["qvalue"] = deltas.qvalues
@@ -235,6 +267,7 @@ def pseudobulk(
             "layer": layer or "X",
             "chunk_cells": chunk_cells,
             "min_counts": min_counts,
+            "genes": "all" if genes is None else f"{len(kept)} given",
             "de": de,
             "de_threshold": de_threshold,
             "de_alpha": de_alpha,

@@ -127,3 +127,11 @@ def test_a_failed_write_leaves_no_file(
 def test_the_name_is_checked_before_the_work(tmp_path: Path, settings: Settings) -> None:
     with pytest.raises(ValidationError, match="taken by a built-in dataset"):
         pseudobulk_dataset([tmp_path / "never-read.h5ad"], name="tahoe", settings=settings, **COLUMNS)
+
+
+def test_unknown_or_repeated_genes_in_the_subset(tmp_path: Path) -> None:
+    path = write_h5ad(_small(), tmp_path / "x.h5ad")
+    with pytest.raises(UnknownNameError, match=r"gene \(--genes\) in the input files: 'NOPE1'"):
+        pseudobulk([path], **COLUMNS, genes=["GENE00001", "NOPE1"])
+    with pytest.raises(ValidationError, match="names 1 gene"):
+        pseudobulk([path], **COLUMNS, genes=["GENE00001", "gene00001"])
