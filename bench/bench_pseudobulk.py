@@ -62,7 +62,7 @@ def _generate(args: argparse.Namespace) -> Path:
         seed=0,
     )
     tmp = path.with_suffix(".tmp")
-    write_h5ad(cells, tmp, chunk_cells=20_000)
+    write_h5ad(cells, tmp, chunk_cells=max(1_000, 40_000_000 // args.genes))  # ~ constant memory
     tmp.rename(path)
     print(f"generated {path} in {time.perf_counter() - t:.0f} s", file=sys.stderr)
     return path
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--library", type=int, default=300, help="mean counts per cell before plate/line effects")
     ap.add_argument("--scheduler", default="synchronous")
     ap.add_argument("--chunk-cells", type=int, default=20_000)
+    ap.add_argument("--de", action="store_true", help="also make DE calls (more work per chunk)")
     args = ap.parse_args()
     path = _generate(args)
     with h5py.File(path, "r") as f:
@@ -105,6 +106,7 @@ def main() -> None:
             str(args.chunk_cells),
             "--json",
             "--quiet",
+            *(["--de"] if args.de else []),
         ]
         t = time.perf_counter()
         proc = psutil.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -138,6 +140,7 @@ def main() -> None:
         "nnz_per_cell": round(nnz_per_cell, 1),
         "file_gb": round(path.stat().st_size / 1e9, 2),
         "scheduler": args.scheduler,
+        "de": args.de,
         "chunk_cells": args.chunk_cells,
         "groups": res["n_groups"],
         "seconds_pipeline": res["seconds"],

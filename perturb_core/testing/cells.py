@@ -147,9 +147,9 @@ class SyntheticCells:
             cdf = np.cumsum(w, dtype=np.float64)
             cells = order[cuts[u] : cuts[u + 1]]
             totals = rng.poisson(library[cells] * cdf[-1])
-            rows.append(np.repeat(cells, totals))
+            rows.append(np.repeat(cells.astype(np.int32), totals))
             draws = np.searchsorted(cdf, rng.random(int(totals.sum())) * cdf[-1], side="right")
-            cols.append(np.minimum(draws, g - 1))
+            cols.append(np.minimum(draws, g - 1).astype(np.int32))
         r, c = np.concatenate(rows), np.concatenate(cols)
         m = sp.csr_matrix((np.ones(len(r), np.int32), (r, c)), shape=(n, g))
         m.sum_duplicates()
