@@ -80,23 +80,45 @@ def _open_all(
     return files
 
 
+def _labels(column: pd.Series) -> tuple[pd.Index, np.ndarray]:
+    """A label column as (stripped category labels, int codes) without one Python string per cell."""
+    cat = column.array if isinstance(column.dtype, pd.CategoricalDtype) else pd.Categorical(column)
+    return pd.Index(cat.categories.astype(str).str.strip()), np.asarray(cat.codes)
+
+
 def _group_table(
     files: list[CellFile], *, keys: list[str], drug: str, dose: str | None, control: str
 ) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """Group labels (one row per group, sorted) and each file's per-cell group codes."""
-    frames = []
-    for f in files:
-        part = pd.DataFrame({k: f.obs[k].astype(str).str.strip().to_numpy() for k in keys})
-        if dose:  # controls are one group per (batch, cell line) whatever their dose column says
-            part.loc[part[drug] == control, dose] = ""
-        frames.append(part)
-    labels = pd.concat(frames, ignore_index=True)
-    check_controls_present(labels[drug], control)
-    codes, uniq = pd.MultiIndex.from_frame(labels).factorize(sort=True)
-    groups = pd.DataFrame(list(uniq), columns=keys)
-    groups["n_cells"] = np.bincount(codes, minlength=len(groups))
-    bounds = np.cumsum([0, *(f.n_cells for f in files)])
-    return groups, [codes[bounds[i] : bounds[i + 1]].astype(np.int64) for i in range(len(files))]
+    """Group labels (one row per group, sorted) and each file's per-cell group codes (int32).
+
+    Works on category codes: memory is a few integers per cell, not one string per cell and column.
+    """
+    local = [{k: _labels(f.obs[k]) for k in keys} for f in files]
+    vocab = {k: pd.Index(sorted(set().union(*(set(lab[k][0]) for lab in local)))) for k in keys}
+    if dose:
+        vocab[dose] = vocab[dose].union(pd.Index([""]))  # controls: one group per (batch, cell line)
+    check_controls_present(pd.Series(vocab[drug]), control)
+    sizes = [len(vocab[k]) for k in keys]
+    packed = []
+    for lab in local:
+        glob = {k: vocab[k].get_indexer(lab[k][0])[lab[k][1]] for k in keys}
+        if dose:
+            glob[dose] = np.where(
+                glob[drug] == vocab[drug].get_loc(control), vocab[dose].get_loc(""), glob[dose]
+            )
+        key = np.zeros(len(glob[keys[0]]), dtype=np.int64)
+        for k, n in zip(keys, sizes, strict=True):
+            key = key * n + glob[k]
+        packed.append(key)
+    uniq = np.unique(np.concatenate([np.unique(k) for k in packed]))
+    codes = [np.searchsorted(uniq, k).astype(np.int32) for k in packed]
+    cols, rest = {}, uniq
+    for k, n in zip(reversed(keys), reversed(sizes), strict=True):
+        cols[k] = vocab[k][rest % n]
+        rest = rest // n
+    groups = pd.DataFrame({k: np.asarray(cols[k]) for k in keys})
+    groups["n_cells"] = sum(np.bincount(c, minlength=len(groups)) for c in codes)
+    return groups, codes
 
 
 def _gene_columns(available: pd.Index, genes: Sequence[str]) -> np.ndarray:
