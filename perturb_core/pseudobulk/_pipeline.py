@@ -225,6 +225,17 @@ def pseudobulk(
     t0 = time.perf_counter()
     scheduler = check_scheduler(scheduler)
     chunk_cells = check_chunk_cells(chunk_cells)
+    for what, value, ok in (
+        ("min_counts", min_counts, min_counts >= 0),
+        ("target_sum", target_sum, target_sum > 0),
+        ("de_threshold", de_threshold, de_threshold >= 0),
+        ("de_alpha", de_alpha, 0 < de_alpha <= 1),
+    ):
+        if not (ok and np.isfinite(value)):
+            raise ValidationError(
+                f"{what} = {value!r} is out of range (min_counts >= 0, target_sum > 0, de_threshold >= 0, "
+                "0 < de_alpha <= 1)"
+            )
     keys = [batch_col, cell_line_col, drug_col] + ([dose_col] if dose_col else [])
     if len(set(keys)) != len(keys):
         raise ValidationError(f"the label columns must differ; got batch, cell line, drug, dose = {keys}")

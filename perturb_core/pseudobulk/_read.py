@@ -113,6 +113,11 @@ def open_cells(
     finally:
         if kind == "h5ad":
             group.close()  # anndata's lazy h5 reader reopens the file by path in each block
+    if not genes.is_unique:
+        raise DataError(
+            f"{path}: duplicate gene names in var, e.g. {genes[genes.duplicated()][0]!r}; make them unique "
+            "(adata.var_names_make_unique()) and write the file again"
+        )
     if counts.shape != (len(obs), len(genes)):
         raise DataError(f"{path}: {key} has shape {counts.shape} but obs x var is {(len(obs), len(genes))}")
     return CellFile(path=path, obs=obs, genes=genes, counts=counts, encoding=encoding)

@@ -135,3 +135,21 @@ def test_unknown_or_repeated_genes_in_the_subset(tmp_path: Path) -> None:
         pseudobulk([path], **COLUMNS, genes=["GENE00001", "NOPE1"])
     with pytest.raises(ValidationError, match="names 1 gene"):
         pseudobulk([path], **COLUMNS, genes=["GENE00001", "gene00001"])
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("min_counts", -1.0), ("de_alpha", 0.0), ("de_threshold", float("nan"))]
+)
+def test_out_of_range_numbers(tmp_path: Path, option: str, value: float) -> None:
+    path = write_h5ad(_small(), tmp_path / "x.h5ad")
+    with pytest.raises(ValidationError, match=rf"{option} = .* is out of range"):
+        pseudobulk([path], **COLUMNS, **{option: value})
+
+
+def test_duplicate_gene_names(tmp_path: Path) -> None:
+    cells = _small()
+    genes = cells.genes.to_numpy().copy()
+    genes[7] = genes[6]
+    path = write_h5ad(replace(cells, genes=pd.Index(genes)), tmp_path / "dup.h5ad")
+    with pytest.raises(DataError, match=r"duplicate gene names in var, e.g. 'GENE00006'"):
+        pseudobulk([path], **COLUMNS)
