@@ -99,10 +99,15 @@ with tab_sig, ui.guard(f"summarising dataset {sig_name}", stop=False):
     c2.metric("Drugs", len(ds.drugs()), border=True)
     c3.metric("Signatures", ds.adata.n_obs, border=True, help="One per measured (cell line, drug) pair.")
     c4.metric("Genes", ds.adata.n_vars, border=True, help="Columns of the delta matrix; NaN = not measured.")
-    st.caption(
-        "Delta = signed inverse-normal score of each gene's rank in the drug-vs-control DESeq2 list "
-        "(most up-regulated = most positive); genes absent from a list are missing, not zero."
-    )
+    if ds.units == "inverse-normal rank score":
+        st.caption(
+            "Delta = signed inverse-normal score of each gene's rank in the drug-vs-control DESeq2 list "
+            "(most up-regulated = most positive); genes absent from a list are missing, not zero."
+        )
+    else:  # e.g. `data pseudobulk` datasets: other units, so MAE / MSE do not compare with rank scores
+        st.caption(
+            f"Delta units: **{ds.units}** (not rank scores); definition: {ds.adata.uns.get('score', '')}"
+        )
     st.plotly_chart(figs.drugs_per_cell_line(summary), width="stretch")
     st.dataframe(
         summary,

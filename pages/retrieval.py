@@ -301,7 +301,9 @@ with left:
         "hover for the gene)"
     )
     st.plotly_chart(
-        figs.prediction_scatter(ex.prediction, ex.truth, ex.genes), width="stretch", key="lgr_scatter"
+        figs.prediction_scatter(ex.prediction, ex.truth, ex.genes, units=ds.units),
+        width="stretch",
+        key="lgr_scatter",
     )
 with right:
     st.markdown("**Top genes, predicted vs observed**")

@@ -26,7 +26,14 @@ from perturb_core.data.registry import _user_registry, label_dataset_names
 from perturb_core.data.signatures import signatures_to_anndata
 from perturb_core.errors import DataError, ValidationError, name_key
 
-__all__ = ["CELL_LINE_COLUMNS", "DRUG_COLUMNS", "import_dataset", "validate_delta_anndata"]
+__all__ = [
+    "CELL_LINE_COLUMNS",
+    "DRUG_COLUMNS",
+    "check_dataset_name",
+    "import_dataset",
+    "validate_delta_anndata",
+    "write_user_dataset",
+]
 
 CELL_LINE_COLUMNS = ("cell_line", "cell_name", "cell_type", "cell_line_id", "cellline", "cell")
 DRUG_COLUMNS = ("drug", "perturbation", "compound", "pert_iname", "treatment", "condition")
@@ -173,27 +180,11 @@ def import_dataset(
     settings = settings or get_settings()
     path = Path(path)
     shown = Path(source_name) if source_name else path
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}", name):
-        raise ValidationError(f"dataset name {name!r} must be letters, digits, '-' or '_' (e.g. my-screen)")
-    builtin = [*SIGNATURE_DATASETS, *label_dataset_names(settings)]
-    taken = next((b for b in builtin if name_key(b) == name_key(name)), None)
-    if taken or slug(name).startswith(("perturbqa", "tahoe-")) or name_key(name).startswith("perturbqa"):
-        what = repr(taken) if taken else "the PerturbQA / Tahoe label datasets"
-        raise ValidationError(
-            f"dataset name {name!r} is taken by a built-in dataset ({what}; names are compared case- and "
-            "punctuation-insensitively); choose another, e.g. my-screen"
-        )
+    check_dataset_name(name, overwrite=overwrite, settings=settings)
     if not path.exists():
         raise DataError(f"{path} does not exist; give an .h5ad file or a folder of .rda signature files")
     if not (path.is_dir() or path.is_file()):  # a pipe or a device would block or never end
         raise DataError(f"{path} is not a regular file (a pipe, device or socket); give an .h5ad file")
-    out_dir = settings.data_dir / "user"
-    clash = [n for n in _user_registry(settings) if name_key(n) == name_key(name)]
-    if clash and not overwrite:
-        raise ValidationError(
-            f"a dataset named {clash[0]!r} is already imported; choose another name or replace it "
-            "(--force on the command line, overwrite=True in Python)"
-        )
     if path.is_dir():
         files, skipped = signature_files(path)
         if not files:
@@ -220,6 +211,49 @@ def import_dataset(
         "imported_from": shown.name,
         "imported": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    return write_user_dataset(
+        adata, name=name, description=f"user dataset ({source}: {shown.name})", settings=settings
+    )
+
+
+def check_dataset_name(name: str, *, overwrite: bool = False, settings: Settings | None = None) -> None:
+    """Check ``name`` can be used for a new user dataset (before any work is done).
+
+    Raises:
+        ValidationError: bad form, a built-in name, or already imported (unless ``overwrite``).
+    """
+    settings = settings or get_settings()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_\-]{0,63}", name):
+        raise ValidationError(f"dataset name {name!r} must be letters, digits, '-' or '_' (e.g. my-screen)")
+    builtin = [*SIGNATURE_DATASETS, *label_dataset_names(settings)]
+    taken = next((b for b in builtin if name_key(b) == name_key(name)), None)
+    if taken or slug(name).startswith(("perturbqa", "tahoe-")) or name_key(name).startswith("perturbqa"):
+        what = repr(taken) if taken else "the PerturbQA / Tahoe label datasets"
+        raise ValidationError(
+            f"dataset name {name!r} is taken by a built-in dataset ({what}; names are compared case- and "
+            "punctuation-insensitively); choose another, e.g. my-screen"
+        )
+    clash = [n for n in _user_registry(settings) if name_key(n) == name_key(name)]
+    if clash and not overwrite:
+        raise ValidationError(
+            f"a dataset named {clash[0]!r} is already imported; choose another name or replace it "
+            "(--force on the command line, overwrite=True in Python)"
+        )
+
+
+def write_user_dataset(
+    adata: ad.AnnData, *, name: str, description: str, settings: Settings | None = None
+) -> Path:
+    """Write a validated signature AnnData to ``<data dir>/user/`` atomically and register it under ``name``.
+
+    Call :func:`check_dataset_name` first. The file is written to a temporary name and renamed,
+    then the registry is rewritten atomically under a lock: no half-written dataset on any error.
+
+    Raises:
+        DataError: the file could not be written (disk full, read-only folder, ...).
+    """
+    settings = settings or get_settings()
+    out_dir = settings.data_dir / "user"
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{name_key(name)}.h5ad"
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -233,10 +267,13 @@ def import_dataset(
             f"could not write {out} ({exc.strerror or exc}); the dataset needs about {need:,.0f} MB free "
             f"in {out_dir}: free some space (or set PERTURB_CORE_DATA_DIR elsewhere) and import again"
         ) from exc
+    except BaseException:  # anything else (an unwritable value, Ctrl-C): no half-written file either
+        tmp.unlink(missing_ok=True)
+        raise
     with open(out_dir / ".datasets.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # several processes may import at once
         reg = {n: m for n, m in _user_registry(settings).items() if name_key(n) != name_key(name)}
-        reg[name] = {"file": out.name, "description": f"user dataset ({source}: {shown.name})"}
+        reg[name] = {"file": out.name, "description": description}
         fd, tmpname = tempfile.mkstemp(dir=out_dir, prefix=".datasets.")
         with os.fdopen(fd, "w") as fh:
             json.dump(reg, fh, indent=1)

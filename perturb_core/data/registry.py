@@ -134,6 +134,11 @@ class SignatureDataset:
         self._gene_keys.update(_resolver("gene", list(self.adata.var_names)))
 
     @property
+    def units(self) -> str:
+        """What a delta is measured in (``uns["units"]``; the built-in datasets hold inverse-normal rank scores)."""
+        return str(self.adata.uns.get("units", "inverse-normal rank score"))
+
+    @property
     def cell_lines(self) -> list[str]:
         """Cell line display names, sorted case-insensitively."""
         return sorted(set(self.adata.obs["cell_line"].astype(str)), key=str.lower)
