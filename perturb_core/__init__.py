@@ -41,6 +41,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "load_drugs",
     ),
     "perturb_core.data.importer": ("import_dataset",),
+    "perturb_core.data.upload": ("import_upload",),
+    "perturb_core.pseudobulk": ("pseudobulk", "pseudobulk_dataset", "PSEUDOBULK_UNITS"),
     "perturb_core.data.info": ("data_info",),
     # knowledge graph and chemistry
     "perturb_core.kg": ("KnowledgeGraph", "load_graph"),
@@ -50,6 +52,9 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "morgan_fingerprints",
         "tanimoto_matrix",
         "depict_svg",
+        "parent_key",
+        "parent_groups",
+        "collapse_salt_forms",
     ),
     # LLM layer
     "perturb_core.llm": (
@@ -99,6 +104,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "ConnectivityResult",
         "signature_query",
     ),
+    # side-by-side comparison of two LGR predictions
+    "perturb_core.compare": ("Comparison", "compare_predictions"),
     # metrics
     "perturb_core.serialize": ("to_jsonable", "dumps"),
     "perturb_core.metrics": (
