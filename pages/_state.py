@@ -139,49 +139,59 @@ def reset_llm() -> None:
 
 
 def signature_dataset_names() -> list[str]:
-    """Signature datasets (built-in and imported)."""
-    from perturb_core.data.registry import list_datasets
+    """Signature datasets (built-in and imported; listed once per 30 s per server, not per rerun)."""
+    from pages._loaders import dataset_names
 
-    try:
-        return [d.name for d in list_datasets(get_settings()) if d.kind == "signatures"]
-    except PerturbCoreError:
-        return [DEFAULT_SIGNATURES]
+    return dataset_names()[0] or [DEFAULT_SIGNATURES]
 
 
 def label_dataset_names() -> list[str]:
     """Label datasets (PerturbQA lines and Tahoe drug lines)."""
-    from perturb_core.data.registry import label_dataset_names as _names
+    from pages._loaders import dataset_names
 
-    try:
-        return _names(get_settings())
-    except PerturbCoreError:
-        return [DEFAULT_LABELS]
+    return dataset_names()[1] or [DEFAULT_LABELS]
 
 
 def label_dataset_label(name: str) -> str:
-    """How a label dataset reads in a selectbox."""
+    """How a label dataset reads in a selectbox: the cell line under the name every page uses (``C32``)."""
+    from pages._loaders import cell_line_names
+
     if name.startswith("perturbqa-"):
-        return f"PerturbQA {name.removeprefix('perturbqa-').upper()} (CRISPRi)"
-    return f"Tahoe {name.removeprefix('tahoe-')} (drugs)"
+        return f"{name.removeprefix('perturbqa-').upper()} · PerturbQA knock-downs (CRISPRi)"
+    line = name.removeprefix("tahoe-")
+    return f"{cell_line_names().get(line, line)} · Tahoe drugs"
 
 
 def init_datasets(sig: list[str], lab: list[str]) -> None:
-    """Default, validate and (once per session, from a link's ``dataset``) seed the dataset choices."""
+    """Default, validate and (once per session, from a link's ``dataset``) seed the dataset choices.
+
+    The link is read on the session's first run only, with or without a ``dataset`` parameter:
+    pages mirror their inputs in the URL, so reading it later would undo the visitor's next
+    choice in the sidebar (the URL still names the previous dataset until the page reruns).
+    """
     st.session_state.setdefault(SIG_KEY, DEFAULT_SIGNATURES if DEFAULT_SIGNATURES in sig else sig[0])
     st.session_state.setdefault(LABEL_KEY, DEFAULT_LABELS if DEFAULT_LABELS in lab else lab[0])
     if st.session_state[SIG_KEY] not in sig:
         st.session_state[SIG_KEY] = sig[0]
-    wanted = st.query_params.get("dataset")
-    if wanted and not st.session_state.get("_query_seeded_dataset"):
+    if not st.session_state.get("_query_seeded_dataset"):
         st.session_state["_query_seeded_dataset"] = True
-        by_key = {name_key(n): n for n in [*sig, *lab]}
-        hit = by_key.get(name_key(wanted))
-        if hit in sig:
-            st.session_state[SIG_KEY] = hit
-        elif hit in lab:
-            st.session_state[LABEL_KEY] = hit
+        wanted = st.query_params.get("dataset")
+        if wanted:
+            by_key = {name_key(n): n for n in [*sig, *lab]}
+            hit = by_key.get(name_key(wanted))
+            if hit in sig:
+                st.session_state[SIG_KEY] = hit
+            elif hit in lab:
+                st.session_state[LABEL_KEY] = hit
+            else:
+                link_warning(f"unknown dataset {wanted!r}; known: {', '.join([*sig, *lab][:12])}, ...")
     if st.session_state[LABEL_KEY] not in lab:
         st.session_state[LABEL_KEY] = lab[0]
+
+
+def link_warning(message: str) -> None:
+    """Say that one parameter of the link was not used, and why (the page opens with its default)."""
+    st.warning(f"Link parameter ignored: {message}", icon=":material/link_off:")
 
 
 def signature_dataset() -> str:
@@ -219,21 +229,44 @@ def seed_choice(
     try:
         name = resolve(value)
     except PerturbCoreError as exc:
-        st.warning(f"Link parameter ignored: {exc}", icon=":material/link_off:")
+        link_warning(str(exc))
         return
     if name in options:
         st.session_state[key] = name
     else:
-        st.warning(
-            f"Link parameter ignored: {what} {name!r} is not available here.", icon=":material/link_off:"
-        )
+        link_warning(f"{what} {name!r} is not available here.")
 
 
-def seed_options(seed: dict[str, str], choices: dict[str, tuple[str, list[str]]]) -> None:
-    """Preselect widgets from link parameters that name one of their options: ``param -> (key, options)``."""
+def seed_options(
+    seed: dict[str, str], choices: dict[str, tuple[str, list[str]]], labels: Mapping[str, str] | None = None
+) -> None:
+    """Preselect widgets from link parameters that name one of their options: ``param -> (key, options)``.
+
+    Any spelling of an option works (``Open World`` finds ``open-world``); a parameter naming no
+    option is ignored with a warning that lists the valid ones. ``labels``: what each parameter is.
+    """
     for param, (key, options) in choices.items():
-        if seed.get(param) in options:
-            st.session_state[key] = seed[param]
+        value = seed.get(param)
+        if not value:
+            continue
+        hit = {name_key(o): o for o in options}.get(name_key(value))
+        if hit is not None:
+            st.session_state[key] = hit
+        else:
+            what = (labels or {}).get(param, param)
+            link_warning(f"unknown {what} {value!r}; valid: {', '.join(options)}")
+
+
+def seed_int(seed: dict[str, str], param: str, key: str, low: int, high: int) -> None:
+    """Preselect an integer widget from a link parameter in ``[low, high]``; warn otherwise."""
+    value = seed.get(param)
+    if not value:
+        return
+    text = str(value).strip()
+    if text.isdigit() and low <= int(text) <= high:
+        st.session_state[key] = int(text)
+    else:
+        link_warning(f"{param} = {value!r} must be a whole number from {low} to {high}")
 
 
 def keep_choice(key: str, options: list[str], previous_key: str) -> None:

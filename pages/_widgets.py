@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import runpy
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -131,6 +132,73 @@ def sidebar() -> None:
                 ":material/smart_toy: No LLM configured: rule-based selectors and CORE-Voting work "
                 "without one. Set an endpoint on **Settings**."
             )
+
+
+# --------------------------------------------------------------------------- name search
+
+#: One target of a search box: (widget key, its options, resolver of any spelling, key that carries the
+#: choice to the next run when the widget's options change, or None).
+SearchTarget = tuple[str, Sequence[str], Callable[[str], str], str | None]
+SEARCH_HELP = (
+    "Any spelling: case, spaces, hyphens and dots are ignored (`C-32` and `c 32` find C32), and "
+    "salt forms of drugs are matched. Two names separated by `>` or `→` pick both."
+)
+
+
+def name_search(
+    container: Any, label: str, targets: Sequence[SearchTarget], *, key: str, placeholder: str
+) -> None:
+    """A text box that selects a name, typed in any spelling, in the first target widget that has it.
+
+    A selectbox filters its options on the browser side by plain substring, so ``C-32`` does not
+    find ``C32``; this box resolves names with the app's own rules (the core's resolvers). It must
+    be drawn before its target widgets (their value is set in the box's callback); add targets
+    drawn later with :func:`name_search_targets`.
+    """
+    st.session_state[f"{key}__targets"] = list(targets)
+    container.text_input(
+        label, key=key, placeholder=placeholder, on_change=_apply_search, args=(key,), help=SEARCH_HELP
+    )
+    msg = st.session_state.pop(f"{key}__msg", None)
+    if msg:
+        container.caption(msg)
+
+
+def name_search_targets(key: str, targets: Sequence[SearchTarget]) -> None:
+    """More targets of the search box ``key`` (widgets whose options depend on an earlier choice)."""
+    st.session_state.setdefault(f"{key}__targets", []).extend(targets)
+
+
+def _apply_search(key: str) -> None:
+    """Callback of :func:`name_search`: resolve the text and set the target widgets."""
+    text = str(st.session_state.get(key) or "").strip()
+    targets: list[SearchTarget] = st.session_state.get(f"{key}__targets", [])
+    if not text or not targets:
+        return
+    parts = [p.strip() for p in re.split(r"→|->|>", text) if p.strip()]
+    pending = list(targets)
+    missed: list[str] = []
+    for part in parts:
+        for i, (wkey, options, resolve, carry) in enumerate(pending):
+            try:
+                name = resolve(part)
+            except PerturbCoreError:
+                continue
+            if name in options:
+                st.session_state[wkey] = name
+            if carry:
+                st.session_state[carry] = name
+            if name in options or carry:
+                if len(parts) > 1:  # "p > g": the next name goes to a later target
+                    del pending[: i + 1]
+                break
+        else:
+            missed.append(part)
+    st.session_state[key] = ""
+    if missed:
+        st.session_state[f"{key}__msg"] = (
+            f":material/search_off: No match for {', '.join(map(repr, missed))} here."
+        )
 
 
 # --------------------------------------------------------------------------- errors
