@@ -22,6 +22,10 @@ LLM_OVERRIDES_KEY = "llm_overrides"
 LLM_SESSION_KEY = "llm_session_key"
 #: Settings the Settings page may override for one browser session.
 OVERRIDABLE = ("llm_base_url", "llm_model")
+#: Warnings about the link's parameters read before the page was drawn (shown by :func:`query_seed`).
+PENDING_LINK_WARNINGS = "_pending_link_warnings"
+#: The query parameters this app last wrote into the URL (a link is only what the app did not write).
+LAST_SHARED_KEY = "_query_last_shared"
 
 
 # --------------------------------------------------------------------------- settings
@@ -165,17 +169,17 @@ def label_dataset_label(name: str) -> str:
 def init_datasets(sig: list[str], lab: list[str]) -> None:
     """Default, validate and (once per session, from a link's ``dataset``) seed the dataset choices.
 
-    The link is read on the session's first run only, with or without a ``dataset`` parameter:
-    pages mirror their inputs in the URL, so reading it later would undo the visitor's next
-    choice in the sidebar (the URL still names the previous dataset until the page reruns).
+    A link is read once (see :func:`new_link`): pages mirror their inputs in the URL, so reading
+    the URL on every run would undo the visitor's next choice in the sidebar (the URL still names
+    the previous dataset until the page reruns).
     """
     st.session_state.setdefault(SIG_KEY, DEFAULT_SIGNATURES if DEFAULT_SIGNATURES in sig else sig[0])
     st.session_state.setdefault(LABEL_KEY, DEFAULT_LABELS if DEFAULT_LABELS in lab else lab[0])
     if st.session_state[SIG_KEY] not in sig:
         st.session_state[SIG_KEY] = sig[0]
-    if not st.session_state.get("_query_seeded_dataset"):
-        st.session_state["_query_seeded_dataset"] = True
-        wanted = st.query_params.get("dataset")
+    link = new_link("dataset")
+    if link is not None:
+        wanted = link.get("dataset")
         if wanted:
             by_key = {name_key(n): n for n in [*sig, *lab]}
             hit = by_key.get(name_key(wanted))
@@ -184,7 +188,11 @@ def init_datasets(sig: list[str], lab: list[str]) -> None:
             elif hit in lab:
                 st.session_state[LABEL_KEY] = hit
             else:
-                link_warning(f"unknown dataset {wanted!r}; known: {', '.join([*sig, *lab][:12])}, ...")
+                # shown by the page that reads the link (query_seed), which may run after this one
+                st.session_state[PENDING_LINK_WARNINGS] = [
+                    f"unknown dataset {wanted!r}; known: {', '.join([*sig, *lab][:12])}, ... "
+                    "(see the sidebar for all)"
+                ]
     if st.session_state[LABEL_KEY] not in lab:
         st.session_state[LABEL_KEY] = lab[0]
 
@@ -207,17 +215,32 @@ def label_dataset() -> str:
 # --------------------------------------------------------------------------- links and kept choices
 
 
+def new_link(reader: str) -> dict[str, str] | None:
+    """The URL's parameters if they are a link ``reader`` has not read yet, else ``None``.
+
+    A link is new when the URL holds parameters that this app did not write itself
+    (:func:`share_link`) and that ``reader`` has not read before. So opening a link, or an
+    example from the Overview, seeds the inputs once; the page's own URL updates never do.
+    """
+    params = {k: st.query_params[k] for k in st.query_params}
+    if not params or params == st.session_state.get(LAST_SHARED_KEY):
+        return None
+    key = f"_query_read_{reader}"
+    if params == st.session_state.get(key):
+        return None
+    st.session_state[key] = params
+    return params
+
+
 def query_seed(page: str) -> dict[str, str]:
-    """URL query parameters to seed this page's inputs with, once per session and page.
+    """URL query parameters to seed this page's inputs with, when they are a new link (:func:`new_link`).
 
     Pages read them before drawing their widgets, so a link like
     ``/evidence?dataset=perturbqa-k562&perturbation=INTS1&gene=LIMD2`` opens that view.
     """
-    flag = f"_query_seeded_{page}"
-    if st.session_state.get(flag):
-        return {}
-    st.session_state[flag] = True
-    return {k: st.query_params[k] for k in st.query_params}
+    for message in st.session_state.pop(PENDING_LINK_WARNINGS, []):
+        link_warning(message)
+    return new_link(page) or {}
 
 
 def seed_choice(
@@ -278,5 +301,7 @@ def keep_choice(key: str, options: list[str], previous_key: str) -> None:
 
 def share_link(**params: object) -> None:
     """Mirror the current inputs in the URL, so the address bar is a link to this view."""
+    shared = {k: str(v) for k, v in params.items() if v is not None}
+    st.session_state[LAST_SHARED_KEY] = shared
     with contextlib.suppress(Exception):  # the URL is a convenience; never fail a page for it
-        st.query_params.from_dict({k: str(v) for k, v in params.items() if v is not None})
+        st.query_params.from_dict(shared)

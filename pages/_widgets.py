@@ -381,4 +381,4 @@ def prompt_messages(messages: Sequence[Mapping[str, str]]) -> None:
 def cli_hint(command: str) -> None:
     """The same view from the command line."""
     st.caption("Same result from the command line:")
-    st.code(command, language="bash")
+    st.code(command, language="bash", wrap_lines=True)

@@ -224,7 +224,7 @@ def test_selectors_and_mechanisms(real_data: Settings, capsys: pytest.CaptureFix
     assert (
         code == 0
         and "oracle" in doc["selectors"]
-        and doc["methods"]["chem_knn_retrieval"]["runs"] == "chem_knn"
+        and doc["methods"]["chem_knn_retrieval"]["runs"] == "chem_knn_retrieval"
     )
     code, out, _ = run(capsys, "mechanisms", "--dataset", "tahoe", "--json")
     assert json.loads(out)["n_drugs"] == 110
@@ -322,3 +322,4 @@ def test_evaluate_text_table_shows_llm_fallbacks(
     random_row = next(line for line in out.splitlines() if line.startswith("random "))
     assert llm_row.split()[-1] == "3" and random_row.split()[-1] == "0"
     assert "note: llm: 3 of 3 queries fell back" in out and "those rows are not llm results" in out
+
