@@ -322,4 +322,3 @@ def test_evaluate_text_table_shows_llm_fallbacks(
     random_row = next(line for line in out.splitlines() if line.startswith("random "))
     assert llm_row.split()[-1] == "3" and random_row.split()[-1] == "0"
     assert "note: llm: 3 of 3 queries fell back" in out and "those rows are not llm results" in out
-
