@@ -47,10 +47,14 @@ def graph():  # -> KnowledgeGraph
     return load_graph(get_settings())
 
 
-@st.cache_data(ttl=30, show_spinner=False)
 def dataset_names() -> tuple[list[str], list[str]]:
     """(signature datasets, label datasets), listed once per 30 s for every session (a listing reads
     the import registry and the label files: ~1 s, too slow for every rerun of every session)."""
+    return _dataset_names(str(get_settings().data_dir))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _dataset_names(data_dir: str) -> tuple[list[str], list[str]]:
     from perturb_core.data.registry import label_dataset_names, list_datasets
 
     settings = get_settings()
@@ -83,7 +87,12 @@ def clear_caches() -> None:
 
 
 def data_built() -> bool:
-    """Whether every processed artifact exists and is up to date."""
+    """Whether every processed artifact exists and is up to date (checked at most every 15 s per data folder)."""
+    return _data_built(str(get_settings().data_dir))
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _data_built(data_dir: str) -> bool:
     from perturb_core.data.build import is_built
 
     try:

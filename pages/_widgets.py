@@ -331,10 +331,13 @@ def to_json(obj: object) -> str:
 
 
 def json_download(obj: object, file_name: str) -> None:
-    """One button that downloads ``obj`` as JSON (``lgr predict --json`` / ``core explain --json``)."""
+    """One button that downloads ``obj`` as JSON (``lgr predict --json`` / ``core explain --json``).
+
+    ``obj`` may be the JSON text already (pages cache it, so a rerun does not serialise again).
+    """
     st.download_button(
         "Download this explanation (JSON)",
-        to_json(obj),
+        obj if isinstance(obj, str) else to_json(obj),
         file_name=file_name.replace(" ", "_").replace("/", "-"),
         mime="application/json",
         icon=":material/download:",

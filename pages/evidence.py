@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _evidence_figures as egf
@@ -52,12 +53,42 @@ def explain(
     return evidence.explain(labels, load.graph(), perturbation=perturbation, gene=gene, crossline=others)
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
+def vote_figures(
+    dataset: str, task: str, perturbation: str, gene: str, crossline: bool
+) -> tuple[go.Figure, go.Figure]:
+    """The vote-vs-prior bars and the evidence mass bar of one pair, built once per server (read-only)."""
+    ex = explain(dataset, task, perturbation, gene, crossline)
+    outcome = TASK_SPECS[task].outcome[0]
+    mass = ex.mass
+    return (
+        figs.vote_bars(ex.prior, ex.vote, ex.score, outcome=outcome),
+        egf.vote_mass_bar(mass, float(mass.get("unmeasured_weight", 0.0))),
+    )
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def graph_figure(
+    dataset: str, task: str, perturbation: str, gene: str, crossline: bool, per_side: int
+) -> go.Figure:
+    """The evidence graph of one pair, built once per server and view (read-only: plotly only reads it)."""
+    ex = explain(dataset, task, perturbation, gene, crossline)
+    sides = {"positive": ex.positive, "negative": ex.negative, "unmeasured": ex.unmeasured}
+    return egf.evidence_graph(ex.graph, TASK_SPECS[task].outcome, sides, per_side=per_side)
+
+
 @st.cache_data(max_entries=256, show_spinner=False)
 def cached_items(
     dataset: str, task: str, perturbation: str, gene: str, crossline: bool, _ex: evidence.EvidenceExplanation
 ) -> pd.DataFrame:
     """:func:`items_table` of the explanation of these inputs, once per server (not per rerun)."""
     return items_table(_ex)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def explanation_json(dataset: str, task: str, perturbation: str, gene: str, crossline: bool) -> str:
+    """``core explain --json`` of one pair as text, serialised once per server."""
+    return ui.to_json(explain(dataset, task, perturbation, gene, crossline).to_dict())
 
 
 def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
@@ -223,7 +254,7 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
     ends = [n.id for n in graph.nodes if n.role in ("query", "gene")]
     ids = [i for i in dict.fromkeys([*ids, *ends]) if i in names]
     event = st.plotly_chart(
-        egf.evidence_graph(graph, TASK_SPECS[ex.task].outcome, sides, per_side=per_side),
+        graph_figure(dataset, task, perturbation, gene, crossline, per_side),
         width="stretch",
         on_select="rerun",
         selection_mode="points",
@@ -277,14 +308,12 @@ with left:
 
 with right:
     st.markdown("**Vote against the prior**")
-    fig = figs.vote_bars(ex.prior, ex.vote, ex.score, outcome=words[0])
-    st.plotly_chart(fig, width="stretch", key="core_vote", config={"displayModeBar": False})
+    vote_fig, mass_fig = vote_figures(dataset, task, perturbation, gene, crossline)
+    st.plotly_chart(vote_fig, width="stretch", key="core_vote", config={"displayModeBar": False})
     mass = ex.mass
     u = float(mass.get("unmeasured_weight", 0.0))
     st.markdown("**Evidence mass behind the vote** (relation weight summed per side)")
-    st.plotly_chart(
-        egf.vote_mass_bar(mass, u), width="stretch", key="core_mass", config={"displayModeBar": False}
-    )
+    st.plotly_chart(mass_fig, width="stretch", key="core_mass", config={"displayModeBar": False})
     gf = ex.gene_frequency
     p_m, n_m, u_m = mass["positive"], mass["negative"], mass["unmeasured"]
     st.caption(
@@ -412,7 +441,10 @@ if ls.perturbation_kind == "drug":
             "the LINCS compound annotations, or none matched."
         )
         st.dataframe(annotations, hide_index=True, width="stretch")
-ui.json_download(ex.to_dict(), f"core_{dataset}_{task}_{perturbation}_{gene}.json")
+ui.json_download(
+    explanation_json(dataset, task, perturbation, gene, crossline),
+    f"core_{dataset}_{task}_{perturbation}_{gene}.json",
+)
 ui.cli_hint(
     f'python -m perturb_core core explain --dataset {dataset} --perturbation "{perturbation}" --gene {gene} '
     f"--task {task} --json"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _figures as figs
@@ -71,6 +73,42 @@ def predict_with_llm(
 def marked(genes: pd.Series, in_both: pd.Series) -> list[str]:
     """Gene symbols with a ✓ on those in both top lists."""
     return [f"{g} ✓" if both else str(g) for g, both in zip(genes, in_both, strict=True)]
+
+
+class Views(NamedTuple):
+    """What the page draws from one explanation, built once per server (read-only)."""
+
+    scatter: go.Figure
+    top_genes: pd.DataFrame
+    baselines: pd.DataFrame
+    neighbours: pd.DataFrame
+    json_text: str
+    smiles: tuple[str, ...]
+    legends: tuple[str, ...]
+    no_structure: tuple[str, ...]
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def views(key: tuple, _ex: retrieval.QueryExplanation) -> Views:
+    """:func:`build_views` of the rule-based explanation ``_ex`` of the inputs ``key``, once per server."""
+    return build_views(_ex)
+
+
+def build_views(ex: retrieval.QueryExplanation) -> Views:
+    """The figure, tables, JSON and structures the page draws from one explanation."""
+    names = [ex.drug, *[n.name for n in ex.neighbours]]
+    legends = [f"query: {ex.drug}", *[f"{n.rank}. {n.name}" for n in ex.neighbours]]
+    smiles = [load.drug_smiles(n) for n in names]
+    return Views(
+        scatter=figs.prediction_scatter(ex.prediction, ex.truth, ex.genes),
+        top_genes=ex.top_genes(N_TOP_GENES),
+        baselines=baseline_table(ex),
+        neighbours=neighbour_table(ex.neighbours),
+        json_text=ui.to_json(ex.to_dict(n_top_genes=N_TOP_GENES)),
+        smiles=tuple(sm for sm in smiles if sm),
+        legends=tuple(lg for sm, lg in zip(smiles, legends, strict=True) if sm),
+        no_structure=tuple(n for n, sm in zip(names, smiles, strict=True) if not sm),
+    )
 
 
 def baseline_table(ex: retrieval.QueryExplanation) -> pd.DataFrame:
@@ -275,6 +313,12 @@ else:
         ex = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
 assert ex is not None  # guard() stops the page on failure
 trace = ex.llm
+# an LLM run lives in this session only: its views are built here, not shared
+view = (
+    build_views(ex)
+    if retrieval.SELECTORS[selector].needs_llm
+    else views((dataset, cell_line, drug, selector, k, aggregation, regime), ex)
+)
 
 # --------------------------------------------------------------------------- render
 if trace is not None and trace.error:
@@ -313,7 +357,7 @@ st.markdown(
 ui.metric_tiles(ex.metrics, RETRIEVAL_METRICS)
 
 st.markdown("**The same query, baselines side by side**")
-table = baseline_table(ex)
+table = view.baselines
 st.dataframe(
     table,
     width="stretch",
@@ -333,12 +377,10 @@ with left:
         f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.metrics['pearson'])}; "
         "hover for the gene)"
     )
-    st.plotly_chart(
-        figs.prediction_scatter(ex.prediction, ex.truth, ex.genes), width="stretch", key="lgr_scatter"
-    )
+    st.plotly_chart(view.scatter, width="stretch", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
-    top_all = ex.top_genes(N_TOP_GENES)
+    top_all = view.top_genes
     tabs = st.tabs(["Most up-regulated", "Most down-regulated"])
     for tab, direction in zip(tabs, ("up", "down"), strict=True):
         part = top_all[top_all["direction"] == direction]
@@ -372,7 +414,7 @@ if not ex.neighbours:
     st.warning("No valid neighbour: the prediction could not be formed from this pool.")
 else:
     st.dataframe(
-        neighbour_table(ex.neighbours),
+        view.neighbours,
         hide_index=True,
         width="stretch",
         column_config={
@@ -418,15 +460,10 @@ else:
         st.caption("Dropped by validation (not in the pool): " + ", ".join(ex.filtered))
 
     with st.expander("Structures of the query and its neighbours (RDKit)", expanded=True):
-        names = [drug, *[n.name for n in ex.neighbours]]
-        legends = [f"query: {drug}", *[f"{n.rank}. {n.name}" for n in ex.neighbours]]
-        smiles = [load.drug_smiles(n) for n in names]
-        pairs = [(s, lg) for s, lg in zip(smiles, legends, strict=True) if s]
-        missing = [n for n, s in zip(names, smiles, strict=True) if not s]
-        if pairs:
-            st.image(load.structures_svg(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
-        if missing:
-            st.caption("No structure known for: " + ", ".join(missing))
+        if view.smiles:
+            st.image(load.structures_svg(view.smiles, view.legends))
+        if view.no_structure:
+            st.caption("No structure known for: " + ", ".join(view.no_structure))
 
 if trace is not None:
     st.markdown("**Language model**")
@@ -455,7 +492,7 @@ if trace is not None:
 with st.expander("Metric definitions"):
     st.dataframe(ui.definitions_table(REGRESSION_METRICS), hide_index=True, width="stretch")
 
-ui.json_download(ex.to_dict(n_top_genes=N_TOP_GENES), f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
+ui.json_download(view.json_text, f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
 ui.cli_hint(
     f'python -m perturb_core lgr predict --dataset {dataset} --cell-line "{cell_line}" --drug "{drug}" '
     f"--selector {selector} --k {k} --aggregation {aggregation} --regime {regime} --json"
