@@ -248,7 +248,7 @@ def unexpected(exc: BaseException, action: str) -> None:
 
 
 def metric_label(name: str) -> str:
-    """The metric's label, as in the registry (e.g. ``"R² (squared r of the linear fit)"``)."""
+    """The metric's label, as in the registry (e.g. ``"R² (squared correlation of the linear fit = Pearson r²)"``)."""
     return METRICS[name].label
 
 
