@@ -185,7 +185,7 @@ st.session_state.setdefault("lgr_regime", "open-world")
 st.session_state.setdefault("lgr_agg", retrieval.DEFAULT_AGGREGATION["open-world"])
 
 with st.container(border=True):
-    c0, c1, c2, c3 = st.columns([1, 1, 1.3, 1.4])
+    c0, c1, c2 = st.columns([1, 1, 1.4])
     cell_lines = ds.cell_lines
     cell_key = f"lgr_cell_{dataset}"
     state.seed_choice(cell_key, seed.get("cell_line"), cell_lines, ds.resolve_cell_line, "cell line")
@@ -217,6 +217,8 @@ with st.container(border=True):
     )
     st.session_state["lgr_last_drug"] = drug
     selectors = list(retrieval.SELECTORS)
+    # long labels (selector, regime, aggregation) get wide columns, so none is cut at 1400 px
+    c3, c4 = st.columns([2.4, 1])
     selector = c3.selectbox(
         "Selector",
         selectors,
@@ -224,7 +226,7 @@ with st.container(border=True):
         key="lgr_selector",
         help="Who picks the k neighbours. Only 'LLM' calls a language model; oracle peeks at the truth (a ceiling).",
     )
-    c4, c5, c6 = st.columns([1, 1.3, 1.4])
+    c5, c6 = st.columns(2)
     k = c4.slider("k neighbours", 1, 30, key="lgr_k", help="Neighbours requested (paper: 10).")
     aggregation = c5.selectbox(
         "Aggregation",
