@@ -49,20 +49,22 @@ def _short(text: str, n: int) -> str:
 
 
 def focus(
-    items: Mapping[str, Sequence[EvidenceItem]], per_side: int
+    items: Mapping[str, Sequence[EvidenceItem]], per_side: int, totals: Mapping[str, int] | None = None
 ) -> tuple[dict[str, list[EvidenceItem]], dict[str, int]]:
     """The strongest ``per_side`` items of each side (by vote weight) and how many are left out.
 
     Args:
         items: side (``positive``, ``negative``, ``unmeasured``) -> its items.
         per_side: items kept per side (at least 1).
+        totals: side -> how many items it has in all, when ``items`` lists only the strongest
+            (an explanation lists 20 of its unmeasured relatives); default: the listed ones.
     """
     kept: dict[str, list[EvidenceItem]] = {}
     hidden: dict[str, int] = {}
     for side in SIDES:
         ranked = sorted(items.get(side, ()), key=lambda it: (-it.vote_weight, it.perturbation))
         kept[side] = ranked[: max(1, per_side)]
-        hidden[side] = len(ranked) - len(kept[side])
+        hidden[side] = max(len(ranked), (totals or {}).get(side, 0)) - len(kept[side])
     return kept, hidden
 
 
@@ -109,6 +111,7 @@ def evidence_graph(
     items: Mapping[str, Sequence[EvidenceItem]],
     *,
     per_side: int = DEFAULT_PER_SIDE,
+    totals: Mapping[str, int] | None = None,
 ) -> go.Figure:
     """The strongest evidence of one pair as a layered graph (node ids in customdata, for click selection).
 
@@ -117,11 +120,12 @@ def evidence_graph(
         outcome_words: what a positive and a negative outcome are, e.g. ``("responded", "no response")``.
         items: side -> its evidence items (``ex.positive``, ``ex.negative``, ``ex.unmeasured``).
         per_side: evidence items drawn per side; the others are counted in a "+ N more" row.
+        totals: side -> its number of items in all (see :func:`focus`).
     """
     nodes = {n.id: n for n in graph.nodes}
     query = next((i for i, n in nodes.items() if n.role == "query"), "")
     gene = next((i for i, n in nodes.items() if n.role == "gene"), "")
-    kept, hidden = focus(items, per_side)
+    kept, hidden = focus(items, per_side, totals)
     pos, more = column_layout(kept, hidden, query, gene)
     weight = {it.node: it.vote_weight for side in SIDES for it in kept[side]}
     w_max = max(weight.values(), default=0.0) or 1.0
@@ -179,7 +183,7 @@ def evidence_graph(
                     y=[pos[it.node][1], pos[gene][1]],
                     mode="lines",
                     line={"color": SIDE_COLOURS[side], "width": 0.6 + 5.0 * it.vote_weight / w_max},
-                    opacity=0.7,
+                    opacity=0.45,
                     hoverinfo="skip",
                     showlegend=False,
                 )
@@ -200,7 +204,7 @@ def evidence_graph(
         if role in SIDES:
             sizes = [8 + 18 * math.sqrt(weight[i] / w_max) for i in ids]
             text = [_short(n, MAX_LABEL["evidence"]) for n in names]
-            textpos = "middle right"
+            textpos = "middle left"  # the right side is where the edges to g leave
         elif role == "intermediate":
             sizes = [style["size"]] * len(ids)
             text = [_short(n, MAX_LABEL["intermediate"]) for n in names]
@@ -297,11 +301,11 @@ def vote_mass_bar(mass: Mapping[str, float], unmeasured_weight: float) -> go.Fig
     )
     return plotly_layout(
         fig,
-        height=150,
+        height=130,
         barmode="stack",
         showlegend=True,
-        legend={"orientation": "h", "yanchor": "top", "y": -0.35, "x": 0, "font": {"size": 11}},
-        xaxis={"title": None, "rangemode": "tozero"},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.05, "x": 0, "font": {"size": 11}},
+        xaxis={"visible": False, "rangemode": "tozero"},
         yaxis={"visible": False},
         margin={"l": 10, "r": 10, "t": 5, "b": 5},
     )

@@ -161,7 +161,7 @@ def label_dataset_label(name: str) -> str:
     from pages._loaders import cell_line_names
 
     if name.startswith("perturbqa-"):
-        return f"{name.removeprefix('perturbqa-').upper()} · PerturbQA knock-downs (CRISPRi)"
+        return f"{name.removeprefix('perturbqa-').upper()} · PerturbQA CRISPRi"
     line = name.removeprefix("tahoe-")
     return f"{cell_line_names().get(line, line)} · Tahoe drugs"
 

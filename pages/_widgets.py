@@ -270,9 +270,12 @@ def metric_tiles(
     names = [n for n in names if n in metrics]
     if not names:
         return
-    cols = st.columns(columns or len(names))
+    per_row = columns or len(names)
+    cols: list[Any] = []
     for i, name in enumerate(names):
-        cols[i % len(cols)].metric(
+        if i % per_row == 0:  # one row at a time, so tiles read left to right, then down
+            cols = st.columns(per_row)
+        cols[i % per_row].metric(
             short_label(name),
             fmt(metrics[name]),
             help=f"**{metric_label(name)}**: {metric_help(name)}",
@@ -280,10 +283,21 @@ def metric_tiles(
         )
 
 
-def metric_columns(names: Sequence[str], *, fmt_spec: str | None = None) -> dict[str, Any]:
-    """``column_config`` of metric columns named by their registry name: label and definition as help."""
+def metric_columns(
+    names: Sequence[str], *, fmt_spec: str | None = None, short: bool = False
+) -> dict[str, Any]:
+    """``column_config`` of metric columns named by their registry name: label and definition as help.
+
+    ``short``: headers without the label's parenthetical (the full label opens the help), so a wide
+    table still fits the page.
+    """
     return {
-        n: st.column_config.NumberColumn(metric_label(n), help=metric_help(n), format=fmt_spec) for n in names
+        n: st.column_config.NumberColumn(
+            short_label(n) if short else metric_label(n),
+            help=f"**{metric_label(n)}**: {metric_help(n)}",
+            format=fmt_spec,
+        )
+        for n in names
     }
 
 

@@ -74,7 +74,8 @@ def graph_figure(
     """The evidence graph of one pair, built once per server and view (read-only: plotly only reads it)."""
     ex = explain(dataset, task, perturbation, gene, crossline)
     sides = {"positive": ex.positive, "negative": ex.negative, "unmeasured": ex.unmeasured}
-    return egf.evidence_graph(ex.graph, TASK_SPECS[task].outcome, sides, per_side=per_side)
+    totals = {"positive": ex.n_positive, "negative": ex.n_negative, "unmeasured": ex.n_unmeasured}
+    return egf.evidence_graph(ex.graph, TASK_SPECS[task].outcome, sides, per_side=per_side, totals=totals)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

@@ -351,7 +351,7 @@ st.markdown(
     "evaluation genes (top-2000 most variable in training; genes not measured in this signature are skipped). "
     "Hover a tile for its formula."
 )
-ui.metric_tiles(ex.metrics, REGRESSION_METRICS)
+ui.metric_tiles(ex.metrics, REGRESSION_METRICS, columns=4)
 st.markdown(
     "**Retrieval quality against the oracle's neighbours** (the k pool drugs closest to the true response; "
     "hover for the definition)"
@@ -364,10 +364,11 @@ st.dataframe(
     table,
     width="stretch",
     column_config={
-        **ui.metric_columns(REGRESSION_METRICS, fmt_spec="%.3f"),
+        "_index": st.column_config.TextColumn("method", width="medium"),
+        **ui.metric_columns(REGRESSION_METRICS, fmt_spec="%.3f", short=True),
         "best in": st.column_config.TextColumn("best in", help="The metrics where this row is the best."),
         "note": st.column_config.TextColumn(
-            "note", width="large", help="Fallbacks, and rows whose prediction is identical to another's."
+            "note", width="medium", help="Fallbacks, and rows whose prediction is identical to another's."
         ),
     },
 )
@@ -454,9 +455,16 @@ else:
             ),
         },
     )
-    st.markdown("**Why each neighbour** (the selector's own justification, in full)")
     st.markdown(
-        "\n".join(f"{n.rank}. **{n.name}**: {n.justification}" for n in ex.neighbours),
+        "**Why each neighbour** (mechanism, targets and programs, then the selector's own justification, "
+        "in full)"
+    )
+    st.markdown(
+        "\n".join(
+            f"{n.rank}. **{n.name}** ({', '.join(n.mechanism) or 'no mechanism tag'}; targets "
+            f"{', '.join(n.targets) or 'none known'}; {', '.join(n.programs) or 'no program'}): {n.justification}"
+            for n in ex.neighbours
+        ),
     )
     if ex.filtered:
         st.caption("Dropped by validation (not in the pool): " + ", ".join(ex.filtered))

@@ -104,3 +104,9 @@ def test_vote_mass_bar_stacks_the_three_terms_of_the_denominator() -> None:
     assert [t.x[0] for t in fig.data] == pytest.approx([0.5, 0.1, 0.02])
     assert fig.data[2].name.startswith("unmeasured u·U = 0.01 × 2.000")
     assert fig.layout.barmode == "stack"
+
+
+def test_focus_counts_items_the_explanation_did_not_list() -> None:
+    _, sides = _case(n_unm=20)  # an explanation lists the strongest 20 unmeasured relatives
+    _, hidden = egf.focus(sides, 8, {"positive": 30, "negative": 5, "unmeasured": 569})
+    assert hidden["unmeasured"] == 561

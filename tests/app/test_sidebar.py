@@ -27,7 +27,7 @@ def test_a_tahoe_label_dataset_reads_as_the_cell_line_every_page_names(real_data
     box = at.sidebar.selectbox(key="label_dataset")
     labels = dict(zip(box.options, box.options, strict=True))
     assert "C32 · Tahoe drugs" in labels and "NCI-H23 · Tahoe drugs" in labels
-    assert "K562 · PerturbQA knock-downs (CRISPRi)" in labels
+    assert "K562 · PerturbQA CRISPRi" in labels
 
 
 def test_a_second_link_in_the_same_session_is_followed(real_data, open_with_query, assert_clean) -> None:
