@@ -40,7 +40,7 @@ DEFAULT_PER_SIDE = 8
 #: Pixels per row of the graph: more than twice the label font, so labels of one column never touch.
 ROW_PX = 24
 #: x of each column: p, path nodes, evidence, g.
-COLUMN_X = {"query": 0.0, "intermediate": 2.0, "evidence": 3.4, "gene": 5.4}
+COLUMN_X = {"query": 0.0, "intermediate": 2.0, "evidence": 3.4, "gene": 5.9}
 MAX_LABEL = {"intermediate": 26, "evidence": 18}
 
 
@@ -301,7 +301,7 @@ def vote_mass_bar(mass: Mapping[str, float], unmeasured_weight: float) -> go.Fig
     )
     return plotly_layout(
         fig,
-        height=130,
+        height=190,
         barmode="stack",
         showlegend=True,
         legend={"orientation": "h", "yanchor": "top", "y": -0.05, "x": 0, "font": {"size": 11}},

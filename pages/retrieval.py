@@ -366,7 +366,9 @@ st.dataframe(
     column_config={
         "_index": st.column_config.TextColumn("method", width="medium"),
         **ui.metric_columns(REGRESSION_METRICS, fmt_spec="%.3f", short=True),
-        "best in": st.column_config.TextColumn("best in", help="The metrics where this row is the best."),
+        "best in": st.column_config.TextColumn(
+            "best in", width="medium", help="The metrics where this row is the best."
+        ),
         "note": st.column_config.TextColumn(
             "note", width="medium", help="Fallbacks, and rows whose prediction is identical to another's."
         ),
