@@ -8,18 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 from numpy.typing import ArrayLike
-
-from perturb_core.evidence import CROSSLINE_RELATION
-
-if TYPE_CHECKING:
-    from perturb_core.evidence import EvidenceGraph
 
 # Okabe-Ito (colour-blind safe): positive = blue, negative = orange, unmeasured = grey.
 POSITIVE = "#0072B2"
@@ -70,7 +65,6 @@ ROLE_STYLE: dict[str, dict[str, Any]] = {
 }
 #: evidence side -> colour of its dotted edge to the gene and of its marker in text.
 SIDE_COLOURS = {"positive": POSITIVE, "negative": NEGATIVE, "unmeasured": UNMEASURED}
-MAX_EDGE_LABELS = 90
 TIGHT_MARGIN = {"l": 10, "r": 10, "t": 10, "b": 10}
 
 
@@ -159,186 +153,6 @@ def prediction_scatter(
 
 
 # --------------------------------------------------------------------------- Evidence graph
-
-
-def radial_layout(graph: EvidenceGraph) -> dict[str, tuple[float, float]]:
-    """Deterministic radial layout: p in the centre, evidence on an outer ring, path nodes between.
-
-    Measured evidence (positive, then negative) sits on the right half, facing g (placed
-    outside the ring on the right); unmeasured evidence fills the left half. A path node sits
-    on the inner ring at the mean angle of the evidence it leads to.
-
-    Args:
-        graph: the evidence graph of :func:`perturb_core.evidence.explain` (node roles and edges).
-    """
-    roles = {n.id: n.role for n in graph.nodes}
-    pos: dict[str, tuple[float, float]] = {}
-    query = next((i for i, r in roles.items() if r == "query"), None)
-    gene = next((i for i, r in roles.items() if r == "gene"), None)
-    if query:
-        pos[query] = (0.0, 0.0)
-    if gene:
-        pos[gene] = (2.9, 0.0)
-    measured = [i for r in ("positive", "negative") for i, rr in roles.items() if rr == r]
-    unmeasured = [i for i, r in roles.items() if r == "unmeasured"]
-    n_m, n_u = len(measured), len(unmeasured)
-    span_m = np.pi if n_u else 2 * np.pi * (1 - 1 / max(n_m, 1))
-    span_u = (2 * np.pi - span_m) if n_m else 2 * np.pi * (1 - 1 / max(n_u, 1))
-    angles: dict[str, float] = {}
-    for ids, centre, span in ((measured, 0.0, span_m * 0.9), (unmeasured, np.pi, span_u * 0.9)):
-        for k, i in enumerate(ids):
-            angles[i] = centre + (span * (k / (len(ids) - 1) - 0.5) if len(ids) > 1 else 0.0)
-    for i, a in angles.items():
-        pos[i] = (2.0 * float(np.cos(a)), 2.0 * float(np.sin(a)))
-    # path nodes: mean angle of the evidence they lead to (through any chain of path nodes)
-    nbrs: dict[str, set[str]] = {}
-    for e in graph.edges:
-        a, b = e.source, e.target
-        nbrs.setdefault(a, set()).add(b)
-        nbrs.setdefault(b, set()).add(a)
-    inner = [i for i, r in roles.items() if r == "intermediate"]
-    for k, i in enumerate(inner):
-        seen, frontier, reach = {i}, [i], []
-        while frontier:
-            nxt = []
-            for x in frontier:
-                for y in nbrs.get(x, ()):
-                    if y in seen or y in (query, gene):
-                        continue
-                    seen.add(y)
-                    (reach if y in angles else nxt).append(y)
-            frontier = [y for y in nxt if roles.get(y) == "intermediate"]
-        if reach:
-            a = float(np.angle(np.mean([np.exp(1j * angles[y]) for y in reach])))
-        else:
-            a = 2 * np.pi * k / max(len(inner), 1)
-        radius = 1.0 + 0.18 * (k % 3)  # stagger to keep labels apart
-        pos[i] = (radius * float(np.cos(a)), radius * float(np.sin(a)))
-    return pos
-
-
-def evidence_graph(graph: EvidenceGraph, outcome_words: tuple[str, str]) -> go.Figure:
-    """The evidence subgraph of one (perturbation, gene) pair (node ids in customdata, for click selection).
-
-    The figure depends on the graph only: Streamlit keys a chart's selection state by its
-    content, so a figure that changed with the selected node would drop the next click.
-
-    Args:
-        graph: the evidence graph of :func:`perturb_core.evidence.explain`, node roles ``query``,
-            ``gene``, ``positive``, ``negative``, ``unmeasured`` or ``intermediate`` (a path node).
-        outcome_words: what a positive and a negative outcome are, e.g. ``("responded", "no response")``.
-    """
-    nodes = {n.id: n for n in graph.nodes}
-    edges = list(
-        dict.fromkeys(
-            (e.source, e.target, e.relation) for e in graph.edges if e.source in nodes and e.target in nodes
-        )
-    )
-    query = next((i for i, n in nodes.items() if n.role == "query"), next(iter(nodes), ""))
-    gene = next((i for i, n in nodes.items() if n.role == "gene"), "")
-    pos = radial_layout(graph)
-    fig = go.Figure()
-    # relation edges (grey, labelled) and outcome edges to g (coloured by outcome, unlabelled)
-    groups: dict[str, list[tuple[str, str, str]]] = {
-        "relation": [],
-        "crossline": [],
-        "positive": [],
-        "negative": [],
-    }
-    for s, t, rel in edges:
-        if t == gene and nodes[s].role in ("positive", "negative"):
-            groups[nodes[s].role].append((s, t, rel))
-        elif rel == CROSSLINE_RELATION:
-            groups["crossline"].append((s, t, rel))
-        else:
-            groups["relation"].append((s, t, rel))
-    edge_colour = {**SIDE_COLOURS, "relation": RELATION_EDGE, "crossline": CROSSLINE}
-    for name, group in groups.items():
-        if not group:
-            continue
-        xs: list[float | None] = []
-        ys: list[float | None] = []
-        for s, t, _ in group:
-            xs += [pos[s][0], pos[t][0], None]
-            ys += [pos[s][1], pos[t][1], None]
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={
-                    "color": edge_colour[name],
-                    "width": {"relation": 1, "crossline": 2}.get(name, 1.5),
-                    "dash": "solid" if name in ("relation", "crossline") else "dot",
-                },
-                hoverinfo="skip",
-                name=CROSSLINE_LEGEND,
-                showlegend=name == "crossline",
-            )
-        )
-    rel_edges = groups["relation"] + groups["crossline"]
-    first_hop = [e for e in rel_edges if query in (e[0], e[1])]
-    fig.add_trace(  # every relation edge is hoverable at its midpoint
-        go.Scatter(
-            x=[(pos[s][0] + pos[t][0]) / 2 for s, t, _ in rel_edges],
-            y=[(pos[s][1] + pos[t][1]) / 2 for s, t, _ in rel_edges],
-            mode="markers",
-            text=[r for _, _, r in rel_edges],
-            marker={"size": 4, "color": RELATION_EDGE},
-            hovertemplate="%{text}<extra>relation</extra>",
-            showlegend=False,
-        )
-    )
-    if len(first_hop) <= MAX_EDGE_LABELS:  # label the edges leaving p (later hops repeat the relation)
-        fig.add_trace(
-            go.Scatter(
-                x=[pos[s][0] * 0.55 + pos[t][0] * 0.45 for s, t, _ in first_hop],
-                y=[pos[s][1] * 0.55 + pos[t][1] * 0.45 for s, t, _ in first_hop],
-                mode="text",
-                text=[r.replace("_", " ") for _, _, r in first_hop],
-                textfont={"size": 9, "color": EDGE_TEXT},
-                hoverinfo="skip",
-                showlegend=False,
-            )
-        )
-    for role, style in ROLE_STYLE.items():
-        ids = [i for i, n in nodes.items() if (n.role if n.role in ROLE_STYLE else "intermediate") == role]
-        if not ids:
-            continue
-        label = style["label"].format(
-            pos=outcome_words[0],
-            neg=outcome_words[1] if outcome_words[1] != "no response" else "did not respond",
-        )
-        show_text = role != "intermediate" or len(nodes) <= 40
-        fig.add_trace(
-            go.Scatter(
-                x=[pos[i][0] for i in ids],
-                y=[pos[i][1] for i in ids],
-                mode="markers+text" if show_text else "markers",
-                text=[nodes[i].name[:40] for i in ids],
-                textposition="top center",
-                textfont={"size": 11 if role != "intermediate" else 9},
-                customdata=ids,
-                marker={
-                    "color": style["color"],
-                    "symbol": style["symbol"],
-                    "size": style["size"],
-                    "line": {"width": 1, "color": NODE_OUTLINE},
-                },
-                name=label,
-                hovertemplate="<b>%{text}</b><br>" + label + "<br>%{customdata}<extra></extra>",
-            )
-        )
-    return plotly_layout(
-        fig,
-        height=580,
-        showlegend=True,
-        legend={"orientation": "h", "y": -0.02, "x": 0, "font": {"size": 12}},
-        xaxis={"visible": False},
-        yaxis={"visible": False, "scaleanchor": "x", "scaleratio": 1},
-        margin=TIGHT_MARGIN,
-        clickmode="event+select",
-    )
 
 
 def vote_bars(prior: float | None, vote: float | None, score: float | None, *, outcome: str) -> go.Figure:

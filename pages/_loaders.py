@@ -47,6 +47,39 @@ def graph():  # -> KnowledgeGraph
     return load_graph(get_settings())
 
 
+def dataset_names() -> tuple[list[str], list[str]]:
+    """(signature datasets, label datasets), listed once per 30 s for every session (a listing reads
+    the import registry and the label files: ~1 s, too slow for every rerun of every session)."""
+    return _dataset_names(str(get_settings().data_dir))
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def _dataset_names(data_dir: str) -> tuple[list[str], list[str]]:
+    from perturb_core.data.registry import label_dataset_names, list_datasets
+
+    settings = get_settings()
+    try:
+        sig = [d.name for d in list_datasets(settings) if d.kind == "signatures"]
+    except PerturbCoreError:
+        sig = []
+    try:
+        lab = label_dataset_names(settings)
+    except PerturbCoreError:
+        lab = []
+    return sig, lab
+
+
+@st.cache_data(show_spinner=False)
+def cell_line_names() -> dict[str, str]:
+    """Label-dataset id of a Tahoe cell line -> its name as the signatures spell it (``c32`` -> ``C32``)."""
+    from perturb_core.data.names import slug
+
+    try:
+        return {slug(c): c for c in signatures("tahoe").cell_lines}
+    except PerturbCoreError:
+        return {}
+
+
 def clear_caches() -> None:
     """Forget every cached dataset, graph and derived table (after a rebuild)."""
     st.cache_resource.clear()
@@ -54,7 +87,12 @@ def clear_caches() -> None:
 
 
 def data_built() -> bool:
-    """Whether every processed artifact exists and is up to date."""
+    """Whether every processed artifact exists and is up to date (checked at most every 15 s per data folder)."""
+    return _data_built(str(get_settings().data_dir))
+
+
+@st.cache_data(ttl=15, show_spinner=False)
+def _data_built(data_dir: str) -> bool:
     from perturb_core.data.build import is_built
 
     try:
@@ -106,6 +144,16 @@ def gene_options(dataset: str, task: str, perturbation: str) -> pd.DataFrame:
     t = labels(dataset, task).table
     sub = t[t["pert"] == perturbation][["gene", "label", "split"]].astype({"gene": str, "split": str})
     return sub.sort_values(["split", "label", "gene"], ascending=[True, False, True]).reset_index(drop=True)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def gene_labels(dataset: str, task: str, perturbation: str, words: tuple[str, str]) -> dict[str, str]:
+    """Gene -> its label in the gene picker: ``LIMD2  (responded, test)``."""
+    opts = gene_options(dataset, task, perturbation)
+    return {
+        g: f"{g}  ({words[0] if y else words[1]}, {sp})"
+        for g, y, sp in zip(opts["gene"], opts["label"], opts["split"], strict=True)
+    }
 
 
 @st.cache_data(show_spinner=False)
@@ -161,3 +209,35 @@ def drug_table(dataset: str) -> pd.DataFrame:
             "smiles": t["smiles"],
         }
     ).sort_values("drug", key=lambda s: s.str.lower())
+
+
+#: Where a drug's targets and mechanism come from, as the drug table's ``source`` says.
+ANNOTATION_SOURCES = {
+    "tahoe_metadata": "Tahoe-100M drug metadata table",
+    "lincs": "LINCS compound annotations",
+    "unmatched": "none matched (no targets or mechanism)",
+}
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def drug_annotations(names: tuple[str, ...]) -> pd.DataFrame:
+    """Targets, mechanism and the source table of each drug's annotation (drugs not in the table: unknown)."""
+    table = drugs()
+    rows = []
+    for name in names:
+        try:
+            r = table.table.loc[table.resolve(name)]
+        except (KeyError, PerturbCoreError):
+            rows.append(
+                {"drug": name, "targets": "", "mechanism": "", "annotation from": "not in the drug table"}
+            )
+            continue
+        rows.append(
+            {
+                "drug": name,
+                "targets": ", ".join(r["targets"]),
+                "mechanism": r["moa_fine"] or "",
+                "annotation from": ANNOTATION_SOURCES.get(str(r["source"]), str(r["source"])),
+            }
+        )
+    return pd.DataFrame(rows)

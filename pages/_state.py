@@ -22,6 +22,10 @@ LLM_OVERRIDES_KEY = "llm_overrides"
 LLM_SESSION_KEY = "llm_session_key"
 #: Settings the Settings page may override for one browser session.
 OVERRIDABLE = ("llm_base_url", "llm_model")
+#: Warnings about the link's parameters read before the page was drawn (shown by :func:`query_seed`).
+PENDING_LINK_WARNINGS = "_pending_link_warnings"
+#: The query parameters this app last wrote into the URL (a link is only what the app did not write).
+LAST_SHARED_KEY = "_query_last_shared"
 
 
 # --------------------------------------------------------------------------- settings
@@ -139,49 +143,63 @@ def reset_llm() -> None:
 
 
 def signature_dataset_names() -> list[str]:
-    """Signature datasets (built-in and imported)."""
-    from perturb_core.data.registry import list_datasets
+    """Signature datasets (built-in and imported; listed once per 30 s per server, not per rerun)."""
+    from pages._loaders import dataset_names
 
-    try:
-        return [d.name for d in list_datasets(get_settings()) if d.kind == "signatures"]
-    except PerturbCoreError:
-        return [DEFAULT_SIGNATURES]
+    return dataset_names()[0] or [DEFAULT_SIGNATURES]
 
 
 def label_dataset_names() -> list[str]:
     """Label datasets (PerturbQA lines and Tahoe drug lines)."""
-    from perturb_core.data.registry import label_dataset_names as _names
+    from pages._loaders import dataset_names
 
-    try:
-        return _names(get_settings())
-    except PerturbCoreError:
-        return [DEFAULT_LABELS]
+    return dataset_names()[1] or [DEFAULT_LABELS]
 
 
 def label_dataset_label(name: str) -> str:
-    """How a label dataset reads in a selectbox."""
+    """How a label dataset reads in a selectbox: the cell line under the name every page uses (``C32``)."""
+    from pages._loaders import cell_line_names
+
     if name.startswith("perturbqa-"):
-        return f"PerturbQA {name.removeprefix('perturbqa-').upper()} (CRISPRi)"
-    return f"Tahoe {name.removeprefix('tahoe-')} (drugs)"
+        return f"{name.removeprefix('perturbqa-').upper()} · PerturbQA CRISPRi"
+    line = name.removeprefix("tahoe-")
+    return f"{cell_line_names().get(line, line)} · Tahoe drugs"
 
 
 def init_datasets(sig: list[str], lab: list[str]) -> None:
-    """Default, validate and (once per session, from a link's ``dataset``) seed the dataset choices."""
+    """Default, validate and (once per session, from a link's ``dataset``) seed the dataset choices.
+
+    A link is read once (see :func:`new_link`): pages mirror their inputs in the URL, so reading
+    the URL on every run would undo the visitor's next choice in the sidebar (the URL still names
+    the previous dataset until the page reruns).
+    """
     st.session_state.setdefault(SIG_KEY, DEFAULT_SIGNATURES if DEFAULT_SIGNATURES in sig else sig[0])
     st.session_state.setdefault(LABEL_KEY, DEFAULT_LABELS if DEFAULT_LABELS in lab else lab[0])
     if st.session_state[SIG_KEY] not in sig:
         st.session_state[SIG_KEY] = sig[0]
-    wanted = st.query_params.get("dataset")
-    if wanted and not st.session_state.get("_query_seeded_dataset"):
-        st.session_state["_query_seeded_dataset"] = True
-        by_key = {name_key(n): n for n in [*sig, *lab]}
-        hit = by_key.get(name_key(wanted))
-        if hit in sig:
-            st.session_state[SIG_KEY] = hit
-        elif hit in lab:
-            st.session_state[LABEL_KEY] = hit
+    link = new_link("dataset")
+    if link is not None:
+        wanted = link.get("dataset")
+        if wanted:
+            by_key = {name_key(n): n for n in [*sig, *lab]}
+            hit = by_key.get(name_key(wanted))
+            if hit in sig:
+                st.session_state[SIG_KEY] = hit
+            elif hit in lab:
+                st.session_state[LABEL_KEY] = hit
+            else:
+                # shown by the page that reads the link (query_seed), which may run after this one
+                st.session_state[PENDING_LINK_WARNINGS] = [
+                    f"unknown dataset {wanted!r}; known: {', '.join([*sig, *lab][:12])}, ... "
+                    "(see the sidebar for all)"
+                ]
     if st.session_state[LABEL_KEY] not in lab:
         st.session_state[LABEL_KEY] = lab[0]
+
+
+def link_warning(message: str) -> None:
+    """Say that one parameter of the link was not used, and why (the page opens with its default)."""
+    st.warning(f"Link parameter ignored: {message}", icon=":material/link_off:")
 
 
 def signature_dataset() -> str:
@@ -197,17 +215,32 @@ def label_dataset() -> str:
 # --------------------------------------------------------------------------- links and kept choices
 
 
+def new_link(reader: str) -> dict[str, str] | None:
+    """The URL's parameters if they are a link ``reader`` has not read yet, else ``None``.
+
+    A link is new when the URL holds parameters that this app did not write itself
+    (:func:`share_link`) and that ``reader`` has not read before. So opening a link, or an
+    example from the Overview, seeds the inputs once; the page's own URL updates never do.
+    """
+    params = {k: st.query_params[k] for k in st.query_params}
+    if not params or params == st.session_state.get(LAST_SHARED_KEY):
+        return None
+    key = f"_query_read_{reader}"
+    if params == st.session_state.get(key):
+        return None
+    st.session_state[key] = params
+    return params
+
+
 def query_seed(page: str) -> dict[str, str]:
-    """URL query parameters to seed this page's inputs with, once per session and page.
+    """URL query parameters to seed this page's inputs with, when they are a new link (:func:`new_link`).
 
     Pages read them before drawing their widgets, so a link like
     ``/evidence?dataset=perturbqa-k562&perturbation=INTS1&gene=LIMD2`` opens that view.
     """
-    flag = f"_query_seeded_{page}"
-    if st.session_state.get(flag):
-        return {}
-    st.session_state[flag] = True
-    return {k: st.query_params[k] for k in st.query_params}
+    for message in st.session_state.pop(PENDING_LINK_WARNINGS, []):
+        link_warning(message)
+    return new_link(page) or {}
 
 
 def seed_choice(
@@ -219,21 +252,44 @@ def seed_choice(
     try:
         name = resolve(value)
     except PerturbCoreError as exc:
-        st.warning(f"Link parameter ignored: {exc}", icon=":material/link_off:")
+        link_warning(str(exc))
         return
     if name in options:
         st.session_state[key] = name
     else:
-        st.warning(
-            f"Link parameter ignored: {what} {name!r} is not available here.", icon=":material/link_off:"
-        )
+        link_warning(f"{what} {name!r} is not available here.")
 
 
-def seed_options(seed: dict[str, str], choices: dict[str, tuple[str, list[str]]]) -> None:
-    """Preselect widgets from link parameters that name one of their options: ``param -> (key, options)``."""
+def seed_options(
+    seed: dict[str, str], choices: dict[str, tuple[str, list[str]]], labels: Mapping[str, str] | None = None
+) -> None:
+    """Preselect widgets from link parameters that name one of their options: ``param -> (key, options)``.
+
+    Any spelling of an option works (``Open World`` finds ``open-world``); a parameter naming no
+    option is ignored with a warning that lists the valid ones. ``labels``: what each parameter is.
+    """
     for param, (key, options) in choices.items():
-        if seed.get(param) in options:
-            st.session_state[key] = seed[param]
+        value = seed.get(param)
+        if not value:
+            continue
+        hit = {name_key(o): o for o in options}.get(name_key(value))
+        if hit is not None:
+            st.session_state[key] = hit
+        else:
+            what = (labels or {}).get(param, param)
+            link_warning(f"unknown {what} {value!r}; valid: {', '.join(options)}")
+
+
+def seed_int(seed: dict[str, str], param: str, key: str, low: int, high: int) -> None:
+    """Preselect an integer widget from a link parameter in ``[low, high]``; warn otherwise."""
+    value = seed.get(param)
+    if not value:
+        return
+    text = str(value).strip()
+    if text.isdigit() and low <= int(text) <= high:
+        st.session_state[key] = int(text)
+    else:
+        link_warning(f"{param} = {value!r} must be a whole number from {low} to {high}")
 
 
 def keep_choice(key: str, options: list[str], previous_key: str) -> None:
@@ -245,5 +301,7 @@ def keep_choice(key: str, options: list[str], previous_key: str) -> None:
 
 def share_link(**params: object) -> None:
     """Mirror the current inputs in the URL, so the address bar is a link to this view."""
+    shared = {k: str(v) for k, v in params.items() if v is not None}
+    st.session_state[LAST_SHARED_KEY] = shared
     with contextlib.suppress(Exception):  # the URL is a convenience; never fail a page for it
-        st.query_params.from_dict({k: str(v) for k, v in params.items() if v is not None})
+        st.query_params.from_dict(shared)

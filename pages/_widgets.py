@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import runpy
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -136,6 +137,73 @@ def sidebar() -> None:
             )
 
 
+# --------------------------------------------------------------------------- name search
+
+#: One target of a search box: (widget key, its options, resolver of any spelling, key that carries the
+#: choice to the next run when the widget's options change, or None).
+SearchTarget = tuple[str, Sequence[str], Callable[[str], str], str | None]
+SEARCH_HELP = (
+    "Any spelling: case, spaces, hyphens and dots are ignored (`C-32` and `c 32` find C32), and "
+    "salt forms of drugs are matched. Two names separated by `>` or `→` pick both."
+)
+
+
+def name_search(
+    container: Any, label: str, targets: Sequence[SearchTarget], *, key: str, placeholder: str
+) -> None:
+    """A text box that selects a name, typed in any spelling, in the first target widget that has it.
+
+    A selectbox filters its options on the browser side by plain substring, so ``C-32`` does not
+    find ``C32``; this box resolves names with the app's own rules (the core's resolvers). It must
+    be drawn before its target widgets (their value is set in the box's callback); add targets
+    drawn later with :func:`name_search_targets`.
+    """
+    st.session_state[f"{key}__targets"] = list(targets)
+    container.text_input(
+        label, key=key, placeholder=placeholder, on_change=_apply_search, args=(key,), help=SEARCH_HELP
+    )
+    msg = st.session_state.pop(f"{key}__msg", None)
+    if msg:
+        container.caption(msg)
+
+
+def name_search_targets(key: str, targets: Sequence[SearchTarget]) -> None:
+    """More targets of the search box ``key`` (widgets whose options depend on an earlier choice)."""
+    st.session_state.setdefault(f"{key}__targets", []).extend(targets)
+
+
+def _apply_search(key: str) -> None:
+    """Callback of :func:`name_search`: resolve the text and set the target widgets."""
+    text = str(st.session_state.get(key) or "").strip()
+    targets: list[SearchTarget] = st.session_state.get(f"{key}__targets", [])
+    if not text or not targets:
+        return
+    parts = [p.strip() for p in re.split(r"→|->|>", text) if p.strip()]
+    pending = list(targets)
+    missed: list[str] = []
+    for part in parts:
+        for i, (wkey, options, resolve, carry) in enumerate(pending):
+            try:
+                name = resolve(part)
+            except PerturbCoreError:
+                continue
+            if name in options:
+                st.session_state[wkey] = name
+            if carry:
+                st.session_state[carry] = name
+            if name in options or carry:
+                if len(parts) > 1:  # "p > g": the next name goes to a later target
+                    del pending[: i + 1]
+                break
+        else:
+            missed.append(part)
+    st.session_state[key] = ""
+    if missed:
+        st.session_state[f"{key}__msg"] = (
+            f":material/search_off: No match for {', '.join(map(repr, missed))} here."
+        )
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -183,7 +251,7 @@ def unexpected(exc: BaseException, action: str) -> None:
 
 
 def metric_label(name: str) -> str:
-    """The metric's label, as in the registry (e.g. ``"R² (squared r of the linear fit)"``)."""
+    """The metric's label, as in the registry (e.g. ``"R² (squared correlation of the linear fit = Pearson r²)"``)."""
     return METRICS[name].label
 
 
@@ -205,9 +273,12 @@ def metric_tiles(
     names = [n for n in names if n in metrics]
     if not names:
         return
-    cols = st.columns(columns or len(names))
+    per_row = columns or len(names)
+    cols: list[Any] = []
     for i, name in enumerate(names):
-        cols[i % len(cols)].metric(
+        if i % per_row == 0:  # one row at a time, so tiles read left to right, then down
+            cols = st.columns(per_row)
+        cols[i % per_row].metric(
             short_label(name),
             fmt(metrics[name]),
             help=f"**{metric_label(name)}**: {metric_help(name)}",
@@ -215,10 +286,21 @@ def metric_tiles(
         )
 
 
-def metric_columns(names: Sequence[str], *, fmt_spec: str | None = None) -> dict[str, Any]:
-    """``column_config`` of metric columns named by their registry name: label and definition as help."""
+def metric_columns(
+    names: Sequence[str], *, fmt_spec: str | None = None, short: bool = False
+) -> dict[str, Any]:
+    """``column_config`` of metric columns named by their registry name: label and definition as help.
+
+    ``short``: headers without the label's parenthetical (the full label opens the help), so a wide
+    table still fits the page.
+    """
     return {
-        n: st.column_config.NumberColumn(metric_label(n), help=metric_help(n), format=fmt_spec) for n in names
+        n: st.column_config.NumberColumn(
+            short_label(n) if short else metric_label(n),
+            help=f"**{metric_label(n)}**: {metric_help(n)}",
+            format=fmt_spec,
+        )
+        for n in names
     }
 
 
@@ -266,10 +348,13 @@ def to_json(obj: object) -> str:
 
 
 def json_download(obj: object, file_name: str) -> None:
-    """One button that downloads ``obj`` as JSON (``lgr predict --json`` / ``core explain --json``)."""
+    """One button that downloads ``obj`` as JSON (``lgr predict --json`` / ``core explain --json``).
+
+    ``obj`` may be the JSON text already (pages cache it, so a rerun does not serialise again).
+    """
     st.download_button(
         "Download this explanation (JSON)",
-        to_json(obj),
+        obj if isinstance(obj, str) else to_json(obj),
         file_name=file_name.replace(" ", "_").replace("/", "-"),
         mime="application/json",
         icon=":material/download:",
@@ -316,4 +401,4 @@ def prompt_messages(messages: Sequence[Mapping[str, str]]) -> None:
 def cli_hint(command: str) -> None:
     """The same view from the command line."""
     st.caption("Same result from the command line:")
-    st.code(command, language="bash")
+    st.code(command, language="bash", wrap_lines=True)

@@ -71,11 +71,33 @@ def metric_bars(summary: pd.DataFrame, metrics: Sequence[str], key: str) -> None
     for i, m in enumerate(present):
         spec = METRICS[m]
         with cols[i % 3]:
-            st.markdown(f"**{spec.label}** ({spec.better})")
+            direction = "" if spec.higher_is_better is None else f" ({spec.better})"
+            st.markdown(f"**{spec.label}**{direction}")
             st.plotly_chart(
                 figs.metric_bar(summary[summary["metric"] == m], colours), width="stretch", key=f"{key}_{m}"
             )
             st.caption(f"{spec.definition}  \nUnit: {spec.unit}.")
+
+
+def identical_to(
+    per_row: pd.DataFrame, key: Sequence[str], values: Sequence[str], methods: Sequence[str]
+) -> dict[str, str]:
+    """Method -> the earlier method whose rows are identical to its own (e.g. ``drug_mean`` falling back to
+    ``cell_mean`` for every unseen drug); methods without a twin are left out."""
+    present = [v for v in values if v in per_row.columns]
+    shape: dict[str, tuple] = {}
+    for m, rows in per_row.groupby("method", sort=False):
+        part = rows.sort_values(list(key))
+        shape[str(m)] = (
+            tuple(part[list(key)].astype(str).agg("|".join, axis=1)),
+            part[present].round(10).to_numpy().tobytes(),
+        )
+    out: dict[str, str] = {}
+    for i, m in enumerate(methods):
+        twin = next((o for o in methods[:i] if o in shape and shape.get(m) == shape[o]), None)
+        if twin:
+            out[m] = twin
+    return out
 
 
 def method_choice(specs: Mapping[str, MethodSpec], default: Sequence[str], key: str) -> list[str]:
@@ -232,7 +254,14 @@ def lgr_results(res: LGRResult) -> None:
     problems = res.per_query.groupby("method", sort=False)[["fallback", "error"]].count().reindex(methods)
     table["fallbacks"] = problems["fallback"]
     table["failed LLM calls"] = problems["error"]
-    st.dataframe(table, width="stretch")
+    twins = identical_to(res.per_query, ("cell_line", "drug"), QUERY_METRICS, methods)
+    table["note"] = [
+        f"identical to {twins[m]} on every query (a fallback)" if m in twins else "" for m in methods
+    ]
+    # two tables, so that no column falls off the right edge at 1400 px
+    first = [ui.metric_label(m) for m in ("pearson", "cosine", "sign_accuracy", "r2", "r2_pred")]
+    st.dataframe(table[[c for c in first if c in table.columns] + ["note"]], width="stretch")
+    st.dataframe(table.drop(columns=[c for c in first if c in table.columns]), width="stretch")
     metric_bars(res.summary, QUERY_METRICS, "lgr_bar")
     with st.expander(f"Per-query results ({len(res.per_query):,} rows)"):
         st.dataframe(res.per_query, hide_index=True, width="stretch", height=300)
@@ -326,6 +355,9 @@ def core_results(res: COREResult) -> None:
     if llm_methods:
         fell_back = res.per_pair["fallback"].eq(True).groupby(res.per_pair["method"], sort=False).sum()
         table["LLM fallbacks"] = fell_back.reindex(methods).fillna(0).astype(int)
+    twins = identical_to(res.per_pair, ("pert", "gene"), ("score",), methods)
+    if twins:
+        table["note"] = [f"identical scores to {twins[m]}" if m in twins else "" for m in methods]
     st.dataframe(table, width="stretch")
     metric_bars(res.summary, CORE_SCORES, "core_bar")
     colours = figs.method_colours(methods)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
+from pages import _evidence_figures as egf
 from pages import _figures as figs
 from pages import _loaders as load
 from pages import _state as state
@@ -21,12 +23,15 @@ ui.header(
 ui.require_data()
 
 REASONING_KEY = "core_reasoning_runs"
+#: The pair a dataset opens on: a TEST pair with both positive and negative evidence (reads well in a demo).
+DEFAULT_PAIRS = {"perturbqa-k562": ("INTS1", "LIMD2")}
 ITEM_COLUMNS = [
     "side",
     "kind",
     "perturbation",
     "relation_label",
     "weight",
+    "vote_weight",
     "path_text",
     "path_detail",
     "node",
@@ -48,6 +53,45 @@ def explain(
     return evidence.explain(labels, load.graph(), perturbation=perturbation, gene=gene, crossline=others)
 
 
+@st.cache_resource(max_entries=256, show_spinner=False)
+def vote_figures(
+    dataset: str, task: str, perturbation: str, gene: str, crossline: bool
+) -> tuple[go.Figure, go.Figure]:
+    """The vote-vs-prior bars and the evidence mass bar of one pair, built once per server (read-only)."""
+    ex = explain(dataset, task, perturbation, gene, crossline)
+    outcome = TASK_SPECS[task].outcome[0]
+    mass = ex.mass
+    return (
+        figs.vote_bars(ex.prior, ex.vote, ex.score, outcome=outcome),
+        egf.vote_mass_bar(mass, float(mass.get("unmeasured_weight", 0.0))),
+    )
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def graph_figure(
+    dataset: str, task: str, perturbation: str, gene: str, crossline: bool, per_side: int
+) -> go.Figure:
+    """The evidence graph of one pair, built once per server and view (read-only: plotly only reads it)."""
+    ex = explain(dataset, task, perturbation, gene, crossline)
+    sides = {"positive": ex.positive, "negative": ex.negative, "unmeasured": ex.unmeasured}
+    totals = {"positive": ex.n_positive, "negative": ex.n_negative, "unmeasured": ex.n_unmeasured}
+    return egf.evidence_graph(ex.graph, TASK_SPECS[task].outcome, sides, per_side=per_side, totals=totals)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def cached_items(
+    dataset: str, task: str, perturbation: str, gene: str, crossline: bool, _ex: evidence.EvidenceExplanation
+) -> pd.DataFrame:
+    """:func:`items_table` of the explanation of these inputs, once per server (not per rerun)."""
+    return items_table(_ex)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def explanation_json(dataset: str, task: str, perturbation: str, gene: str, crossline: bool) -> str:
+    """``core explain --json`` of one pair as text, serialised once per server."""
+    return ui.to_json(explain(dataset, task, perturbation, gene, crossline).to_dict())
+
+
 def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
     """Every listed evidence item with its side and readable path, strongest first within a side."""
     rows = [
@@ -57,6 +101,7 @@ def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
             "perturbation": it.perturbation,
             "relation_label": it.relation_label,
             "weight": it.weight,
+            "vote_weight": it.vote_weight,
             "path_text": it.path_text,
             "path_detail": it.path_detail or "",
             "node": it.node,
@@ -93,46 +138,64 @@ with st.container(border=True):
         list(TASKS),
         format_func=lambda t: TASK_SPECS[t].label,
         key="core_task",
-        help="Which label to predict.",
+        help="Which label to predict. Switching keeps the perturbation and gene when they have this label too.",
     )
     wording = TASK_SPECS[task]
     with ui.guard(f"loading labels {dataset}"):
         ls = load.labels(dataset, task)
     perts = ls.perturbations
     kind = "knocked-down gene" if ls.perturbation_kind == "knockdown" else "drug"
+    # keys per dataset and task (their options differ); the last choice carries over where valid
     pert_key = f"core_pert_{dataset}_{task}"
+    state.keep_choice(pert_key, perts, "core_last_pert")
     state.seed_choice(pert_key, seed.get("perturbation"), perts, ls.resolve_perturbation, "perturbation")
+    default = DEFAULT_PAIRS.get(dataset)
+    if default and default[0] in perts:
+        st.session_state.setdefault(pert_key, default[0])
+    find_key = f"core_find_{dataset}_{task}"
+    ui.name_search(
+        c1,
+        "Find p, or p > g (any spelling)",
+        [(pert_key, perts, ls.resolve_perturbation, "core_last_pert")],
+        key=find_key,
+        placeholder="e.g. ints-1 > limd2",
+    )
     perturbation = c2.selectbox(
         f"Perturbation p ({kind})",
         perts,
         key=pert_key,
-        help=f"{len(perts):,} perturbations in {dataset} ({ls.cell_line}); type to search.",
+        help=f"{len(perts):,} perturbations in {dataset} ({ls.cell_line}); type to search, or use the "
+        "search box for any spelling.",
     )
+    st.session_state["core_last_pert"] = perturbation
     opts = load.gene_options(dataset, task, perturbation)
     if opts.empty:
         st.warning(f"No gene has a label under {perturbation} in {dataset}; pick another perturbation.")
         st.stop()
     words = wording.outcome
-    gene_labels = {
-        r.gene: f"{r.gene}  ({words[0] if r.label else words[1]}, {r.split})"
-        for r in opts.itertuples(index=False)
-    }
+    gene_labels = load.gene_labels(dataset, task, perturbation, words)
+    gene_list = list(opts["gene"])
     gene_key = f"core_gene_{dataset}_{task}_{perturbation}"
+    state.keep_choice(gene_key, gene_list, "core_last_gene")
     state.seed_choice(
         gene_key,
         seed.get("gene"),
-        list(opts["gene"]),
+        gene_list,
         ls.resolve_gene,
         f"gene with a label under {perturbation}",
     )
+    if default and perturbation == default[0] and default[1] in gene_list:
+        st.session_state.setdefault(gene_key, default[1])
+    ui.name_search_targets(find_key, [(gene_key, gene_list, ls.resolve_gene, "core_last_gene")])
     gene = c3.selectbox(
         "Gene g",
-        list(opts["gene"]),
+        gene_list,
         format_func=gene_labels.__getitem__,
         key=gene_key,
         help="Genes with a label under this perturbation, test pairs first; the label is shown for reference "
         "only. CORE never uses the pair's own label, nor any test label, as evidence.",
     )
+    st.session_state["core_last_gene"] = gene
 
 crossline = False
 if dataset.startswith("perturbqa-"):
@@ -169,23 +232,42 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
             "nothing to draw: the score is the gene's training frequency (the prior)."
         )
         return
-    # evidence nodes first in the picker, strongest first as listed by the core
-    items = items_table(ex)
-    order = [n for n in items["node"] if n in names]
+    sides = {"positive": ex.positive, "negative": ex.negative, "unmeasured": ex.unmeasured}
+    largest = max(len(v) for v in sides.values())
+    per_side = egf.DEFAULT_PER_SIDE
+    if largest > egf.DEFAULT_PER_SIDE:
+        per_side = st.slider(
+            "Strongest items drawn per side",
+            3,
+            min(30, largest),
+            egf.DEFAULT_PER_SIDE,
+            key="core_per_side",
+            help="By vote weight. Every item is in the table below the graph.",
+        )
+    kept, _ = egf.focus(sides, per_side)
+    counts = {"positive": ex.n_positive, "negative": ex.n_negative, "unmeasured": ex.n_unmeasured}
+    st.caption(
+        "Drawn: "
+        + "; ".join(f"{len(kept[s])} of {counts[s]:,} {s}" for s in egf.SIDES)
+        + ". Node size and the width of the edge to g grow with the item's vote weight."
+    )
+    ids = [it.node for s in egf.SIDES for it in kept[s]]
     ends = [n.id for n in graph.nodes if n.role in ("query", "gene")]
-    ids = list(dict.fromkeys([*order, *ends, *names]))
+    ids = [i for i in dict.fromkeys([*ids, *ends]) if i in names]
     event = st.plotly_chart(
-        figs.evidence_graph(graph, TASK_SPECS[ex.task].outcome),
+        graph_figure(dataset, task, perturbation, gene, crossline, per_side),
         width="stretch",
         on_select="rerun",
         selection_mode="points",
-        key=f"chart_{sel_key}",
-        config={"displaylogo": False, "scrollZoom": True},
+        key=f"chart_{sel_key}_{per_side}",
+        config={"displaylogo": False, "scrollZoom": False},
     )
     points: list[Any] = (event.selection.points if event is not None else None) or []
     clicked = next((str(p["customdata"]) for p in points if str(p.get("customdata")) in names), None)
     last_key = f"{sel_key}_last_click"
     if clicked and clicked != st.session_state.get(last_key):
+        if clicked not in ids:
+            ids.append(clicked)
         st.session_state[sel_key] = clicked
     st.session_state[last_key] = clicked
     if st.session_state.get(sel_key) not in ids:
@@ -194,6 +276,7 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
         "Inspect a node (or click one in the graph)", ids, format_func=names.__getitem__, key=sel_key
     )
     node = graph.node(node_id)
+    items = cached_items(dataset, task, perturbation, gene, crossline, ex)
     hit = items[items["node"] == node_id]
     if hit.empty:
         st.caption(f"**{node.name}**: {node.kind} node, {node.role or 'path node'}.")
@@ -226,23 +309,32 @@ with left:
 
 with right:
     st.markdown("**Vote against the prior**")
-    fig = figs.vote_bars(ex.prior, ex.vote, ex.score, outcome=words[0])
-    st.plotly_chart(fig, width="stretch", key="core_vote", config={"displayModeBar": False})
+    vote_fig, mass_fig = vote_figures(dataset, task, perturbation, gene, crossline)
+    st.plotly_chart(vote_fig, width="stretch", key="core_vote", config={"displayModeBar": False})
+    mass = ex.mass
+    u = float(mass.get("unmeasured_weight", 0.0))
+    st.markdown("**Evidence mass behind the vote** (relation weight summed per side)")
+    st.plotly_chart(mass_fig, width="stretch", key="core_mass", config={"displayModeBar": False})
     gf = ex.gene_frequency
+    p_m, n_m, u_m = mass["positive"], mass["negative"], mass["unmeasured"]
     st.caption(
-        f"Prior: {gene} {words[0]} under {gf.n_responded} of {gf.n_measured} training "
-        "perturbations (shrunk toward the global rate). Vote: weighted positive fraction of the evidence. "
-        "Score: the vote moved the prior on the log-odds scale, shrunk when evidence is thin."
+        f"Vote = P / (P + N + u·U) = {figs.fmt(p_m)} / ({figs.fmt(p_m)} + {figs.fmt(n_m)} + {u:g} × "
+        f"{figs.fmt(u_m)}) = {figs.fmt(ex.vote)}: an unmeasured relative counts as {u:g} of a negative vote, "
+        "so even one positive and no negative gives less than 1. "
+        f"Prior: {gene} {words[0]} under {gf.n_responded} of {gf.n_measured} training perturbations (shrunk "
+        f"toward the global rate). Score: the vote moves the prior on the log-odds scale, shrunk toward it "
+        f"with weight m = {figs.fmt(mass.get('shrinkage'), 2)} when the mass P + N + u·U is small."
     )
     c1, c2 = st.columns(2)
     c1.metric(
-        "Evidence",
-        f"{ex.n_positive} + / {ex.n_negative} −",
-        f"{ex.n_unmeasured} unmeasured",
+        "Evidence (+ / −)",
+        f"{ex.n_positive:,} / {ex.n_negative:,}",
+        f"{ex.n_unmeasured:,} unmeasured",
         delta_color="off",
         delta_arrow="off",
         border=True,
-        help="Related TRAINING perturbations whose outcome on g is positive (+), negative (−), or unknown.",
+        help="Related TRAINING perturbations whose outcome on g is positive (+), negative (−), or unknown "
+        "(unmeasured).",
     )
     c2.metric(
         "True label",
@@ -308,8 +400,11 @@ with right:
                 st.caption("ANSWER")
                 st.code(str(ans.raw or "(no answer)"), language=None, wrap_lines=True)
 
-st.markdown("**Evidence items**")
-items = items_table(ex)
+st.markdown(
+    f"**Evidence items**: all {ex.n_positive:,} positive and {ex.n_negative:,} negative, and the strongest "
+    f"{len(ex.unmeasured)} of {ex.n_unmeasured:,} unmeasured, strongest first within a side"
+)
+items = cached_items(dataset, task, perturbation, gene, crossline, ex)
 st.dataframe(
     items.drop(columns="node"),
     hide_index=True,
@@ -319,21 +414,38 @@ st.dataframe(
         "side": st.column_config.TextColumn(
             "side", help="positive: g responded under it; negative: it did not; unmeasured: g not measured"
         ),
+        "kind": st.column_config.TextColumn("kind", width="small"),
         "relation_label": st.column_config.TextColumn(
             "relation", help="The strongest relation linking it to p."
         ),
         "weight": st.column_config.NumberColumn(
-            "weight", format="%.3f", help="Its vote weight (relation mass)."
+            "relation weight",
+            format="%.3f",
+            help="Its relation mass (summed over the relations linking it to p).",
+        ),
+        "vote_weight": st.column_config.NumberColumn(
+            "vote weight",
+            format="%.4f",
+            help="What it adds to the vote: its relation weight, times u for an unmeasured relative.",
         ),
         "path_text": st.column_config.TextColumn("path in the knowledge graph", width="large"),
         "path_detail": st.column_config.TextColumn("detail"),
     },
 )
-if ex.n_unmeasured > len(ex.unmeasured):
-    st.caption(
-        f"Showing {len(ex.unmeasured)} of {ex.n_unmeasured} unmeasured related perturbations (the strongest)."
-    )
-ui.json_download(ex.to_dict(), f"core_{dataset}_{task}_{perturbation}_{gene}.json")
+if ls.perturbation_kind == "drug":
+    drug_names = [perturbation, *items["perturbation"].head(60)]
+    annotations = load.drug_annotations(tuple(dict.fromkeys(drug_names)))
+    with st.expander(f"Where each drug annotation comes from ({len(annotations)} drugs)", expanded=False):
+        st.caption(
+            "Targets and mechanisms relate drugs in the graph (shared target, shared mechanism). Each row says "
+            "which table the drug's annotation comes from, so you can judge it: Tahoe's drug metadata table, "
+            "the LINCS compound annotations, or none matched."
+        )
+        st.dataframe(annotations, hide_index=True, width="stretch")
+ui.json_download(
+    explanation_json(dataset, task, perturbation, gene, crossline),
+    f"core_{dataset}_{task}_{perturbation}_{gene}.json",
+)
 ui.cli_hint(
     f'python -m perturb_core core explain --dataset {dataset} --perturbation "{perturbation}" --gene {gene} '
     f"--task {task} --json"

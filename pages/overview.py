@@ -128,6 +128,33 @@ for col, (key, label, icon, what) in zip(cols, links, strict=True):
         st.page_link(ui.PAGES[key], label=label, icon=icon)
         st.caption(what)
 
+st.subheader("Try an example")
+EXAMPLES = [
+    (
+        "evidence",
+        "INTS1 → LIMD2 (K562 knock-down)",
+        {"dataset": "perturbqa-k562", "task": "de", "perturbation": "INTS1", "gene": "LIMD2"},
+        "a test pair with positive and negative evidence: how CORE-Voting weighs both sides",
+    ),
+    (
+        "evidence",
+        "AARS2 → MT-ND5 (77 + / 11 − evidence)",
+        {"dataset": "perturbqa-k562", "task": "de", "perturbation": "AARS2", "gene": "MT-ND5"},
+        "a pair with a lot of evidence: the strongest items drawn, every item in the table",
+    ),
+    (
+        "retrieval",
+        "Trametinib in NCI-H23 (Tahoe)",
+        {"dataset": "tahoe", "cell_line": "NCI-H23", "drug": "Trametinib", "selector": "kg_mechanism"},
+        "a MEK inhibitor's neighbours from the knowledge graph, against the baselines",
+    ),
+]
+cols = st.columns(len(EXAMPLES))
+for col, (key, label, params, what) in zip(cols, EXAMPLES, strict=True):
+    with col:
+        st.page_link(ui.PAGES[key], label=label, icon=":material/play_circle:", query_params=params)
+        st.caption(what)
+
 st.subheader("Signature datasets")
 st.dataframe(
     pd.DataFrame(sig_rows),

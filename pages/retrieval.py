@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _figures as figs
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
+from pages._enrichment import render_enrichment
 from perturb_core import retrieval
 from perturb_core.config import get_settings
 from perturb_core.metrics import METRICS, REGRESSION_METRICS, RETRIEVAL_METRICS
@@ -73,21 +76,85 @@ def marked(genes: pd.Series, in_both: pd.Series) -> list[str]:
     return [f"{g} ✓" if both else str(g) for g, both in zip(genes, in_both, strict=True)]
 
 
+class Views(NamedTuple):
+    """What the page draws from one explanation, built once per server (read-only)."""
+
+    scatter: go.Figure
+    top_genes: pd.DataFrame
+    baselines: pd.DataFrame
+    neighbours: pd.DataFrame
+    json_text: str
+    smiles: tuple[str, ...]
+    legends: tuple[str, ...]
+    no_structure: tuple[str, ...]
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def views(key: tuple, _ex: retrieval.QueryExplanation, units: str) -> Views:
+    """:func:`build_views` of the rule-based explanation ``_ex`` of the inputs ``key``, once per server."""
+    return build_views(_ex, units)
+
+
+def build_views(ex: retrieval.QueryExplanation, units: str) -> Views:
+    """The figure, tables, JSON and structures the page draws from one explanation."""
+    names = [ex.drug, *[n.name for n in ex.neighbours]]
+    legends = [f"query: {ex.drug}", *[f"{n.rank}. {n.name}" for n in ex.neighbours]]
+    smiles = [load.drug_smiles(n) for n in names]
+    return Views(
+        scatter=figs.prediction_scatter(ex.prediction, ex.truth, ex.genes, units=units),
+        top_genes=ex.top_genes(N_TOP_GENES),
+        baselines=baseline_table(ex),
+        neighbours=neighbour_table(ex.neighbours),
+        json_text=ui.to_json(ex.to_dict(n_top_genes=N_TOP_GENES)),
+        smiles=tuple(sm for sm in smiles if sm),
+        legends=tuple(lg for sm, lg in zip(smiles, legends, strict=True) if sm),
+        no_structure=tuple(n for n, sm in zip(names, smiles, strict=True) if not sm),
+    )
+
+
+def baseline_table(ex: retrieval.QueryExplanation) -> pd.DataFrame:
+    """This prediction and every baseline on the same query: metrics, where each is best, and notes.
+
+    A row is named by what made it (a fallback is named as one), and rows whose metrics are
+    identical to an earlier row's (e.g. ``drug_mean`` falling back to ``cell_mean`` for an unseen
+    drug) say so in the table itself.
+    """
+    rows = {f"{ex.method_name} (this prediction)": ex.metrics, **ex.baselines}
+    notes = {f"{ex.method_name} (this prediction)": ex.fallback, **ex.baseline_fallbacks}
+    table = pd.DataFrame(rows).T.reindex(columns=list(REGRESSION_METRICS)).astype(float)
+    table.index.name = "method"
+    best: dict[str, list[str]] = {m: [] for m in table.index}
+    for col in REGRESSION_METRICS:
+        hib = METRICS[col].higher_is_better
+        values = table[col]
+        if hib is None or values.isna().all():
+            continue
+        top = values.max() if hib else values.min()
+        for m in values.index[values == top]:
+            best[m].append(ui.short_label(col))
+    rounded = table.round(12).astype(str).agg("|".join, axis=1)
+    out = []
+    for i, m in enumerate(table.index):
+        twin = next((o for o in table.index[:i] if rounded[o] == rounded[m]), None)
+        parts = [f"identical to {twin}" if twin else "", notes.get(m) or ""]
+        out.append("; ".join(p for p in parts if p))
+    return table.assign(**{"best in": [", ".join(best[m]) for m in table.index], "note": out})
+
+
 def neighbour_table(neighbours: Sequence[retrieval.Neighbour]) -> pd.DataFrame:
     """The neighbours as table rows, in the order the page shows their columns."""
     return pd.DataFrame(
         {
             "rank": [n.rank for n in neighbours],
             "name": [n.name for n in neighbours],
-            "justification": [n.justification for n in neighbours],
             "own_pearson": [n.own_pearson for n in neighbours],
             "loo_delta_pearson": [n.loo_delta_pearson for n in neighbours],
             "similarity": [n.similarity for n in neighbours],
-            "mechanism": [list(n.mechanism) for n in neighbours],
-            "programs": [list(n.programs) for n in neighbours],
-            "targets": [list(n.targets) for n in neighbours],
             "score": [n.score for n in neighbours],
             "source": [n.source for n in neighbours],
+            "mechanism": [", ".join(n.mechanism) for n in neighbours],
+            "targets": [", ".join(n.targets) for n in neighbours],
+            "programs": [", ".join(n.programs) for n in neighbours],
         }
     )
 
@@ -98,6 +165,9 @@ with ui.guard(f"loading dataset {dataset}"):
     ds = load.signatures(dataset)
 settings = state.settings()
 seed = state.query_seed("retrieval")
+if seed.get("selector") and (note := retrieval.deprecated_selector_note(seed["selector"])):
+    st.caption(f":material/info: Link: {note}.")
+    seed["selector"] = retrieval.check_selector(seed["selector"])
 state.seed_options(
     seed,
     {
@@ -106,8 +176,7 @@ state.seed_options(
         "aggregation": ("lgr_agg", list(retrieval.AGGREGATIONS)),
     },
 )
-if str(seed.get("k", "")).isdigit() and 1 <= int(seed["k"]) <= 30:
-    st.session_state["lgr_k"] = int(seed["k"])
+state.seed_int(seed, "k", "lgr_k", 1, 30)
 # defaults live in session state (not in the widgets) so links and kept choices never conflict with them
 st.session_state.setdefault(
     "lgr_selector", "kg_mechanism" if "kg_mechanism" in retrieval.SELECTORS else "random"
@@ -117,10 +186,17 @@ st.session_state.setdefault("lgr_regime", "open-world")
 st.session_state.setdefault("lgr_agg", retrieval.DEFAULT_AGGREGATION["open-world"])
 
 with st.container(border=True):
-    c1, c2, c3 = st.columns([1, 1.4, 1.4])
+    c0, c1, c2 = st.columns([1, 1, 1.4])
     cell_lines = ds.cell_lines
-    state.seed_choice(
-        f"lgr_cell_{dataset}", seed.get("cell_line"), cell_lines, ds.resolve_cell_line, "cell line"
+    cell_key = f"lgr_cell_{dataset}"
+    state.seed_choice(cell_key, seed.get("cell_line"), cell_lines, ds.resolve_cell_line, "cell line")
+    find_key = f"lgr_find_{dataset}"
+    ui.name_search(
+        c0,
+        "Find a cell line or drug",
+        [(cell_key, cell_lines, ds.resolve_cell_line, None)],
+        key=find_key,
+        placeholder="e.g. c-32 > trametinib",
     )
     cell_line = c1.selectbox(
         "Cell line",
@@ -133,6 +209,7 @@ with st.container(border=True):
     state.keep_choice(drug_key, drugs, "lgr_last_drug")
     state.seed_choice(drug_key, seed.get("drug"), drugs, ds.resolve_drug, f"drug measured in {cell_line}")
     st.session_state.setdefault(drug_key, next((d for d in drugs if d in DEFAULT_DRUGS), drugs[0]))
+    ui.name_search_targets(find_key, [(drug_key, drugs, ds.resolve_drug, "lgr_last_drug")])
     drug = c2.selectbox(
         "Query drug",
         drugs,
@@ -141,14 +218,16 @@ with st.container(border=True):
     )
     st.session_state["lgr_last_drug"] = drug
     selectors = list(retrieval.SELECTORS)
+    # long labels (selector, regime, aggregation) get wide columns, so none is cut at 1400 px
+    c3, c4 = st.columns([2.4, 1])
     selector = c3.selectbox(
         "Selector",
         selectors,
-        format_func=lambda s: retrieval.SELECTORS[s].label,
+        format_func=lambda s: f"{s}: {retrieval.SELECTORS[s].label}",
         key="lgr_selector",
         help="Who picks the k neighbours. Only 'LLM' calls a language model; oracle peeks at the truth (a ceiling).",
     )
-    c4, c5, c6 = st.columns([1, 1.4, 1.4])
+    c5, c6 = st.columns(2)
     k = c4.slider("k neighbours", 1, 30, key="lgr_k", help="Neighbours requested (paper: 10).")
     aggregation = c5.selectbox(
         "Aggregation",
@@ -237,11 +316,17 @@ else:
         ex = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
 assert ex is not None  # guard() stops the page on failure
 trace = ex.llm
+# an LLM run lives in this session only: its views are built here, not shared
+view = (
+    build_views(ex, ds.units)
+    if retrieval.SELECTORS[selector].needs_llm
+    else views((dataset, cell_line, drug, selector, k, aggregation, regime), ex, ds.units)
+)
 
 # --------------------------------------------------------------------------- render
 if trace is not None and trace.error:
     st.error(
-        f"The LLM call failed, so the neighbours below come from chemistry instead: {trace.error}",
+        f"The LLM call failed, so the prediction below is the {ex.predicted_by}, not the LLM's: {trace.error}",
         icon=":material/cloud_off:",
     )
 if ex.fallback:
@@ -263,11 +348,11 @@ st.caption(
     f"{ex.k_used} from the selector."
 )
 st.markdown(
-    f"**Metrics of the {ex.selector_label} prediction** over the {ex.n_eval_genes:,} "
+    f"**Metrics of the {ex.predicted_by} prediction** over the {ex.n_eval_genes:,} "
     "evaluation genes (top-2000 most variable in training; genes not measured in this signature are skipped). "
     "Hover a tile for its formula."
 )
-ui.metric_tiles(ex.metrics, REGRESSION_METRICS)
+ui.metric_tiles(ex.metrics, REGRESSION_METRICS, columns=4)
 st.markdown(
     "**Retrieval quality against the oracle's neighbours** (the k pool drugs closest to the true response; "
     "hover for the definition)"
@@ -275,24 +360,22 @@ st.markdown(
 ui.metric_tiles(ex.metrics, RETRIEVAL_METRICS)
 
 st.markdown("**The same query, baselines side by side**")
-rows = {f"{selector} (this prediction)": ex.metrics, **ex.baselines}
-table = pd.DataFrame(rows).T.reindex(columns=list(REGRESSION_METRICS)).astype(float)
-table.index.name = "method"
-higher = [m for m in REGRESSION_METRICS if METRICS[m].higher_is_better is True]
-lower = [m for m in REGRESSION_METRICS if METRICS[m].higher_is_better is False]
+table = view.baselines
 st.dataframe(
-    table.style.format("{:.3f}", na_rep="–")
-    .highlight_max(subset=higher, color="#D6EAF8")
-    .highlight_min(subset=lower, color="#D6EAF8"),
+    table,
     width="stretch",
-    column_config=ui.metric_columns(REGRESSION_METRICS),
+    column_config={
+        "_index": st.column_config.TextColumn("method", width="medium"),
+        **ui.metric_columns(REGRESSION_METRICS, fmt_spec="%.3f", short=True),
+        "best in": st.column_config.TextColumn(
+            "best in", width="medium", help="The metrics where this row is the best."
+        ),
+        "note": st.column_config.TextColumn(
+            "note", width="medium", help="Fallbacks, and rows whose prediction is identical to another's."
+        ),
+    },
 )
-notes = {b: n for b, n in ex.baseline_fallbacks.items() if n}
-st.caption(
-    "Best per column shaded. "
-    + "; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items())
-    + (". Fallbacks: " + "; ".join(f"{b}: {n}" for b, n in notes.items()) if notes else ".")
-)
+st.caption("; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items()) + ".")
 
 left, right = st.columns([1.15, 1])
 with left:
@@ -300,14 +383,10 @@ with left:
         f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.metrics['pearson'])}; "
         "hover for the gene)"
     )
-    st.plotly_chart(
-        figs.prediction_scatter(ex.prediction, ex.truth, ex.genes, units=ds.units),
-        width="stretch",
-        key="lgr_scatter",
-    )
+    st.plotly_chart(view.scatter, width="stretch", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
-    top_all = ex.top_genes(N_TOP_GENES)
+    top_all = view.top_genes
     tabs = st.tabs(["Most up-regulated", "Most down-regulated"])
     for tab, direction in zip(tabs, ("up", "down"), strict=True):
         part = top_all[top_all["direction"] == direction]
@@ -322,12 +401,12 @@ with right:
         )
         with tab:
             st.dataframe(
-                top.style.format({"predicted Δ": "{:+.2f}", "observed Δ": "{:+.2f}"}),
+                top,
                 width="stretch",
                 column_config={
                     "rank": st.column_config.NumberColumn(width=40),
-                    "predicted Δ": st.column_config.NumberColumn(width=80),
-                    "observed Δ": st.column_config.NumberColumn(width=80),
+                    "predicted Δ": st.column_config.NumberColumn(width=80, format="%+.2f"),
+                    "observed Δ": st.column_config.NumberColumn(width=80, format="%+.2f"),
                 },
             )
             st.caption(
@@ -341,19 +420,20 @@ if not ex.neighbours:
     st.warning("No valid neighbour: the prediction could not be formed from this pool.")
 else:
     st.dataframe(
-        neighbour_table(ex.neighbours),
+        view.neighbours,
         hide_index=True,
         width="stretch",
         column_config={
             "rank": st.column_config.NumberColumn("rank", width="small"),
             "name": st.column_config.TextColumn("drug"),
-            "justification": st.column_config.TextColumn("justification", width="large"),
-            "mechanism": st.column_config.ListColumn("mechanism", help="Mechanism tags of the neighbour."),
-            "programs": st.column_config.ListColumn(
+            "mechanism": st.column_config.TextColumn(
+                "mechanism", width="medium", help="Mechanism tags of the neighbour."
+            ),
+            "programs": st.column_config.TextColumn(
                 "programs", help="Transcriptional programs its mechanism acts on."
             ),
-            "targets": st.column_config.ListColumn(
-                "targets", help="HGNC symbols of its targets (ADME genes removed)."
+            "targets": st.column_config.TextColumn(
+                "targets", width="medium", help="HGNC symbols of its targets (ADME genes removed)."
             ),
             "similarity": st.column_config.NumberColumn(
                 "Tanimoto",
@@ -378,19 +458,25 @@ else:
             ),
         },
     )
+    st.markdown(
+        "**Why each neighbour** (mechanism, targets and programs, then the selector's own justification, "
+        "in full)"
+    )
+    st.markdown(
+        "\n".join(
+            f"{n.rank}. **{n.name}** ({', '.join(n.mechanism) or 'no mechanism tag'}; targets "
+            f"{', '.join(n.targets) or 'none known'}; {', '.join(n.programs) or 'no program'}): {n.justification}"
+            for n in ex.neighbours
+        ),
+    )
     if ex.filtered:
         st.caption("Dropped by validation (not in the pool): " + ", ".join(ex.filtered))
 
     with st.expander("Structures of the query and its neighbours (RDKit)", expanded=True):
-        names = [drug, *[n.name for n in ex.neighbours]]
-        legends = [f"query: {drug}", *[f"{n.rank}. {n.name}" for n in ex.neighbours]]
-        smiles = [load.drug_smiles(n) for n in names]
-        pairs = [(s, lg) for s, lg in zip(smiles, legends, strict=True) if s]
-        missing = [n for n, s in zip(names, smiles, strict=True) if not s]
-        if pairs:
-            st.image(load.structures_svg(tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)))
-        if missing:
-            st.caption("No structure known for: " + ", ".join(missing))
+        if view.smiles:
+            st.image(load.structures_svg(view.smiles, view.legends))
+        if view.no_structure:
+            st.caption("No structure known for: " + ", ".join(view.no_structure))
 
 if trace is not None:
     st.markdown("**Language model**")
@@ -404,7 +490,7 @@ if trace is not None:
         help="A hit is answered from the disk cache without an HTTP request.",
     )
     c4.metric("Prompt hash", trace.prompt_hash, border=True)
-    if not trace.block_found:
+    if trace.raw_answer and not trace.error and not trace.block_found:
         st.warning("The answer had no <Final Answer> block; names were read from its numbered lines.")
     with st.expander("Prompt sent"):
         ui.prompt_messages(trace.prompt)
@@ -416,10 +502,17 @@ if trace is not None:
             ", ".join(filtered) if filtered else "None: every named drug was in the pool, no duplicates."
         )
 
+if st.toggle(
+    "Pathway enrichment of the predicted and observed top genes",
+    key="lgr_enrichment",
+    help="Do the predicted and the observed top genes hit the same pathways? (hypergeometric test, BH q)",
+):
+    render_enrichment(ex)
+
 with st.expander("Metric definitions"):
     st.dataframe(ui.definitions_table(REGRESSION_METRICS), hide_index=True, width="stretch")
 
-ui.json_download(ex.to_dict(n_top_genes=N_TOP_GENES), f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
+ui.json_download(view.json_text, f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
 ui.cli_hint(
     f'python -m perturb_core lgr predict --dataset {dataset} --cell-line "{cell_line}" --drug "{drug}" '
     f"--selector {selector} --k {k} --aggregation {aggregation} --regime {regime} --json"

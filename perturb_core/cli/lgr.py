@@ -109,8 +109,10 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from perturb_core.retrieval import predict_query
+    from perturb_core.retrieval import deprecated_selector_note, predict_query
 
+    if note := deprecated_selector_note(args.selector):
+        print(f"note: {note}", file=sys.stderr)
     ex = predict_query(
         args.dataset,
         cell_line=args.cell_line,
@@ -129,7 +131,7 @@ def _predict(args: argparse.Namespace) -> int:
         print_json(doc)
         return 0
     m = doc["metrics"]
-    print(f"{doc['drug']} in {doc['cell_line']} ({doc['dataset']}, {doc['regime']}): {doc['selector_label']}")
+    print(f"{doc['drug']} in {doc['cell_line']} ({doc['dataset']}, {doc['regime']}): {doc['predicted_by']}")
     print(f"k={doc['k']} k_used={doc['k_used']} pool={doc['pool_size']} fallback={doc['fallback'] or 'none'}")
     for n in doc["neighbours"]:
         sim = "—" if n["similarity"] is None else f"{n['similarity']:.2f}"
@@ -138,7 +140,9 @@ def _predict(args: argparse.Namespace) -> int:
     if doc["filtered"]:
         print(f"filtered (not in pool): {', '.join(doc['filtered'])}")
     fmt = lambda d: ", ".join(f"{k} {'—' if v is None else f'{v:.3f}'}" for k, v in d.items())  # noqa: E731
-    print(f"prediction: {fmt(m)}")
+    print(
+        f"prediction ({'FALLBACK, not ' + doc['selector'] if doc['fallback_only'] else doc['selector']}): {fmt(m)}"
+    )
     for b, bm in doc["baselines"].items():
         print(f"  {b:<10} {fmt(bm)}")
     for direction, rows in ex.top_genes(args.top_genes).groupby("direction", sort=False):
@@ -275,7 +279,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--cell-line", required=True)
     q.add_argument("--drug", required=True)
     q.add_argument(
-        "--selector", required=True, help="llm, kg_mechanism, chem_knn, transcriptome_knn, random, oracle"
+        "--selector",
+        required=True,
+        help="llm, kg_mechanism, chem_knn_retrieval, transcriptome_knn, random, oracle (see `lgr selectors`)",
     )
     q.add_argument("--k", type=int, default=10)
     q.add_argument("--regime", default="open-world", choices=_REGIMES)

@@ -197,7 +197,7 @@ def _baseline_method(baseline: str) -> MethodSpec[Runner]:
 METHODS: Mapping[str, MethodSpec[Runner]] = registry(
     _selector_method("llm", "llm"),
     _selector_method("kg_mechanism", "kg_mechanism"),
-    _selector_method("chem_knn_retrieval", "chem_knn"),
+    _selector_method("chem_knn_retrieval", "chem_knn_retrieval"),
     _selector_method("transcriptome_knn", "transcriptome_knn"),
     _selector_method("random", "random"),
     _selector_method("oracle", "oracle"),

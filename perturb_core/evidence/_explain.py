@@ -50,6 +50,12 @@ class EvidenceExplanation:
     ``to_dict()`` is what ``python -m perturb_core core explain --json`` prints. ``positive``
     and ``negative`` hold every kept labelled item, strongest first; ``unmeasured`` the
     strongest unmeasured related perturbations (at most 20 of ``n_unmeasured``).
+
+    ``mass`` holds the terms of the vote: ``positive`` (P) and ``negative`` (N) relation mass of
+    the labelled evidence, ``unmeasured`` (U) of the related perturbations not measured on g,
+    ``unmeasured_weight`` (u: an unmeasured relative counts as u of a negative vote), ``total``
+    = P + N + u·U and ``shrinkage`` (m): ``vote = P / total``, and the score shrinks it toward the
+    gene's prior with weight m.
     """
 
     dataset: str
@@ -488,6 +494,7 @@ def explain(
             "positive": sel.pos_mass,
             "negative": sel.neg_mass,
             "unmeasured": sel.unm_mass,
+            "unmeasured_weight": model.unmeasured,
             "total": float(tot[0]),
             "shrinkage": model.shrinkage,
         },

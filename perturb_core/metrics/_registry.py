@@ -113,15 +113,16 @@ _SPECS = (
     ),
     MetricSpec(
         "r2",
-        "R² (squared r of the linear fit)",
-        "R² of the least-squares fit y ≈ a + b·x (= r²; NaN if x or y is constant)",
+        "R² (squared correlation of the linear fit = Pearson r²)",
+        "R² of the least-squares fit y ≈ a + b·x, which equals Pearson r² (the paper's definition; it "
+        "repeats Pearson r and ignores scale and offset: see r2_pred); NaN if x or y is constant",
         "squared Pearson r, dimensionless [0, 1]",
         True,
         "regression",
     ),
     MetricSpec(
         "r2_pred",
-        "R² of the prediction (1 − SSE/SST)",
+        "Predictive R² (1 − SSE/SST, can be negative)",
         "1 − Σ(y − x)² / Σ(y − ȳ)² over the query's genes: no refitted slope or intercept, so a "
         "mis-scaled or shifted prediction is penalised (negative = worse than the query's own mean)",
         "fraction of the truth's variance explained, dimensionless (−∞, 1]",

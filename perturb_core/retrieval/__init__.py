@@ -8,7 +8,9 @@ never d itself, restricted by the regime). A *selector* ranks the pool:
   numbered list inside ``<Final Answer>``; :func:`parse_llm_answer` keeps valid pool names.
 - ``kg_mechanism`` (rule-based, no LLM): shared targets, shared mechanism node, shared
   mechanism tags and programs, graph proximity of targets; chemistry breaks ties.
-- ``chem_knn``: Tanimoto similarity of Morgan fingerprints.
+- ``chem_knn_retrieval``: Tanimoto similarity of Morgan fingerprints (not the paper's ``chem_knn``
+  baseline, which averages the neighbours' drug means over training lines; the old selector name
+  ``chem_knn`` still resolves, with a note: :func:`deprecated_selector_note`).
 - ``transcriptome_knn``: correlation of the drugs' responses in OTHER (training) cell lines.
 - ``random`` (a floor), ``oracle`` (the ceiling of plain averaging: correlation with the true
   response) and ``residual_oracle`` (the ceiling of residual aggregation).
@@ -78,6 +80,7 @@ from perturb_core.retrieval._prompt import (
     resolve_llm,
 )
 from perturb_core.retrieval._selectors import (
+    DEPRECATED_SELECTORS,
     SELECTOR_DEFINITIONS,
     SELECTOR_LABELS,
     SELECTORS,
@@ -85,6 +88,7 @@ from perturb_core.retrieval._selectors import (
     SelectOptions,
     SelectorFn,
     check_selector,
+    deprecated_selector_note,
 )
 from perturb_core.retrieval._splits import (
     Split,
@@ -177,6 +181,8 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     "SelectorFn",
     "SelectorName",
     "check_selector",
+    "DEPRECATED_SELECTORS",
+    "deprecated_selector_note",
     # selection and aggregation
     "Selection",
     "aggregate",

@@ -110,7 +110,7 @@ def select_neighbours(
     fallback: list[str | None] = [None] * cells.size
     if need.any():
         q = np.flatnonzero(need)
-        chem_ok = index.fp_valid[drugs[q]] & (selector != "chem_knn")
+        chem_ok = index.fp_valid[drugs[q]] & (selector != "chem_knn_retrieval")
         chosen = np.zeros((q.size, n_d), dtype=bool)
         sel = order[q, : top.shape[1]]
         rows_q, cols_q = np.nonzero(sel >= 0)
@@ -124,7 +124,7 @@ def select_neighbours(
                 order[qi, k_used[qi] : k_used[qi] + m] = pad[j, :m]
                 source[qi, k_used[qi] : k_used[qi] + m] = SOURCE_CHEM
                 verb = "padded with" if k_used[qi] else "used"
-                fallback[qi] = f"{reason}; {verb} {m} chem_knn neighbour(s)"
+                fallback[qi] = f"{reason}; {verb} {m} chem_knn_retrieval neighbour(s)"
             elif k_used[qi] == 0 and n_pool[qi] > 0:
                 members = np.flatnonzero(pool[qi])
                 order[qi, : members.size] = members

@@ -243,6 +243,33 @@ class QueryExplanation:
     truth: NDArray[np.float64] = field(repr=False)
 
     @property
+    def fallback_only(self) -> bool:
+        """Whether no neighbour came from the selector: the prediction is a fallback's, not the selector's."""
+        return bool(self.neighbours) and all(n.source != "selector" for n in self.neighbours)
+
+    @property
+    def predicted_by(self) -> str:
+        """What made the prediction, as a label: the selector, or the fallback that stood in for it."""
+        sources = {n.source for n in self.neighbours}
+        if not sources:
+            return f"no prediction ({self.selector} gave no neighbour and the pool is empty)"
+        if sources == {"selector"}:
+            return self.selector_label
+        if "selector" in sources:
+            return f"{self.selector_label}, padded with chem_knn_retrieval neighbours"
+        if sources == {"pool_mean"}:
+            return f"pool-mean fallback (not {self.selector}: it gave no usable neighbour)"
+        return f"chem_knn_retrieval fallback (not {self.selector}: it gave no usable neighbour)"
+
+    @property
+    def method_name(self) -> str:
+        """The method's row name in a comparison table: the selector, or ``fallback for <selector>``."""
+        if not self.fallback_only:
+            return self.selector
+        first = "pool_mean" if self.neighbours[0].source == "pool_mean" else "chem_knn_retrieval"
+        return f"{first} (fallback for {self.selector})"
+
+    @property
     def pool_size(self) -> int:
         """Drugs in the query's candidate pool."""
         return len(self.pool)
@@ -278,6 +305,8 @@ class QueryExplanation:
             "neighbours": [n.to_dict() for n in self.neighbours],
             "filtered": list(self.filtered),
             "fallback": self.fallback,
+            "fallback_only": self.fallback_only,
+            "predicted_by": self.predicted_by,
             "metrics": dict(self.metrics),
             "baselines": {m: dict(v) for m, v in self.baselines.items()},
             "baseline_fallbacks": dict(self.baseline_fallbacks),

@@ -126,7 +126,7 @@ def _why_chem_padding(p: _Pick) -> str:
 _JUSTIFICATIONS: dict[str, Callable[[_Pick], str]] = {
     "llm": _why_llm,
     "kg_mechanism": lambda p: _kg_justification(p.sd.index, p.d, p.e),
-    "chem_knn": _why_chem,
+    "chem_knn_retrieval": _why_chem,
     "transcriptome_knn": _why_transcriptome,
     "random": lambda p: "Random pick (floor).",
     "oracle": _why_oracle,

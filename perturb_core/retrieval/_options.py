@@ -13,7 +13,7 @@ from perturb_core.errors import ValidationError, check_choice, check_int_range
 Regime = Literal["unseen-drug", "unseen-cell-line", "open-world"]
 Aggregation = Literal["mean", "rank_weighted", "residual"]
 SelectorName = Literal[
-    "llm", "kg_mechanism", "chem_knn", "transcriptome_knn", "random", "oracle", "residual_oracle"
+    "llm", "kg_mechanism", "chem_knn_retrieval", "transcriptome_knn", "random", "oracle", "residual_oracle"
 ]
 
 REGIMES: tuple[str, ...] = get_args(Regime)

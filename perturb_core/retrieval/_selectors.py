@@ -17,7 +17,7 @@ from types import MappingProxyType
 import numpy as np
 from numpy.typing import NDArray
 
-from perturb_core.errors import LLMError
+from perturb_core.errors import LLMError, name_key
 from perturb_core.llm import LLM, append_jsonl, run_batch
 from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
@@ -318,8 +318,8 @@ SELECTORS: Mapping[str, MethodSpec[SelectorFn]] = registry(
         _select_kg,
     ),
     MethodSpec(
-        "chem_knn",
-        "Chemistry kNN in the cell line (Morgan Tanimoto, no LLM)",
+        "chem_knn_retrieval",
+        "Chemistry kNN retrieval: k most similar pool drugs in the cell line (Tanimoto, no LLM)",
         "the k pool drugs with the highest Tanimoto similarity of Morgan fingerprints (r=2, 2048 bits)",
         _select_chem,
     ),
@@ -357,10 +357,28 @@ SELECTOR_DEFINITIONS: Mapping[str, str] = MappingProxyType({n: s.definition for 
 """One-line definition of every selector (a view of :data:`SELECTORS`)."""
 
 
+DEPRECATED_SELECTORS: Mapping[str, str] = MappingProxyType({"chem_knn": "chem_knn_retrieval"})
+"""Old selector name -> its current name. ``chem_knn`` is the paper's chemistry *baseline* (mean of the
+neighbours' drug means over training lines); the selector of the same name was renamed so that one
+name means one method everywhere."""
+
+
+def deprecated_selector_note(selector: object) -> str | None:
+    """A note when ``selector`` is an old name (:data:`DEPRECATED_SELECTORS`), else ``None``."""
+    old = next((o for o in DEPRECATED_SELECTORS if name_key(o) == name_key(str(selector))), None)
+    if old is None:
+        return None
+    return (
+        f"selector {old!r} is now {DEPRECATED_SELECTORS[old]!r} (chemistry retrieval in the query's cell "
+        f"line); {old!r} names the paper's chemistry baseline, which `lgr evaluate --methods {old}` runs"
+    )
+
+
 def check_selector(selector: object) -> str:
-    """The canonical selector name (any case or punctuation).
+    """The canonical selector name (any case or punctuation; old names of :data:`DEPRECATED_SELECTORS` too).
 
     Raises:
         UnknownNameError: not a key of :data:`SELECTORS` (the message lists them).
     """
-    return resolve("selector", selector, SELECTORS).name
+    old = next((o for o in DEPRECATED_SELECTORS if name_key(o) == name_key(str(selector))), None)
+    return resolve("selector", DEPRECATED_SELECTORS[old] if old else selector, SELECTORS).name

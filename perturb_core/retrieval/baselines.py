@@ -553,7 +553,7 @@ BASELINES: Mapping[str, MethodSpec[BaselineFn]] = registry(
     ),
     MethodSpec(
         "chem_knn",
-        "Chemistry kNN: mean of the k nearest drugs' means (paper baseline, no LLM)",
+        "Chemistry kNN baseline: mean of the k nearest training drugs' means over lines (paper, no LLM)",
         "mean of the drug means of the k training drugs nearest by Morgan-fingerprint cosine",
         chem_knn,
     ),

@@ -317,3 +317,54 @@ def test_page_renders(
     assert "Traceback" not in state["text"], f"{name}: a traceback reached the page"
     assert not re.search(r"\b\w*Error\b", state["text"]), f"{name}: error text on the page"
     assert len(png) > 10_000
+
+
+# every text label of the evidence graph (node names, "+ N more" rows) with its box on the screen
+_GRAPH_LABELS_JS = """(() => {
+  const plot = document.querySelectorAll('.js-plotly-plot')[0];
+  return Array.from(plot.querySelectorAll('.scatterlayer .textpoint text')).map(t => {
+    const r = t.getBoundingClientRect();
+    return {text: t.textContent, x: r.x, y: r.y, w: r.width, h: r.height};
+  }).filter(b => b.text && b.w > 0);
+})()"""
+
+# the Evidence tile: its value and whether the value is cut (wider than its box)
+_TILE_JS = """(() => {
+  const tile = Array.from(document.querySelectorAll('[data-testid="stMetric"]'))
+    .find(m => m.innerText.startsWith('Evidence'));
+  if (!tile) return null;
+  const v = tile.querySelector('[data-testid="stMetricValue"]');
+  const inner = v.querySelector('div') || v;
+  return {value: v.innerText, cut: inner.scrollWidth > inner.clientWidth + 1, delta: tile.innerText};
+})()"""
+
+
+def test_the_showcase_pair_has_no_overlapping_labels_and_a_whole_tile(
+    server: str, browser: DevTools, shot_dir: Path
+) -> None:
+    browser.send(
+        "Emulation.setDeviceMetricsOverride", width=WIDTH, height=1700, deviceScaleFactor=1, mobile=False
+    )
+    _open(
+        browser, f"{server}/evidence?dataset=perturbqa-k562&perturbation=AARS2&gene=MT-ND5", "Evidence graph"
+    )
+    _wait_for_text(browser, "AARS2 → MT-ND5")
+    boxes = browser.send("Runtime.evaluate", expression=_GRAPH_LABELS_JS, returnByValue=True)["result"][
+        "value"
+    ]
+    assert len(boxes) >= 20, boxes  # 8 per side, p, g, path nodes and the "+ N more" rows
+    assert any(b["text"].startswith("+ 69 more positive") for b in boxes), [b["text"] for b in boxes]
+    overlaps = [
+        (a["text"], b["text"])
+        for a, b in itertools.combinations(boxes, 2)
+        if a["x"] < b["x"] + b["w"] - 1
+        and b["x"] < a["x"] + a["w"] - 1
+        and a["y"] < b["y"] + b["h"] - 1
+        and b["y"] < a["y"] + a["h"] - 1
+    ]
+    assert not overlaps, f"overlapping graph labels: {overlaps}"
+    tile = browser.send("Runtime.evaluate", expression=_TILE_JS, returnByValue=True)["result"]["value"]
+    assert tile and tile["value"] == "77 / 11" and not tile["cut"], tile
+    assert "569 unmeasured" in tile["delta"]
+    png = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
+    (shot_dir / "evidence_showcase.png").write_bytes(png)

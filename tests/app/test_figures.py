@@ -12,7 +12,6 @@ import plotly.graph_objects as go
 import pytest
 
 from pages import _figures as figs
-from perturb_core.evidence import EvidenceGraph, GraphEdge, GraphNode
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,77 +60,6 @@ def test_prediction_scatter_skips_missing_genes_and_draws_the_diagonal() -> None
 def test_prediction_scatter_without_measured_genes_has_no_diagonal() -> None:
     fig = figs.prediction_scatter([np.nan], [1.0], ["A"])
     assert len(fig.data) == 1 and len(fig.data[0].x) == 0
-
-
-def _graph() -> EvidenceGraph:
-    return EvidenceGraph(
-        nodes=(
-            GraphNode("gene:P", "P", "gene", "query"),
-            GraphNode("gene:G", "G", "gene", "gene"),
-            GraphNode("gene:A", "A", "gene", "positive"),
-            GraphNode("gene:B", "B", "gene", "negative"),
-            GraphNode("gene:C", "C", "gene", "unmeasured"),
-            GraphNode("pathway:X", "X", "pathway", "intermediate"),
-        ),
-        edges=(
-            GraphEdge("gene:P", "pathway:X", "in_pathway"),
-            GraphEdge("pathway:X", "gene:A", "in_pathway"),
-            GraphEdge("gene:P", "gene:B", "interacts_with"),
-            GraphEdge("gene:P", "gene:C", "interacts_with"),
-            GraphEdge("gene:A", "gene:G", "outcome"),
-            GraphEdge("gene:B", "gene:G", "outcome"),
-        ),
-    )
-
-
-def test_radial_layout_places_query_gene_and_sides() -> None:
-    pos = figs.radial_layout(_graph())
-    assert pos["gene:P"] == (0.0, 0.0) and pos["gene:G"] == (2.9, 0.0)
-    assert pos["gene:A"][0] > 0 and pos["gene:B"][0] > 0  # measured evidence faces the gene
-    assert pos["gene:C"][0] < 0  # unmeasured on the left
-    assert np.hypot(*pos["pathway:X"]) < 2.0  # path nodes on the inner ring
-    assert pos["pathway:X"][1] == pytest.approx(pos["gene:A"][1] / 2.0, rel=1e-6)  # towards A
-
-
-def test_evidence_graph_traces_colours_and_legend() -> None:
-    fig = figs.evidence_graph(_graph(), ("responded", "no response"))
-    lines = [t for t in fig.data if t.mode == "lines"]
-    assert [t.line.color for t in lines] == [figs.RELATION_EDGE, figs.POSITIVE, figs.NEGATIVE]
-    assert [t.line.dash for t in lines] == ["solid", "dot", "dot"]
-    nodes = {t.name: t for t in fig.data if t.customdata is not None}
-    assert list(nodes) == [
-        "query perturbation p",
-        "gene g",
-        "positive: g responded under it (training)",
-        "negative: g did not respond under it (training)",
-        "unmeasured: g not measured under it",
-        "path node (gene, pathway, GO term…)",
-    ]
-    assert nodes["gene g"].marker.color == figs.ACCENT
-    assert nodes["negative: g did not respond under it (training)"].marker.symbol == "diamond"
-    labels = next(t for t in fig.data if t.mode == "text")
-    assert sorted(labels.text) == ["in pathway", "interacts with", "interacts with"]
-    assert len(fig.data) == 3 + 1 + 1 + 6  # edge groups, edge midpoints, edge labels, six node roles
-    assert fig.layout.xaxis.visible is False and fig.layout.clickmode == "event+select"
-
-
-def test_evidence_graph_crossline_edges_have_their_own_colour_and_legend() -> None:
-    g = _graph()
-    g = EvidenceGraph(nodes=g.nodes, edges=(*g.edges, GraphEdge("gene:P", "gene:A", "co_response")))
-    fig = figs.evidence_graph(g, ("responded", "no response"))
-    lines = [t for t in fig.data if t.mode == "lines"]
-    assert [t.line.color for t in lines] == [figs.RELATION_EDGE, figs.CROSSLINE, figs.POSITIVE, figs.NEGATIVE]
-    xl = lines[1]
-    assert xl.showlegend is True and xl.name == figs.CROSSLINE_LEGEND
-    assert not any(t.showlegend for t in lines if t is not xl)
-
-
-def test_evidence_graph_direction_words() -> None:
-    fig = figs.evidence_graph(_graph(), ("up", "down"))
-    assert {t.name for t in fig.data} >= {
-        "positive: g up under it (training)",
-        "negative: g down under it (training)",
-    }
 
 
 def test_vote_bars() -> None:

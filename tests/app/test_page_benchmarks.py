@@ -47,7 +47,7 @@ def test_benchmarks_runs_a_small_core_task(real_data, open_page, assert_clean) -
     for name in ("predicted_positive_rate", "true_positive_rate"):
         spec = METRICS[name]
         assert spec.higher_is_better is None
-        assert heads[spec.label] == f"**{spec.label}** (neither direction is better)"
+        assert heads[spec.label] == f"**{spec.label}**"  # no direction where neither is better
         assert "higher is better" not in heads[spec.label]
     assert heads["AUROC"] == "**AUROC** (higher is better)"
     assert heads["Brier score"] == "**Brier score** (lower is better)"

@@ -17,9 +17,9 @@ def _node_box(at: AppTest):
 def test_evidence_graph_renders_vote_prior_and_label(real_data, open_page) -> None:
     at = open_page("evidence")
     assert at.title[0].value == "Evidence graph"
-    assert len(at.get("plotly_chart")) == 2  # the graph and the vote-vs-prior bars
+    assert len(at.get("plotly_chart")) == 3  # the graph, the vote-vs-prior bars, the evidence mass bar
     shown = {m.label: m.value for m in at.metric}
-    assert {"Evidence", "True label", "Final score", "Gene AUROC"} <= set(shown)
+    assert {"Evidence (+ / −)", "True label", "Final score", "Gene AUROC"} <= set(shown)
     assert 0.0 <= float(shown["Final score"]) <= 1.0
     items = next(d.value for d in at.dataframe if "side" in d.value.columns)
     assert set(items["side"]) <= {"positive", "negative", "unmeasured"}
@@ -96,3 +96,54 @@ def test_a_link_opens_an_evidence_view(real_data, open_with_query, assert_clean)
     at = open_with_query("evidence", {"dataset": "perturbqa-k562", "perturbation": "ints1", "gene": "limd2"})
     assert_clean(at)
     assert any(m.value.startswith("**INTS1 → LIMD2**") for m in at.markdown)
+
+
+def test_evidence_opens_on_a_test_pair_with_both_kinds_of_evidence(real_data, open_page) -> None:
+    at = open_page("evidence")
+    assert any(m.value.startswith("**INTS1 → LIMD2**") for m in at.markdown)
+    shown = {m.label: (m.value, m.delta) for m in at.metric}
+    assert shown["Evidence (+ / −)"][0] == "3 / 4" and shown["True label"][1] == "test pair"
+
+
+def test_the_vote_formula_shows_its_unmeasured_term(real_data, open_page) -> None:
+    at = open_page("evidence")
+    formula = next(c.value for c in at.caption if c.value.startswith("Vote = P / (P + N + u·U)"))
+    assert "unmeasured relative counts as" in formula
+
+
+def test_switching_task_keeps_the_perturbation_and_gene(real_data, open_page, assert_clean) -> None:
+    at = open_page("evidence")
+    at.selectbox(key="core_pert_perturbqa-k562_de").select("AARS2").run()
+    at.selectbox(key="core_gene_perturbqa-k562_de_AARS2").select("MT-ND5").run()
+    at.radio(key="core_task").set_value("dir").run()
+    assert_clean(at)
+    assert at.selectbox(key="core_pert_perturbqa-k562_dir").value == "AARS2"
+    assert at.selectbox(key="core_gene_perturbqa-k562_dir_AARS2").value == "MT-ND5"
+
+
+def test_showcase_pair_draws_the_strongest_items_and_both_counts(real_data, open_with_query) -> None:
+    at = open_with_query("evidence", {"dataset": "perturbqa-k562", "perturbation": "AARS2", "gene": "MT-ND5"})
+    shown = {m.label: (m.value, m.delta) for m in at.metric}
+    assert shown["Evidence (+ / −)"] == ("77 / 11", "569 unmeasured")
+    assert any(c.value.startswith("Drawn: 8 of 77 positive; 8 of 11 negative; 8 of 569") for c in at.caption)
+    items = next(d.value for d in at.dataframe if "side" in d.value.columns)
+    assert (items["side"] == "positive").sum() == 77  # the full list is in the table
+
+
+def test_the_search_box_finds_p_and_g_in_any_spelling(real_data, open_page, assert_clean) -> None:
+    at = open_page("evidence")
+    at.text_input(key="core_find_perturbqa-k562_de").input("aars-2 > mt nd5").run()
+    assert_clean(at)
+    assert any(m.value.startswith("**AARS2 → MT-ND5**") for m in at.markdown)
+
+
+def test_drug_annotations_say_where_they_come_from(real_data, open_page, assert_clean) -> None:
+    at = open_page("evidence", {"label_dataset": "tahoe-c32"})
+    assert_clean(at)
+    table = next(d.value for d in at.dataframe if "annotation from" in d.value.columns)
+    assert set(table["annotation from"]) <= {
+        "Tahoe-100M drug metadata table",
+        "LINCS compound annotations",
+        "none matched (no targets or mechanism)",
+        "not in the drug table",
+    }

@@ -43,3 +43,14 @@ def test_without_built_data_every_page_says_how_to_build_it(
     assert at.warning and "python -m perturb_core data build" in at.warning[0].value
     if page == "overview":
         assert any(b.label == "Build the data now" for b in at.button)
+
+
+def test_overview_offers_examples_that_open_as_links(real_data, open_page) -> None:
+    at = open_page("overview")
+    assert any(s.value == "Try an example" for s in at.subheader)
+    links = [p for p in at.get("page_link") if "INTS1" in p.proto.label]
+    assert (
+        links
+        and "perturbation=INTS1" in links[0].proto.query_string
+        and "gene=LIMD2" in links[0].proto.query_string
+    )

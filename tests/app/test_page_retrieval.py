@@ -11,7 +11,7 @@ pytestmark = pytest.mark.realdata
 
 
 def _neighbours(at: AppTest):
-    return next(d.value for d in at.dataframe if "justification" in d.value.columns)
+    return next(d.value for d in at.dataframe if "own_pearson" in d.value.columns)
 
 
 def test_retrieval_default_query_renders_everything(real_data, open_page) -> None:
@@ -21,9 +21,8 @@ def test_retrieval_default_query_renders_everything(real_data, open_page) -> Non
     assert all(m.help for m in at.metric[:6])  # every tile carries its definition
     neigh = _neighbours(at)
     assert len(neigh) == 10
-    assert {"rank", "name", "justification", "own_pearson", "loo_delta_pearson", "targets"} <= set(
-        neigh.columns
-    )
+    assert {"rank", "name", "own_pearson", "loo_delta_pearson", "targets", "score"} <= set(neigh.columns)
+    assert any("**Why each neighbour**" in m.value for m in at.markdown)  # justifications in full
     assert len(at.get("plotly_chart")) == 1  # predicted vs observed
     assert len(at.get("image")) == 1  # RDKit structures of the query and its neighbours
     baselines = next(d.value for d in at.dataframe if "pearson" in d.value.columns)
@@ -48,7 +47,7 @@ def test_retrieval_choose_cell_line_drug_and_selector(real_data, open_page, asse
     assert at.subheader[0].value == "Trametinib in NCI-H23"
     kg = _neighbours(at)
     assert "Trametinib" not in set(kg["name"])  # never its own neighbour
-    at.selectbox(key="lgr_selector").select("chem_knn").run()
+    at.selectbox(key="lgr_selector").select("chem_knn_retrieval").run()
     assert_clean(at)
     chem = _neighbours(at)
     assert chem["similarity"].is_monotonic_decreasing  # chemistry ranks by Tanimoto
@@ -98,3 +97,58 @@ def test_a_link_opens_a_retrieval_view_with_any_spelling(real_data, open_with_qu
     assert not at.warning, [w.value for w in at.warning]
     assert at.subheader[0].value == "Trametinib in NCI-H23"
     assert len(_neighbours(at)) == 5
+
+
+def test_a_link_with_the_old_chem_knn_selector_name_resolves_with_a_note(real_data, open_with_query) -> None:
+    at = open_with_query("retrieval", {"cell_line": "C32", "selector": "chem_knn"})
+    assert at.selectbox(key="lgr_selector").value == "chem_knn_retrieval"
+    assert any("now 'chem_knn_retrieval'" in c.value for c in at.caption)
+
+
+def test_unknown_link_parameters_warn_one_by_one(real_data, open_with_query) -> None:
+    params = {
+        "dataset": "tahoe-xyz",
+        "selector": "psychic",
+        "regime": "sideways",
+        "k": "99",
+        "aggregation": "max",
+    }
+    at = open_with_query("retrieval", params)
+    shown = " ".join(w.value for w in at.warning)
+    for bad in ("'tahoe-xyz'", "'psychic'", "'sideways'", "'99'", "'max'"):
+        assert bad in shown, (bad, shown)
+    assert "Link parameter ignored" in shown
+
+
+def test_the_search_box_takes_the_apps_name_rules(real_data, open_page, assert_clean) -> None:
+    at = open_page("retrieval")
+    at.text_input(key="lgr_find_tahoe").input("c 32").run()
+    assert_clean(at)
+    assert at.selectbox(key="lgr_cell_tahoe").value == "C32"
+    at.text_input(key="lgr_find_tahoe").input("C-32 > trametinib").run()
+    assert at.subheader[0].value == "Trametinib in C32"
+
+
+def test_a_failed_llm_call_is_labelled_as_the_fallback_everywhere(real_data, open_page) -> None:
+    refused = (401, {"error": {"message": "bad key", "type": "auth", "param": None, "code": None}})
+    with FakeOpenAI(lambda req: refused) as server:
+        state = {"llm_overrides": {"llm_base_url": server.base_url, "llm_model": "fake-model"}}
+        at = open_page("retrieval", state)
+        at.selectbox(key="lgr_selector").select("llm").run()
+        next(b for b in at.button if b.label.startswith("Ask the LLM")).click().run()
+    assert not at.exception
+    heads = [m.value for m in at.markdown if m.value.startswith("**Metrics of the")]
+    assert heads and "fallback" in heads[0] and "LLM (OpenAI" not in heads[0]
+    table = next(d.value for d in at.dataframe if "pearson" in d.value.columns)
+    assert table.index[0].startswith("chem_knn_retrieval (fallback for llm)")
+    assert not any("<Final Answer>" in w.value for w in at.warning)  # no answer: no parsing warning
+
+
+def test_identical_baseline_rows_are_flagged_in_the_table(real_data, open_page) -> None:
+    at = open_page("retrieval")
+    at.selectbox(key="lgr_regime").select("unseen-drug").run()
+    table = next(d.value for d in at.dataframe if "pearson" in d.value.columns)
+    notes = dict(zip(table.index, table["note"], strict=True))
+    if "identical to cell_mean" not in notes["drug_mean"]:  # the default query's drug may be a training drug
+        pytest.skip("drug_mean did not fall back on this query")
+    assert "identical to cell_mean" in notes["drug_mean"]

@@ -34,7 +34,7 @@ def test_short_labels_of_tiles_and_counts() -> None:
         "MSE",
         "Sign accuracy",
         "R²",
-        "R² of the prediction",
+        "Predictive R²",
     ]
     assert [m for m in METRICS if METRICS[m].count] == ["n_pairs", "n_genes_macro", "n_queries"]
     assert [m for m in CLASSIFICATION_METRICS if not METRICS[m].count] == [

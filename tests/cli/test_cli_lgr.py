@@ -224,7 +224,7 @@ def test_selectors_and_mechanisms(real_data: Settings, capsys: pytest.CaptureFix
     assert (
         code == 0
         and "oracle" in doc["selectors"]
-        and doc["methods"]["chem_knn_retrieval"]["runs"] == "chem_knn"
+        and doc["methods"]["chem_knn_retrieval"]["runs"] == "chem_knn_retrieval"
     )
     code, out, _ = run(capsys, "mechanisms", "--dataset", "tahoe", "--json")
     assert json.loads(out)["n_drugs"] == 110

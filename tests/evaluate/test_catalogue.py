@@ -43,7 +43,7 @@ def test_catalogue_reads_every_registry() -> None:
 
 
 def test_lgr_methods_take_labels_from_the_selector_and_baseline_specs() -> None:
-    assert LGR_METHODS["chem_knn_retrieval"].label == SELECTORS["chem_knn"].label
+    assert LGR_METHODS["chem_knn_retrieval"].label == SELECTORS["chem_knn_retrieval"].label
     assert LGR_METHODS["chem_knn"].label == BASELINES["chem_knn"].label
     assert LGR_METHODS["llm"].needs_llm and not LGR_METHODS["oracle"].needs_llm
 

@@ -146,7 +146,7 @@ def test_methods_are_specs_whose_labels_come_from_the_selector_or_baseline() -> 
             source.definition,
             source.needs_llm,
         )
-    assert METHODS["chem_knn_retrieval"].fn == Runner("selector", "chem_knn")
+    assert METHODS["chem_knn_retrieval"].fn == Runner("selector", "chem_knn_retrieval")
     assert METHODS["chem_knn"].fn == Runner("baseline", "chem_knn")
     assert LGR_METHODS is METHODS and NON_LLM_METHODS == LGR_NON_LLM_METHODS
     assert [m for m, s in METHODS.items() if s.needs_llm] == ["llm"]

@@ -166,7 +166,7 @@ def test_predict_query_options_in_any_spelling_and_errors(
         baselines=["CELL_MEAN"],
         **tiny_kit,
     )
-    assert (ex.selector, ex.aggregation, ex.regime) == ("chem_knn", "rank_weighted", "unseen-drug")
+    assert (ex.selector, ex.aggregation, ex.regime) == ("chem_knn_retrieval", "rank_weighted", "unseen-drug")
     assert list(ex.baselines) == ["cell_mean"]
     with pytest.raises(UnknownNameError, match="^unknown baseline 'mean'; valid: cell_mean, drug_mean"):
         predict_query(

@@ -29,7 +29,15 @@ def test_registry_labels() -> None:
     assert (
         set(SELECTORS)
         == set(SELECTOR_LABELS)
-        == {"llm", "kg_mechanism", "chem_knn", "transcriptome_knn", "random", "oracle", "residual_oracle"}
+        == {
+            "llm",
+            "kg_mechanism",
+            "chem_knn_retrieval",
+            "transcriptome_knn",
+            "random",
+            "oracle",
+            "residual_oracle",
+        }
     )
     assert SELECTOR_LABELS["kg_mechanism"].endswith("(rule-based, no LLM)")
     assert "ceiling" in SELECTOR_LABELS["oracle"] and "floor" in SELECTOR_LABELS["random"]
@@ -69,7 +77,7 @@ def test_check_selector_wording_and_spellings() -> None:
     assert check_selector("KG-Mechanism") == "kg_mechanism"
     with pytest.raises(
         UnknownNameError,
-        match="^unknown selector 'psychic'; valid: llm, kg_mechanism, chem_knn, transcriptome_knn, random, oracle, residual_oracle$",
+        match="^unknown selector 'psychic'; valid: llm, kg_mechanism, chem_knn_retrieval, transcriptome_knn, random, oracle, residual_oracle$",
     ):
         check_selector("psychic")
 
