@@ -68,7 +68,7 @@ SIG = [
     "--drug",
     "AR-42",
     "--selector",
-    "chem_knn",
+    "chem_knn_retrieval",
 ]
 KD = ["core", "explain", "--dataset", "perturbqa-k562", "--perturbation", "AARS2", "--gene", "MT-ND5"]
 EVAL = ["lgr", "evaluate", "--dataset", "sciplex", "--regime", "unseen-drug", "--n-boot", "10"]

@@ -80,6 +80,12 @@ def cell_line_names() -> dict[str, str]:
         return {}
 
 
+def datasets_changed() -> None:
+    """Forget the dataset listings (after an import in this server: the new name shows at once)."""
+    _dataset_names.clear()
+    data_info.clear()
+
+
 def clear_caches() -> None:
     """Forget every cached dataset, graph and derived table (after a rebuild)."""
     st.cache_resource.clear()

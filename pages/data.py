@@ -79,7 +79,7 @@ with st.expander(
         bar.empty()
         if result is not None:
             # the new dataset must show at once everywhere: listings, and any old copy of a replaced name
-            load.data_info.clear()
+            load.datasets_changed()
             if replace:
                 load.clear_caches()
             st.session_state[UPLOADED_KEY] = result

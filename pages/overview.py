@@ -118,15 +118,24 @@ links = [
         ":material/hub:",
         "one (perturbation, gene) pair: contrastive evidence and vote",
     ),
+    ("gene", "Gene view", ":material/genetics:", "one gene: which drugs and knock-downs move it"),
+    (
+        "query",
+        "Signature query",
+        ":material/query_stats:",
+        "your up/down genes against every drug (CMap WTCS)",
+    ),
+    ("compare", "Compare", ":material/compare_arrows:", "two predictions side by side, differences first"),
     ("benchmarks", "Benchmarks", ":material/leaderboard:", "run an LGR regime or a CORE task with intervals"),
     ("data", "Data", ":material/database:", "datasets, drugs and graph in detail"),
     ("settings", "Settings", ":material/settings:", "LLM endpoint, cache, rebuild"),
 ]
-cols = st.columns(len(links))
-for col, (key, label, icon, what) in zip(cols, links, strict=True):
-    with col:
-        st.page_link(ui.PAGES[key], label=label, icon=icon)
-        st.caption(what)
+for row in range(0, len(links), 4):
+    cols = st.columns(4)
+    for col, (key, label, icon, what) in zip(cols, links[row : row + 4], strict=False):
+        with col:
+            st.page_link(ui.PAGES[key], label=label, icon=icon)
+            st.caption(what)
 
 st.subheader("Try an example")
 EXAMPLES = [

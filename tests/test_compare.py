@@ -27,7 +27,7 @@ def kit() -> dict[str, Any]:
 
 
 def test_infer_mode() -> None:
-    q = {"cell_line": "C1", "drug": "Trametinib", "selector": "chem_knn"}
+    q = {"cell_line": "C1", "drug": "Trametinib", "selector": "chem_knn_retrieval"}
     assert infer_mode(q, {**q, "selector": "random"}) == "selectors"
     assert infer_mode(q, {**q, "drug": "Binimetinib"}) == "drugs"
     assert infer_mode(q, {**q, "cell_line": "C2"}) == "cell_lines"
@@ -39,11 +39,11 @@ def test_infer_mode() -> None:
 
 def test_two_drugs_in_one_line_by_hand(tiny: SignatureDataset, kit: dict[str, Any]) -> None:
     cmp = compare_predictions(
-        tiny, cell_line="c1", drug="trametinib", selector="chem_knn", drug_b="Binimetinib", k=2, **kit
+        tiny, cell_line="c1", drug="trametinib", selector="chem_knn_retrieval", drug_b="Binimetinib", k=2, **kit
     )
     assert cmp.mode == "drugs" and cmp.label == "two drugs in one cell line"
-    a = predict_query(tiny, cell_line="C1", drug="Trametinib", selector="chem_knn", k=2, **kit)
-    b = predict_query(tiny, cell_line="C1", drug="Binimetinib", selector="chem_knn", k=2, **kit)
+    a = predict_query(tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", k=2, **kit)
+    b = predict_query(tiny, cell_line="C1", drug="Binimetinib", selector="chem_knn_retrieval", k=2, **kit)
     names_a, names_b = [n.name for n in a.neighbours], [n.name for n in b.neighbours]
     assert [n.name for n in cmp.left.neighbours] == names_a
     nb = cmp.neighbours()
@@ -78,30 +78,30 @@ def test_two_drugs_in_one_line_by_hand(tiny: SignatureDataset, kit: dict[str, An
 
 def test_two_selectors_and_two_lines(tiny: SignatureDataset, kit: dict[str, Any]) -> None:
     sel = compare_predictions(
-        tiny, cell_line="C1", drug="Trametinib", selector="chem_knn", selector_b="random", k=2, **kit
+        tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", selector_b="random", k=2, **kit
     )
     assert sel.mode == "selectors"
     assert sel.similarity()["observed_pearson"] == pytest.approx(1.0)  # same query, same truth
     lines = compare_predictions(
-        tiny, cell_line="C1", drug="Trametinib", selector="chem_knn", cell_line_b="C2", k=2, **kit
+        tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", cell_line_b="C2", k=2, **kit
     )
     assert lines.mode == "cell_lines"
     assert (lines.left.cell_line, lines.right.cell_line) == ("C1", "C2")
-    assert Comparison.side_label(lines.right) == "Trametinib in C2, chem_knn"
+    assert Comparison.side_label(lines.right) == "Trametinib in C2, chem_knn_retrieval"
 
 
 def test_bad_comparisons_get_one_clear_message(tiny: SignatureDataset, kit: dict[str, Any]) -> None:
     with pytest.raises(ValidationError, match="same query"):
         compare_predictions(
-            tiny, cell_line="C1", drug="Trametinib", selector="chem_knn", cell_line_b="c 1", **kit
+            tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", cell_line_b="c 1", **kit
         )
     with pytest.raises(UnknownNameError, match="Trametinib"):
         compare_predictions(
-            tiny, cell_line="C1", drug="Trametinib", selector="chem_knn", drug_b="Trametinb", **kit
+            tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", drug_b="Trametinb", **kit
         )
     with pytest.raises(ValidationError, match="not profiled|not measured"):
         compare_predictions(
-            tiny, cell_line="C1", drug="Tucidinostat", selector="chem_knn", cell_line_b="C3", **kit
+            tiny, cell_line="C1", drug="Tucidinostat", selector="chem_knn_retrieval", cell_line_b="C3", **kit
         )
 
 

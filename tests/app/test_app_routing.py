@@ -16,7 +16,7 @@ from pages import _widgets
 
 pytestmark = pytest.mark.realdata
 
-PAGES = ["overview", "retrieval", "evidence", "benchmarks", "data", "settings"]
+PAGES = list(_widgets.PAGES)  # every page the router knows
 
 
 @pytest.mark.parametrize("page", PAGES)

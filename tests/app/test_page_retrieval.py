@@ -29,7 +29,11 @@ def test_retrieval_default_query_renders_everything(real_data, open_page) -> Non
     # all four baselines by default (PCA + ridge is answered from cached cross-products)
     assert {"cell_mean", "drug_mean", "chem_knn", "pca_ridge"} <= set(baselines.index)
     assert baselines.loc["pca_ridge", ["pearson", "mse"]].notna().all()
-    assert not at.toggle  # no opt-in switch any more
+    # the baselines need no opt-in switch; the only switch (off) opens the pathway enrichment
+    assert [(t.key, t.value) for t in at.toggle] == [("lgr_enrichment", False)]
+    at.toggle(key="lgr_enrichment").set_value(True).run()
+    assert not at.exception and not at.error
+    assert "Pathway enrichment: predicted vs observed" in [h.value for h in at.subheader]
     # top genes come from QueryExplanation.top_genes: 10 up, 10 down, ✓ = in both lists
     tops = [d.value for d in at.dataframe if "predicted Δ" in d.value.columns]
     assert len(tops) == 2 and all(len(t) == 10 for t in tops)
