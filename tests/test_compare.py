@@ -39,7 +39,13 @@ def test_infer_mode() -> None:
 
 def test_two_drugs_in_one_line_by_hand(tiny: SignatureDataset, kit: dict[str, Any]) -> None:
     cmp = compare_predictions(
-        tiny, cell_line="c1", drug="trametinib", selector="chem_knn_retrieval", drug_b="Binimetinib", k=2, **kit
+        tiny,
+        cell_line="c1",
+        drug="trametinib",
+        selector="chem_knn_retrieval",
+        drug_b="Binimetinib",
+        k=2,
+        **kit,
     )
     assert cmp.mode == "drugs" and cmp.label == "two drugs in one cell line"
     a = predict_query(tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", k=2, **kit)
@@ -78,7 +84,13 @@ def test_two_drugs_in_one_line_by_hand(tiny: SignatureDataset, kit: dict[str, An
 
 def test_two_selectors_and_two_lines(tiny: SignatureDataset, kit: dict[str, Any]) -> None:
     sel = compare_predictions(
-        tiny, cell_line="C1", drug="Trametinib", selector="chem_knn_retrieval", selector_b="random", k=2, **kit
+        tiny,
+        cell_line="C1",
+        drug="Trametinib",
+        selector="chem_knn_retrieval",
+        selector_b="random",
+        k=2,
+        **kit,
     )
     assert sel.mode == "selectors"
     assert sel.similarity()["observed_pearson"] == pytest.approx(1.0)  # same query, same truth

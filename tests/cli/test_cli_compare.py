@@ -11,7 +11,16 @@ from perturb_core.cli import main
 
 @pytest.mark.realdata
 def test_lgr_compare_json_text_and_errors(real_data, capsys: pytest.CaptureFixture[str]) -> None:
-    argv = ["lgr", "compare", "--cell-line", "C32", "--drug", "Trametinib", "--selector", "chem_knn_retrieval"]
+    argv = [
+        "lgr",
+        "compare",
+        "--cell-line",
+        "C32",
+        "--drug",
+        "Trametinib",
+        "--selector",
+        "chem_knn_retrieval",
+    ]
     assert main([*argv, "--selector-b", "transcriptome_knn", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["mode"] == "selectors"
