@@ -241,6 +241,7 @@ class QueryExplanation:
     genes: pd.Index = field(repr=False)
     prediction: NDArray[np.float64] = field(repr=False)
     truth: NDArray[np.float64] = field(repr=False)
+    units: str = "inverse-normal rank score"
 
     @property
     def fallback_only(self) -> bool:
@@ -287,6 +288,7 @@ class QueryExplanation:
         """The ``lgr predict --json`` document; ``top_genes`` holds :meth:`top_genes` as records."""
         return {
             "dataset": self.dataset,
+            "units": self.units,
             "cell_line": self.cell_line,
             "drug": self.drug,
             "selector": self.selector,
@@ -557,4 +559,5 @@ def _predict_query(
         genes=sd.genes,
         prediction=pred,
         truth=truth,
+        units=index.units,
     )

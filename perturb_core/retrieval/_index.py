@@ -119,6 +119,7 @@ class LGRIndex:
             top-variable-gene selection of any training subset).
         settings: settings used to load the drug table and the graph.
         graph: the knowledge graph of :attr:`kg` (``None``: loaded from ``settings`` on first use).
+        units: what a delta is measured in (the dataset's ``uns["units"]``).
 
     The index also keeps what splits derive from it (bounded, most recent kept): split data
     and delta tensors by training pairs, baseline inputs, and ``pca_ridge`` reference
@@ -141,6 +142,7 @@ class LGRIndex:
     gene_sumsq: NDArray[np.float64] = field(repr=False)
     settings: Settings | None = field(default=None, repr=False)
     graph: KnowledgeGraph | None = field(default=None, repr=False)
+    units: str = "inverse-normal rank score"
     split_memo: Memo = field(
         init=False, default_factory=lambda: Memo(_MAX_CACHED_SPLITS), repr=False, compare=False
     )
@@ -269,6 +271,7 @@ def _build_index(
     x0 = np.where(observed, x, np.float32(0.0)).astype(np.float64)
     return LGRIndex(
         dataset=ds.name,
+        units=ds.units,
         cell_lines=cells,
         drugs=names,
         drug_ids=tuple(str(table.table.index[p]) if p >= 0 else "" for p in pos),

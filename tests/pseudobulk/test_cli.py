@@ -88,5 +88,6 @@ def test_lgr_predict_runs_on_a_pseudobulk_dataset(
     assert main([*argv, "--selector", "kg_mechanism", "--k", "3", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["dataset"] == "sc-drugs" and doc["k_used"] >= 1
+    assert doc["units"] == "log1p normalised pseudobulk difference"  # not rank scores
     assert doc["neighbours"][0]["name"] == "Binimetinib"  # the other MEK inhibitor
     assert set(doc["metrics"]) >= {"pearson", "mae"}
