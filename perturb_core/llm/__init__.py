@@ -11,7 +11,8 @@ Modules (private; import from here):
     ``_messages``: prompts, validation, :func:`prompt_hash`, :func:`cache_key`.
     ``_files``: JSON/JSONL files (:func:`append_jsonl`, :func:`read_jsonl`).
     ``_cache``: :class:`ResponseCache`.
-    ``_client``: :func:`get_client`, :class:`LLM`, :class:`LLMResponse`, retries, :func:`test_connection`.
+    ``_endpoint``: :func:`get_client`, :func:`check_base_url`, :func:`list_models`.
+    ``_client``: :class:`LLM`, :class:`LLMResponse`, retries, :func:`test_connection`.
     ``_batch``: :func:`run_batch`, :class:`Exchange`, :class:`JSONVariant`.
     ``_formats``: answer formats (text / json / auto), server families, structured-output requests.
     ``_serve``: the local llama.cpp server (``python -m perturb_core llm serve``), the bundled model.
@@ -26,16 +27,14 @@ from __future__ import annotations
 
 from perturb_core.llm._batch import Exchange, JSONVariant, Parser, run_batch
 from perturb_core.llm._cache import ResponseCache
-from perturb_core.llm._client import (
+from perturb_core.llm._client import LLM, LLMResponse, test_connection
+from perturb_core.llm._endpoint import (
     DEFAULT_BASE_URL,
-    LLM,
     PLACEHOLDER_API_KEY,
     FormatRejectedError,
-    LLMResponse,
     check_base_url,
     get_client,
     list_models,
-    test_connection,
 )
 from perturb_core.llm._files import append_jsonl, read_jsonl
 from perturb_core.llm._formats import (
