@@ -24,8 +24,10 @@ from perturb_core.data.registry import LabelSet
 from perturb_core.evidence._explain import explain
 from perturb_core.evidence._index import CoreIndex, _pair_codes, core_index, gene_frequency
 from perturb_core.evidence._prompts import (
+    CORE_SCHEMA,
     ParsedAnswer,
     parse_answer,
+    parse_json_answer,
     render_core_prompt,
     render_isolated_prompt,
 )
@@ -49,6 +51,11 @@ REASONING_COLUMNS: tuple[str, ...] = (
     "cache_hit",
     "prompt_hash",
     "prompt",
+    "answer_format_used",
+    "format_note",
+    "prompt_tokens",
+    "completion_tokens",
+    "elapsed_s",
 )
 """Columns of :func:`core_reasoning` and :func:`isolated_llm`, in order."""
 
@@ -85,12 +92,28 @@ def _run(
     *,
     max_tokens: int | None,
     progress: Callable[[int, int], None] | None,
+    json_prompts: Callable[[], Sequence[list[dict[str, str]]]],
 ) -> pd.DataFrame:
-    """Ask the model every prompt (concurrently, cached), parse, and fall back where needed."""
-    from perturb_core.llm import run_batch
+    """Ask the model every prompt (concurrently, cached), parse, and fall back where needed.
 
+    With ``llm.answer_format`` ``json`` or ``auto`` the json prompts are asked first (schema
+    :data:`CORE_SCHEMA`); where the server refuses or ignores it, the text prompt is asked.
+    """
+    from perturb_core.llm import JSONVariant, run_batch
+
+    variants = (
+        [JSONVariant(m, CORE_SCHEMA, parse_json_answer, "core_probability") for m in json_prompts()]
+        if llm.answer_format != "text"
+        else None
+    )
     exchanges = run_batch(
-        llm, prompts, parse_answer, temperature=0.0, max_tokens=max_tokens, progress=progress
+        llm,
+        prompts,
+        parse_answer,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        progress=progress,
+        json_variants=variants,
     )
     prob = np.array([_probability(ex) for ex in exchanges], dtype=float).reshape(-1)
     errors = [_error(ex) for ex in exchanges]
@@ -106,7 +129,12 @@ def _run(
     out["raw"] = [ex.raw_answer for ex in exchanges]
     out["cache_hit"] = np.array([ex.cache_hit for ex in exchanges], dtype=bool)
     out["prompt_hash"] = [ex.prompt_hash for ex in exchanges]
-    out["prompt"] = list(prompts)
+    out["prompt"] = [list(ex.prompt) for ex in exchanges]
+    out["answer_format_used"] = [ex.answer_format_used for ex in exchanges]
+    out["format_note"] = [ex.format_note for ex in exchanges]
+    out["prompt_tokens"] = pd.array([ex.prompt_tokens for ex in exchanges], dtype="Int64")
+    out["completion_tokens"] = pd.array([ex.completion_tokens for ex in exchanges], dtype="Int64")
+    out["elapsed_s"] = [ex.elapsed_s for ex in exchanges]
     return out[list(REASONING_COLUMNS)]
 
 
@@ -145,7 +173,15 @@ def core_reasoning(
     ]
     prompts = [render_core_prompt(e) for e in expl]
     vote = _voting_scores(index, frame)
-    return _run(llm, frame, prompts, vote, max_tokens=max_tokens, progress=progress)
+    return _run(
+        llm,
+        frame,
+        prompts,
+        vote,
+        max_tokens=max_tokens,
+        progress=progress,
+        json_prompts=lambda: [render_core_prompt(e, answer_format="json") for e in expl],
+    )
 
 
 def _voting_scores(index: CoreIndex, frame: pd.DataFrame) -> np.ndarray:
@@ -186,9 +222,17 @@ def isolated_llm(
     index = index or core_index(labels, graph)
     frame = _pairs(labels, pairs)
     base = {"task": labels.task, "kind": labels.perturbation_kind, "cell_line": labels.cell_line}
-    prompts = [
-        render_isolated_prompt(p, g, {**base, **index.context(p, g)})
-        for p, g in zip(frame["pert"], frame["gene"], strict=True)
+    contexts = [
+        (p, g, {**base, **index.context(p, g)}) for p, g in zip(frame["pert"], frame["gene"], strict=True)
     ]
+    prompts = [render_isolated_prompt(p, g, c) for p, g, c in contexts]
     prior = gene_frequency(labels).reindex(frame["gene"]).to_numpy()
-    return _run(llm, frame, prompts, prior, max_tokens=max_tokens, progress=progress)
+    return _run(
+        llm,
+        frame,
+        prompts,
+        prior,
+        max_tokens=max_tokens,
+        progress=progress,
+        json_prompts=lambda: [render_isolated_prompt(p, g, c, answer_format="json") for p, g, c in contexts],
+    )
