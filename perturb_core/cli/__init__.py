@@ -1,4 +1,4 @@
-"""Command line: ``python -m perturb_core {data,lgr,core,methods} ...`` (contract in DESIGN.md).
+"""Command line: ``python -m perturb_core {data,lgr,core,methods,llm} ...`` (contract in DESIGN.md).
 
 Each command group lives in its own module with a ``register(subparsers)`` function that
 adds its parser and sets ``func`` (called with the parsed namespace, returning an exit
@@ -17,7 +17,7 @@ from perturb_core.serialize import dumps
 
 __all__ = ["main", "print_json"]
 
-_GROUPS = ("data", "lgr", "core", "methods")
+_GROUPS = ("data", "lgr", "core", "methods", "llm")
 
 
 def print_json(obj: object) -> None:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m perturb_core",
         description="LLM- and knowledge-graph-based perturbation reasoning (LGR, CORE) on real data.",
     )
-    sub = parser.add_subparsers(dest="group", required=True, metavar="{data,lgr,core,methods}")
+    sub = parser.add_subparsers(dest="group", required=True, metavar="{data,lgr,core,methods,llm}")
     for group in _GROUPS:
         importlib.import_module(f"perturb_core.cli.{group}").register(sub)
     return parser

@@ -36,7 +36,15 @@ from perturb_core.kg import KnowledgeGraph
 if TYPE_CHECKING:  # the LLM layer (and its client) is imported when a model is called
     from perturb_core.llm import LLM, Exchange
 
-__all__ = ["DEFAULT_BUDGET", "MAX_TOKENS", "REASONING_COLUMNS", "core_reasoning", "isolated_llm"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "ESTIMATE_SAMPLE",
+    "MAX_TOKENS",
+    "REASONING_COLUMNS",
+    "core_reasoning",
+    "estimate_reasoning",
+    "isolated_llm",
+]
 
 REASONING_COLUMNS: tuple[str, ...] = (
     "pert",
@@ -63,6 +71,8 @@ DEFAULT_BUDGET = 20
 """Evidence items (positive + negative) shown to the model per prompt."""
 MAX_TOKENS = 400
 """Answer length limit of a CORE-Reasoning or isolated-LLM call."""
+ESTIMATE_SAMPLE = 50
+"""Pairs whose prompts :func:`estimate_reasoning` renders (the rest are extrapolated)."""
 
 
 def _pairs(labels: LabelSet, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -235,4 +245,48 @@ def isolated_llm(
         max_tokens=max_tokens,
         progress=progress,
         json_prompts=lambda: [render_isolated_prompt(p, g, c, answer_format="json") for p, g, c in contexts],
+    )
+
+
+def estimate_reasoning(
+    labels: LabelSet,
+    graph: KnowledgeGraph,
+    pairs: pd.DataFrame,
+    *,
+    llm: LLM,
+    isolated: bool = False,
+    budget: int | None = DEFAULT_BUDGET,
+    index: CoreIndex | None = None,
+    max_tokens: int | None = MAX_TOKENS,
+) -> dict[str, object]:
+    """What :func:`core_reasoning` (or :func:`isolated_llm`) will cost on ``pairs``, before any call.
+
+    The prompts of a seeded sample of at most :data:`ESTIMATE_SAMPLE` pairs are rendered and
+    checked against the cache; counts are scaled to all pairs (the result says so). See
+    :func:`perturb_core.llm.estimate_batch` for the definitions.
+    """
+    from perturb_core.llm import JSONVariant, estimate_batch
+
+    index = index or core_index(labels, graph)
+    frame = _pairs(labels, pairs)
+    sample = frame.sample(n=min(ESTIMATE_SAMPLE, len(frame)), random_state=0) if len(frame) else frame
+    fmt = llm.answer_format
+    text, json_ = [], []
+    for p, g in zip(sample["pert"], sample["gene"], strict=True):
+        if isolated:
+            base = {"task": labels.task, "kind": labels.perturbation_kind, "cell_line": labels.cell_line}
+            ctx = {**base, **index.context(p, g)}
+            text.append(render_isolated_prompt(p, g, ctx))
+            json_.append(render_isolated_prompt(p, g, ctx, answer_format="json"))
+        else:
+            e = explain(labels, graph, perturbation=p, gene=g, budget=budget, index=index)
+            text.append(render_core_prompt(e))
+            json_.append(render_core_prompt(e, answer_format="json"))
+    variants = [JSONVariant(m, CORE_SCHEMA, parse_json_answer, "core_probability") for m in json_]
+    return estimate_batch(
+        llm,
+        text,
+        max_tokens=max_tokens,
+        json_variants=variants if fmt != "text" else None,
+        n_total=len(frame) if len(frame) > len(sample) else None,
     )

@@ -14,6 +14,7 @@ Modules (private; import from here):
     ``_endpoint``: :func:`get_client`, :func:`check_base_url`, :func:`list_models`.
     ``_client``: :class:`LLM`, :class:`LLMResponse`, retries, :func:`test_connection`.
     ``_batch``: :func:`run_batch`, :class:`Exchange`, :class:`JSONVariant`.
+    ``_estimate``: :func:`estimate_batch` (calls, prompt tokens, time before a batch is sent).
     ``_formats``: answer formats (text / json / auto), server families, structured-output requests.
     ``_serve``: the local llama.cpp server (``python -m perturb_core llm serve``), the bundled model.
 
@@ -36,6 +37,7 @@ from perturb_core.llm._endpoint import (
     get_client,
     list_models,
 )
+from perturb_core.llm._estimate import estimate_batch, format_estimate
 from perturb_core.llm._files import append_jsonl, read_jsonl
 from perturb_core.llm._formats import (
     JSONAnswerError,
@@ -79,6 +81,8 @@ __all__ = [
     "check_server_family",
     "detect_family",
     "env_lines",
+    "estimate_batch",
+    "format_estimate",
     "get_client",
     "list_models",
     "llama_cpp_available",

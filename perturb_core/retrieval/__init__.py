@@ -85,6 +85,7 @@ from perturb_core.retrieval._selectors import (
     SelectOptions,
     SelectorFn,
     check_selector,
+    estimate_llm_selector,
 )
 from perturb_core.retrieval._splits import (
     Split,
@@ -177,6 +178,7 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     "SelectorFn",
     "SelectorName",
     "check_selector",
+    "estimate_llm_selector",
     # selection and aggregation
     "Selection",
     "aggregate",

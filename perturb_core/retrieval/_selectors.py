@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from perturb_core.errors import LLMError
-from perturb_core.llm import LLM, Exchange, append_jsonl, run_batch
+from perturb_core.llm import LLM, Exchange, JSONVariant, append_jsonl, estimate_batch, run_batch
 from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
 from perturb_core.retrieval._prompt import (
@@ -28,7 +29,7 @@ from perturb_core.retrieval._prompt import (
     parse_llm_answer,
     render_lgr_prompt,
 )
-from perturb_core.retrieval._splits import SplitData
+from perturb_core.retrieval._splits import SplitData, pool_mask
 from perturb_core.retrieval.baselines import additive_terms
 from perturb_core.spec import MethodSpec, registry, resolve
 
@@ -242,6 +243,51 @@ def _select_random(
     return Scores(values, (None,) * cells.size)
 
 
+def _llm_requests(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    k: int,
+    answer_format: str,
+) -> tuple[
+    list[int],
+    list[list[dict[str, str]]],
+    list[Callable[[str], ParsedAnswer]],
+    list[JSONVariant[ParsedAnswer]] | None,
+]:
+    """The queries with a non-empty pool, their text prompts and parsers, and their json requests."""
+    index = sd.index
+    asked = [q for q in range(cells.size) if pool[q].any()]
+    pools = [[index.drugs[e] for e in np.flatnonzero(pool[q])] for q in asked]
+    names_of = [(index.cell_lines[cells[q]], index.drugs[drugs[q]]) for q in asked]
+    prompts = [render_lgr_prompt(c, d, names, k) for (c, d), names in zip(names_of, pools, strict=True)]
+    parsers: list[Callable[[str], ParsedAnswer]] = [
+        partial(parse_llm_answer, pool=names, k=k) for names in pools
+    ]
+    variants = (
+        [lgr_json_variant(c, d, names, k) for (c, d), names in zip(names_of, pools, strict=True)]
+        if answer_format != "text"
+        else None
+    )
+    return asked, prompts, parsers, variants
+
+
+def estimate_llm_selector(
+    sd: SplitData, cells: NDArray[np.intp], drugs: NDArray[np.intp], opts: SelectOptions
+) -> dict[str, Any]:
+    """What the ``llm`` selector will cost on these queries (see :func:`perturb_core.llm.estimate_batch`).
+
+    Raises:
+        LLMError: ``opts.llm`` is not set.
+    """
+    if opts.llm is None:
+        raise LLMError("estimating the llm selector needs an LLM; pass SelectOptions(llm=...)")
+    pool = pool_mask(sd.split, sd.index.present, cells, drugs)
+    _, prompts, _, variants = _llm_requests(sd, cells, drugs, pool, opts.k, opts.llm.answer_format)
+    return estimate_batch(opts.llm, prompts, max_tokens=opts.max_tokens, json_variants=variants)
+
+
 def _select_llm(
     sd: SplitData,
     cells: NDArray[np.intp],
@@ -259,16 +305,7 @@ def _select_llm(
     ]
     justifications: list[dict[int, str]] = [{} for _ in range(cells.size)]
     traces: list[LLMTrace | None] = [None] * cells.size
-    asked = [q for q in range(cells.size) if pool[q].any()]
-    pools = [[index.drugs[e] for e in np.flatnonzero(pool[q])] for q in asked]
-    names_of = [(index.cell_lines[cells[q]], index.drugs[drugs[q]]) for q in asked]
-    prompts = [render_lgr_prompt(c, d, names, opts.k) for (c, d), names in zip(names_of, pools, strict=True)]
-    parsers = [partial(parse_llm_answer, pool=names, k=opts.k) for names in pools]
-    variants = (
-        [lgr_json_variant(c, d, names, opts.k) for (c, d), names in zip(names_of, pools, strict=True)]
-        if llm.answer_format != "text"
-        else None
-    )
+    asked, prompts, parsers, variants = _llm_requests(sd, cells, drugs, pool, opts.k, llm.answer_format)
 
     def record(j: int, ex: Exchange[ParsedAnswer]) -> None:
         """Read one answer as it arrives; append its neighbour record to the log at once."""
