@@ -14,7 +14,9 @@ from perturb_core.config import get_settings
 def _serve(args: argparse.Namespace) -> int:
     from perturb_core.llm import DEFAULT_PORT, env_lines, serve_command, wait_until_serving
 
-    cmd = serve_command(args.model, host=args.host, port=args.port or DEFAULT_PORT, n_ctx=args.n_ctx)
+    cmd = serve_command(
+        args.model, host=args.host, port=DEFAULT_PORT if args.port is None else args.port, n_ctx=args.n_ctx
+    )
     print(
         f"starting: {' '.join(cmd.argv[1:3])} --model {cmd.model_path.name} on {cmd.base_url}",
         file=sys.stderr,

@@ -64,6 +64,11 @@ def lgr_llm_columns(traces: Sequence[Any], k_used: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(LLM_COLUMNS))
 
 
+def _flag(values: pd.Series) -> np.ndarray:
+    """A column of bools with missing values as False."""
+    return np.array([bool(v) if isinstance(v, bool | np.bool_) else False for v in values], dtype=bool)
+
+
 def _sum(values: pd.Series) -> int | None:
     v = pd.to_numeric(values, errors="coerce").dropna()
     return int(v.sum()) if len(v) else None
@@ -87,9 +92,9 @@ def llm_stats(frame: pd.DataFrame, wall_time_s: float, *, k_used: pd.Series | No
         "answer_format_used": {"json", "text", "none"}, "cache_hits", "prompt_tokens",
         "completion_tokens", "wall_time_s"}`` (see the module docstring).
     """
-    answered = frame["answered"].fillna(False).astype(bool).to_numpy()
+    answered = _flag(frame["answered"])
     n, n_ans = len(frame), int(answered.sum())
-    failures = frame["parse_failure"].fillna(False).astype(bool).to_numpy() & answered
+    failures = _flag(frame["parse_failure"]) & answered
     named = pd.to_numeric(frame.get("n_named"), errors="coerce") if "n_named" in frame else None
     out = pd.to_numeric(frame.get("n_out_of_pool"), errors="coerce") if "n_out_of_pool" in frame else None
     formats = frame["answer_format_used"].where(answered, None)
@@ -112,7 +117,7 @@ def llm_stats(frame: pd.DataFrame, wall_time_s: float, *, k_used: pd.Series | No
             "text": int((formats == "text").sum()),
             "none": int(n - n_ans),
         },
-        "cache_hits": int(frame["cache_hit"].fillna(False).astype(bool).sum()),
+        "cache_hits": int(_flag(frame["cache_hit"]).sum()),
         "prompt_tokens": _sum(frame["prompt_tokens"]),
         "completion_tokens": _sum(frame["completion_tokens"]),
         "wall_time_s": round(float(wall_time_s), 3),
