@@ -49,6 +49,9 @@ _ENV = {
     "llm_model": "PERTURB_CORE_LLM_MODEL",
     "llm_answer_format": "PERTURB_CORE_LLM_ANSWER_FORMAT",
     "llm_server_family": "PERTURB_CORE_LLM_SERVER_FAMILY",
+    "llm_max_tokens": "PERTURB_CORE_LLM_MAX_TOKENS",
+    "llm_timeout": "PERTURB_CORE_LLM_TIMEOUT",
+    "llm_concurrency": "PERTURB_CORE_LLM_CONCURRENCY",
 }
 
 
@@ -77,6 +80,8 @@ class Settings:
             ``vllm`` or ``openai`` (``PERTURB_CORE_LLM_SERVER_FAMILY``).
         llm_max_consecutive_failures: a batch stops asking after this many failed calls in a row
             (the rest are recorded as not asked).
+        llm_max_tokens: upper bound of every answer's length in tokens (``None``: each method's
+            own limit; ``PERTURB_CORE_LLM_MAX_TOKENS``); small local models can ramble.
         enable_corum: include CORUM complexes in the graph (licence CC BY-NC).
         operator_actions: who may use the app's destructive actions (clear the LLM cache, rebuild
             the data) and see server paths: ``"local"`` (default: only while the app listens on
@@ -95,6 +100,7 @@ class Settings:
     llm_answer_format: AnswerFormat = "text"
     llm_server_family: ServerFamily = "auto"
     llm_max_consecutive_failures: int = 8
+    llm_max_tokens: int | None = None
     enable_corum: bool = False
     operator_actions: OperatorActions = "local"
 
@@ -174,12 +180,16 @@ def get_settings() -> Settings:
         ("max_retries", int),
         ("concurrency", int),
         ("max_consecutive_failures", int),
+        ("max_tokens", int),
     ):
-        if key in cfg:
+        env = _ENV.get(f"llm_{key}")
+        raw = (os.environ.get(env) if env else None) or cfg.get(key)
+        if raw not in (None, ""):
             try:
-                values[f"llm_{key}"] = cast(cfg[key])  # type: ignore[arg-type]
+                values[f"llm_{key}"] = cast(raw)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{cfg_path}: [llm] {key} = {cfg[key]!r} is not a {cast.__name__}") from exc
+                where = f"{env} or [llm] {key} in {cfg_path.name}" if env else f"{cfg_path}: [llm] {key}"
+                raise ConfigError(f"{where} = {raw!r} is not a {cast.__name__}") from exc
     corum = os.environ.get("PERTURB_CORE_ENABLE_CORUM", cfg.get("enable_corum", False))
     values["enable_corum"] = str(corum).lower() in ("1", "true", "yes")
     actions = os.environ.get("PERTURB_CORE_OPERATOR_ACTIONS") or app.get("operator_actions") or "local"

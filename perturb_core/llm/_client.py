@@ -126,6 +126,7 @@ class LLM:
             :attr:`family`).
         max_consecutive_failures: :meth:`complete_many` stops asking after this many failed
             calls in a row; the prompts not asked get an error saying so.
+        max_tokens_cap: upper bound of every call's ``max_tokens`` (``None``: no bound).
     """
 
     client: openai.OpenAI = field(repr=False)
@@ -139,6 +140,7 @@ class LLM:
     answer_format: str = "text"
     server_family: str = "auto"
     max_consecutive_failures: int | None = 8
+    max_tokens_cap: int | None = None
     _memo: Memo = field(default_factory=Memo, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -149,6 +151,7 @@ class LLM:
             "concurrency": (self.concurrency >= 1, ">= 1"),
             "backoff_s": (self.backoff_s >= 0, ">= 0"),
             "max_backoff_s": (self.max_backoff_s >= 0, ">= 0"),
+            "max_tokens_cap": (self.max_tokens_cap is None or self.max_tokens_cap >= 1, ">= 1 or None"),
             "max_consecutive_failures": (
                 self.max_consecutive_failures is None or self.max_consecutive_failures >= 1,
                 ">= 1 or None",
@@ -195,6 +198,7 @@ class LLM:
             answer_format=settings.llm_answer_format,
             server_family=settings.llm_server_family,
             max_consecutive_failures=settings.llm_max_consecutive_failures,
+            max_tokens_cap=settings.llm_max_tokens,
         )
 
     @property
@@ -334,6 +338,8 @@ class LLM:
         """
         start = time.perf_counter()
         msgs = _validate_messages(messages)
+        if self.max_tokens_cap is not None:
+            max_tokens = min(max_tokens or self.max_tokens_cap, self.max_tokens_cap)
         options = _drop_none({"temperature": temperature, "max_tokens": max_tokens, **(extra or {})})
         key = cache_key(self.model, msgs, options)
         cache = self.cache if use_cache else None

@@ -63,6 +63,8 @@ def estimate_batch(
     """
     use_json = json_variants is not None and llm.answer_format != "text"
     family = llm.family if use_json else None
+    if llm.max_tokens_cap is not None:
+        max_tokens = min(max_tokens or llm.max_tokens_cap, llm.max_tokens_cap)
     base = {"temperature": 0.0, "max_tokens": max_tokens}
     misses, chars = 0, 0
     for i, msgs in enumerate(prompts):

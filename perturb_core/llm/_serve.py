@@ -184,4 +184,5 @@ def env_lines(base_url: str, model: str, answer_format: str = "json") -> list[st
         f"export OPENAI_BASE_URL={base_url}",
         f"export PERTURB_CORE_LLM_MODEL={model}",
         f"export PERTURB_CORE_LLM_ANSWER_FORMAT={answer_format}",
+        "export PERTURB_CORE_LLM_CONCURRENCY=1  # the llama.cpp server answers one request at a time",
     ]

@@ -16,6 +16,9 @@ from perturb_core.llm import LLM, Exchange, JSONAnswerError, JSONVariant, load_j
 from perturb_core.retrieval._options import NEIGHBOUR_LOG, SelectorName, check_int
 
 _PROMPT_NAME_CHARS = 200
+_JUSTIFICATION_CHARS = 200
+LGR_MAX_TOKENS = 1500
+"""Answer length limit of one LGR selector call (k=10 justified picks plus brief reasoning)."""
 
 _SYSTEM_PROMPT = (
     "You are an expert in cancer pharmacology and transcriptomics. You choose reference drugs whose "
@@ -127,7 +130,7 @@ def lgr_schema(candidates: Sequence[str], k: int) -> dict[str, Any]:
                     "type": "object",
                     "properties": {
                         "name": {"type": "string", "enum": names},
-                        "justification": {"type": "string"},
+                        "justification": {"type": "string", "maxLength": _JUSTIFICATION_CHARS},
                     },
                     "required": ["name", "justification"],
                     "additionalProperties": False,

@@ -23,6 +23,7 @@ from perturb_core.llm import LLM, Exchange, JSONVariant, append_jsonl, estimate_
 from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
 from perturb_core.retrieval._prompt import (
+    LGR_MAX_TOKENS,
     LLMTrace,
     ParsedAnswer,
     lgr_json_variant,
@@ -52,7 +53,7 @@ class SelectOptions:
     llm: LLM | None = None
     progress: Callable[[int, int], None] | None = None
     log_path: Path | None = None
-    max_tokens: int | None = None
+    max_tokens: int | None = LGR_MAX_TOKENS
 
 
 @dataclass(frozen=True, eq=False)
