@@ -188,8 +188,8 @@ def get_settings() -> Settings:
             try:
                 values[f"llm_{key}"] = cast(raw)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
-                where = f"{env} or [llm] {key} in {cfg_path.name}" if env else f"{cfg_path}: [llm] {key}"
-                raise ConfigError(f"{where} = {raw!r} is not a {cast.__name__}") from exc
+                where = f"{env} or {cfg_path}" if env else f"{cfg_path}"
+                raise ConfigError(f"[llm] {key} = {raw!r} is not a {cast.__name__} ({where})") from exc
     corum = os.environ.get("PERTURB_CORE_ENABLE_CORUM", cfg.get("enable_corum", False))
     values["enable_corum"] = str(corum).lower() in ("1", "true", "yes")
     actions = os.environ.get("PERTURB_CORE_OPERATOR_ACTIONS") or app.get("operator_actions") or "local"

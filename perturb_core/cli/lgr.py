@@ -36,15 +36,17 @@ def print_estimate(method: str, estimate: dict) -> None:
 def print_llm_stats(doc: dict) -> None:
     """One line per LLM method: answered, parse-failure and out-of-pool rates, formats, tokens, time."""
     pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
-    for m, st in (doc.get("llm_stats") or {}).items():
-        fmts = st["answer_format_used"]
-        k = "" if st.get("mean_k_used") is None else f", mean k_used {st['mean_k_used']:.1f}"
-        oop = "" if st.get("out_of_pool_rate") is None else f", out of pool {pct(st['out_of_pool_rate'])}"
+    for m, stats in (doc.get("llm_stats") or {}).items():
+        fmts = stats["answer_format_used"]
+        k = "" if stats.get("mean_k_used") is None else f", mean k_used {stats['mean_k_used']:.1f}"
+        oop = (
+            "" if stats.get("out_of_pool_rate") is None else f", out of pool {pct(stats['out_of_pool_rate'])}"
+        )
         print(
-            f"llm calls of {m}: answered {pct(st['answered_rate'])} of {st['n_queries']}, parse failures "
-            f"{pct(st['parse_failure_rate'])}{oop}{k}; formats json {fmts['json']} / text {fmts['text']} / "
-            f"none {fmts['none']}; cache hits {st['cache_hits']}; tokens {st['prompt_tokens']} prompt + "
-            f"{st['completion_tokens']} completion (server counts); wall time {st['wall_time_s']:.1f} s"
+            f"llm calls of {m}: answered {pct(stats['answered_rate'])} of {stats['n_queries']}, parse failures "
+            f"{pct(stats['parse_failure_rate'])}{oop}{k}; formats json {fmts['json']} / text {fmts['text']} / "
+            f"none {fmts['none']}; cache hits {stats['cache_hits']}; tokens {stats['prompt_tokens']} prompt + "
+            f"{stats['completion_tokens']} completion (server counts); wall time {stats['wall_time_s']:.1f} s"
         )
 
 
