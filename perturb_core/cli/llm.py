@@ -14,6 +14,9 @@ from perturb_core.config import get_settings
 def _serve(args: argparse.Namespace) -> int:
     from perturb_core.llm import DEFAULT_PORT, env_lines, serve_command, wait_until_serving
 
+    _interrupt_on(
+        signal.SIGINT, signal.SIGTERM
+    )  # also when started in the background, where SIGINT is ignored
     cmd = serve_command(
         args.model, host=args.host, port=DEFAULT_PORT if args.port is None else args.port, n_ctx=args.n_ctx
     )
@@ -40,6 +43,16 @@ def _serve(args: argparse.Namespace) -> int:
     except BaseException:
         _stop(proc, 1)
         raise
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """Turn these signals into KeyboardInterrupt, so the server child is always stopped with us."""
+    for sig in signals:
+        signal.signal(sig, _interrupt)
 
 
 def _stop(proc: subprocess.Popen[bytes], code: int) -> int:
