@@ -579,7 +579,7 @@ def evaluate_lgr(
                     out.llm
                     if out.llm is not None
                     else pd.DataFrame(None, index=range(q.size), columns=list(LLM_COLUMNS))
-                )
+                ).astype(object)
                 frames.append(pd.concat([frame, metrics, quality.reset_index(drop=True), llm_cols], axis=1))
             return (
                 pd.concat(frames, ignore_index=True).sort_values("query", kind="stable").drop(columns="query")
