@@ -5,8 +5,9 @@ JSON object that follows a schema (for LGR: the candidate pool as an enum; for C
 in [0, 1]); the request shape differs per server family:
 
 - ``llama_cpp`` (llama-cpp-python's server): ``response_format={"type": "json_object", "schema": S}``;
-- ``vllm``: ``response_format={"type": "json_schema", "json_schema": {...}}`` (vLLM >= 0.6; its older
-  ``guided_json`` extra field is sent too, so either version constrains the answer);
+- ``vllm``: ``response_format={"type": "json_schema", "json_schema": {...}}``, which vLLM has accepted
+  since 0.6 (its older ``guided_json`` extra field was deprecated in 0.10.2 and removed in 0.12, so it
+  is not sent);
 - ``openai`` (OpenAI, Ollama >= 0.5 and other compatible servers):
   ``response_format={"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``.
 
@@ -85,15 +86,17 @@ def structured_options(family: str, schema: Mapping[str, Any], name: str) -> dic
         name: the schema's name (letters, digits, ``_``), required by the OpenAI shape.
 
     Returns:
-        Options for ``chat.completions.create`` (``response_format`` and, for vLLM, ``extra_body``).
+        Options for ``chat.completions.create`` (``response_format``).
     """
     schema = dict(schema)
     if family == "llama_cpp":
         return {"response_format": {"type": "json_object", "schema": schema}}
-    shaped = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-    if family == "vllm":
-        return {"response_format": shaped, "extra_body": {"guided_json": schema}}
-    return {"response_format": shaped}
+    return {
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": True},
+        }
+    }
 
 
 def load_json_object(text: str | None) -> dict[str, Any]:

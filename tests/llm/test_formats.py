@@ -93,8 +93,7 @@ def test_structured_options_per_family() -> None:
     }
     openai_shape = {"type": "json_schema", "json_schema": {"name": "n", "schema": SCHEMA, "strict": True}}
     assert structured_options("openai", SCHEMA, "n") == {"response_format": openai_shape}
-    vllm = structured_options("vllm", SCHEMA, "n")
-    assert vllm["response_format"] == openai_shape and vllm["extra_body"] == {"guided_json": SCHEMA}
+    assert structured_options("vllm", SCHEMA, "n") == {"response_format": openai_shape}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +140,6 @@ def test_json_format_sends_the_family_shape_and_is_labelled(
     assert {e.answer_format_used for e in out} == {"json"} and all(e.format_note is None for e in out)
     req = fake_openai_server.requests[0]
     assert field in json.dumps(req["response_format"])
-    assert ("guided_json" in req) == (owned_by == "vllm")
     assert out[0].prompt[1]["content"] == "json prompt 0"
     assert out[0].prompt_tokens is not None and out[0].completion_tokens is not None
 
