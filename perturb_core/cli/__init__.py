@@ -1,4 +1,4 @@
-"""Command line: ``python -m perturb_core {data,lgr,core,methods} ...`` (contract in DESIGN.md).
+"""Command line: ``python -m perturb_core {data,lgr,core,methods,llm} ...`` (contract in DESIGN.md).
 
 Each command group lives in its own module with a ``register(subparsers)`` function that
 adds its parser and sets ``func`` (called with the parsed namespace, returning an exit
@@ -17,7 +17,7 @@ from perturb_core.serialize import dumps
 
 __all__ = ["main", "print_json"]
 
-_GROUPS = ("data", "lgr", "core", "methods", "gene", "connectivity")
+_GROUPS = ("data", "lgr", "core", "methods", "llm", "gene", "connectivity")
 
 
 def print_json(obj: object) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 from tqdm import tqdm
 
 from perturb_core.cli import print_json
-from perturb_core.config import get_settings
+from perturb_core.cli.lgr import _FORMAT_HELP, llm_settings, print_estimate, print_llm_stats
+from perturb_core.config import ANSWER_FORMATS
 from perturb_core.errors import ValidationError, name_key
 
 
@@ -51,7 +52,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from perturb_core.kg import load_graph
 
     methods = _method_list(args.methods, args.dataset)
-    settings = get_settings()
+    settings = llm_settings(args)
     labels = load_labels(args.dataset, args.task, settings)
     graph = load_graph(settings)
     bars: list[tqdm] = []
@@ -77,6 +78,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         settings=settings,
         max_pairs=args.max_pairs,
         budget=args.budget,
+        limit=args.limit,
+        on_estimate=print_estimate,
     )
     for bar in bars:
         bar.close()
@@ -109,10 +112,19 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"{m:<28}{''.join(cells)}{v['n_genes_macro']:>7}{_fmt(v['auprc']):>8}"
             f"{_fmt(v['predicted_positive_rate']):>11}{_fmt(doc['brier'][m]):>8}{extra}"
         )
+    if doc["subset"]:
+        print(f"note: the pairs are {doc['subset']}: the same subset for every method")
+    print_llm_stats(doc)
     return 0
 
 
-_EXPLAIN_METHODS = ("core_voting", "core_voting_crossline", "core_learned", "core_learned_crossline")
+_EXPLAIN_METHODS = (
+    "core_voting",
+    "core_voting_crossline",
+    "core_learned",
+    "core_learned_crossline",
+    "core_reasoning",
+)
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -129,7 +141,7 @@ def _explain(args: argparse.Namespace) -> int:
     from perturb_core.kg import load_graph
 
     method = check_choice("method of core explain", args.method, _EXPLAIN_METHODS)
-    settings = get_settings()
+    settings = llm_settings(args)
     labels = load_labels(args.dataset, args.task, settings)
     graph = load_graph(settings)
     xl = crossline_labels(labels, settings) if method.endswith("_crossline") else None
@@ -163,6 +175,8 @@ def _explain(args: argparse.Namespace) -> int:
             f"{method}: a boosted model over the evidence features; each feature's contribution is the change "
             "in log-odds when it is set to its training median. The items below are the CORE-Voting evidence."
         )
+    if method == "core_reasoning":
+        doc.update(_reasoning_doc(labels, graph, ex, index, settings, args.budget))
     if args.json:
         print_json(doc)
         return 0
@@ -187,7 +201,60 @@ def _explain(args: argparse.Namespace) -> int:
     print(f"unmeasured related perturbations: {doc['n_unmeasured']}")
     for f in doc.get("features", [])[: args.show]:
         print(f"  {f['feature']:<48} value {_fmt(f['value'])}  contribution {f['contribution']:+.3f}")
+    if doc.get("llm"):
+        llm = doc["llm"]
+        origin = "FALLBACK to CORE-Voting (not an LLM answer)" if llm["fallback"] else "the LLM's probability"
+        print(
+            f"core_reasoning: score {_fmt(doc['score'])} = {origin}; model {llm['model']}, answer format "
+            f"{llm['answer_format_used']}, cache_hit={llm['cache_hit']}, {llm['elapsed_s']:.2f} s"
+        )
+        if llm["error"]:
+            print(f"  why no probability: {llm['error']}")
+        if llm["rationale"]:
+            print(f"  rationale: {llm['rationale']}")
     return 0
+
+
+def _reasoning_doc(labels: Any, graph: Any, ex: Any, index: Any, settings: Any, budget: int | None) -> dict:
+    """The ``llm`` section of ``core explain --method core_reasoning``: one CORE-Reasoning call."""
+    import pandas as pd
+
+    from perturb_core.evidence import DEFAULT_BUDGET, core_reasoning
+    from perturb_core.llm import LLM
+
+    row = core_reasoning(
+        labels,
+        graph,
+        pd.DataFrame({"pert": [ex.perturbation], "gene": [ex.gene]}),
+        llm=LLM.from_settings(settings),
+        budget=DEFAULT_BUDGET if budget is None else budget,
+        index=index,
+    ).iloc[0]
+    fallback = bool(row["fallback"])
+    return {
+        "voting_score": ex.to_dict()["score"],
+        "score": float(row["score"]),
+        "note": (
+            "core_reasoning: the LLM's probability given this evidence (the items below); "
+            + ("its answer was unusable, so the score is the CORE-Voting FALLBACK" if fallback else "")
+        ).rstrip("; "),
+        "llm": {
+            "model": settings.llm_model,
+            "probability": None if pd.isna(row["probability"]) else float(row["probability"]),
+            "fallback": fallback,
+            "error": row["error"],
+            "rationale": row["rationale"],
+            "raw_answer": row["raw"],
+            "cache_hit": bool(row["cache_hit"]),
+            "prompt_hash": row["prompt_hash"],
+            "prompt": row["prompt"],
+            "answer_format_used": row["answer_format_used"],
+            "format_note": row["format_note"],
+            "prompt_tokens": None if pd.isna(row["prompt_tokens"]) else int(row["prompt_tokens"]),
+            "completion_tokens": None if pd.isna(row["completion_tokens"]) else int(row["completion_tokens"]),
+            "elapsed_s": round(float(row["elapsed_s"]), 4),
+        },
+    }
 
 
 def _methods(args: argparse.Namespace) -> int:
@@ -242,6 +309,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--seed", type=int, default=0, help="sample, random-method and bootstrap seed (default 0)")
     e.add_argument("--n-boot", type=int, default=200, help="bootstrap replicates (default 200)")
     e.add_argument("--budget", type=int, default=20, help="evidence items per CORE-Reasoning prompt")
+    e.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="a seeded random subset of N test pairs (after --max-pairs), the same for every method",
+    )
+    e.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None, help=_FORMAT_HELP)
     e.add_argument("--out", default=None, help="write per-pair rows to this CSV")
     e.add_argument("--json", action="store_true", help="machine-readable output (contract in DESIGN.md)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -259,8 +333,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     x.add_argument(
         "--method",
         default="core_voting",
-        help=f"whose score to explain: {', '.join(_EXPLAIN_METHODS)} (cross-line: other PerturbQA lines' training labels)",
+        help=f"whose score to explain: {', '.join(_EXPLAIN_METHODS)} (cross-line: other PerturbQA lines' "
+        "training labels; core_reasoning asks the configured LLM once)",
     )
+    x.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None, help=_FORMAT_HELP)
     x.add_argument("--json", action="store_true", help="machine-readable output")
     x.set_defaults(func=_explain)
 

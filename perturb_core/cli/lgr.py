@@ -9,10 +9,45 @@ from pathlib import Path
 from tqdm import tqdm
 
 from perturb_core.cli import print_json
-from perturb_core.config import get_settings
+from perturb_core.config import ANSWER_FORMATS, Settings, get_settings
 from perturb_core.errors import ValidationError
 
 _REGIMES = ("unseen-drug", "unseen-cell-line", "open-world")
+_FORMAT_HELP = (
+    "LLM answer format: text (the paper's <Final Answer> list), json (a schema with the pool as an enum; "
+    "text where the server refuses it) or auto (default: PERTURB_CORE_LLM_ANSWER_FORMAT, else text)"
+)
+
+
+def llm_settings(args: argparse.Namespace) -> Settings:
+    """Settings with ``--answer-format`` applied (when given)."""
+    settings = get_settings()
+    fmt = getattr(args, "answer_format", None)
+    return settings.with_(llm_answer_format=fmt) if fmt else settings
+
+
+def print_estimate(method: str, estimate: dict) -> None:
+    """The cost estimate of an LLM method, on stderr (before any call is sent)."""
+    from perturb_core.llm import format_estimate
+
+    print(format_estimate(method, estimate), file=sys.stderr, flush=True)
+
+
+def print_llm_stats(doc: dict) -> None:
+    """One line per LLM method: answered, parse-failure and out-of-pool rates, formats, tokens, time."""
+    pct = lambda v: "—" if v is None else f"{v:.0%}"  # noqa: E731
+    for m, stats in (doc.get("llm_stats") or {}).items():
+        fmts = stats["answer_format_used"]
+        k = "" if stats.get("mean_k_used") is None else f", mean k_used {stats['mean_k_used']:.1f}"
+        oop = (
+            "" if stats.get("out_of_pool_rate") is None else f", out of pool {pct(stats['out_of_pool_rate'])}"
+        )
+        print(
+            f"llm calls of {m}: answered {pct(stats['answered_rate'])} of {stats['n_queries']}, parse failures "
+            f"{pct(stats['parse_failure_rate'])}{oop}{k}; formats json {fmts['json']} / text {fmts['text']} / "
+            f"none {fmts['none']}; cache hits {stats['cache_hits']}; tokens {stats['prompt_tokens']} prompt + "
+            f"{stats['completion_tokens']} completion (server counts); wall time {stats['wall_time_s']:.1f} s"
+        )
 
 
 def _method_list(text: str) -> list[str]:
@@ -30,6 +65,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     from perturb_core.evaluate.lgr import evaluate_lgr
 
     methods = _method_list(args.methods)
+    if args.limit is not None and args.max_queries is not None and args.limit != args.max_queries:
+        raise ValidationError(
+            f"--limit {args.limit} and --max-queries {args.max_queries} disagree; give one (they mean the same)"
+        )
     bars: list[tqdm] = []
 
     def progress(done: int, total: int) -> None:
@@ -51,11 +90,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         tune=args.tune,
         n_boot=args.n_boot,
         progress=progress,
-        settings=get_settings(),
-        max_queries=args.max_queries,
+        settings=llm_settings(args),
+        max_queries=args.limit if args.limit is not None else args.max_queries,
         hybrid_min_k=args.hybrid_min_k,
         test_fraction=args.test_fraction,
         concurrency=args.concurrency,
+        on_estimate=print_estimate,
     )
     for bar in bars:
         bar.close()
@@ -72,6 +112,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         f"{doc['dataset']} {doc['regime']} k={doc['k']} seed={doc['seed']} split {doc['split_id']} "
         f"({doc['aggregation']}; metrics on {doc['n_eval_genes']} genes; 95% bootstrap intervals)"
     )
+    if doc["subset"]:
+        print(f"note: the queries are {doc['subset']}: the same subset for every method")
     for c in doc["tuning"]:
         print(
             f"  CV choice for {c['method']} ({c['applies_to']}): k={c['k']} p={c['similarity_power']:g} "
@@ -105,6 +147,7 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"note: {m}: {n} of {doc['methods'][m]['n_queries']} queries fell back (e.g. to chemistry "
                 f"neighbours; {doc['failed'][m]} failed calls): those rows are not {m} results; see --out or --json"
             )
+    print_llm_stats(doc)
     return 0
 
 
@@ -123,7 +166,7 @@ def _predict(args: argparse.Namespace) -> int:
         similarity_power=args.similarity_power,
         regime=args.regime,
         seed=args.seed,
-        settings=get_settings(),
+        settings=llm_settings(args),
         hybrid_min_k=args.hybrid_min_k,
     )
     doc = ex.to_dict(n_top_genes=args.top_genes)
@@ -152,8 +195,11 @@ def _predict(args: argparse.Namespace) -> int:
             obs = f"{r.observed_gene}{'*' if r.observed_in_both else ''}"
             print(f"  {r.rank:>2}. {pred:<14} {r.predicted:+6.2f}    {obs:<14} {r.observed:+6.2f}")
     if doc["llm"]:
+        llm = doc["llm"]
+        note = f" ({llm['format_note']})" if llm.get("format_note") else ""
         print(
-            f"llm: model {doc['llm']['model']} cache_hit={doc['llm']['cache_hit']} error={doc['llm']['error']}"
+            f"llm: model {llm['model']} cache_hit={llm['cache_hit']} answer format {llm.get('answer_format_used')}"
+            f"{note} {llm['elapsed_s']:.2f} s error={llm['error']}"
         )
     return 0
 
@@ -261,6 +307,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="choose k and the similarity power of each non-LLM selector by 4-fold CV over TRAINING lines/drugs",
     )
     e.add_argument("--max-queries", type=int, default=None, help="evaluate a seeded subset of test pairs")
+    e.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help="same as --max-queries: a seeded subset of N test pairs, the same for every method",
+    )
+    e.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None, help=_FORMAT_HELP)
     e.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
     e.add_argument(
         "--hybrid-min-k", type=int, default=3, help="pad with chemistry below this k_used (default 3)"
@@ -297,6 +350,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     q.add_argument(
         "--top-genes", type=int, default=10, help="up- and down-regulated genes to list (default 10)"
     )
+    q.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None, help=_FORMAT_HELP)
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=_predict)
 

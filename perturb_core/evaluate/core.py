@@ -28,9 +28,11 @@ from perturb_core.errors import ValidationError, check_n_boot, check_seed
 from perturb_core.evaluate._harness import (
     Progress,
     check_methods,
+    check_positive_int,
     json_number,
     run_methods,
 )
+from perturb_core.evaluate._llm_stats import llm_stats
 from perturb_core.evidence import (
     CoreIndex,
     VotingOptions,
@@ -38,6 +40,7 @@ from perturb_core.evidence import (
     core_learned,
     core_reasoning,
     crossline_labels,
+    estimate_reasoning,
     gene_frequency,
     isolated_llm,
     learned_index,
@@ -253,6 +256,7 @@ class COREResult:
         n_boot: bootstrap replicates.
         models: method -> fitted CORE-Voting parameters (voting methods).
         elapsed_s: seconds per method.
+        subset_note: says the pairs are a seeded subset (``limit``), ``None`` otherwise.
     """
 
     dataset: str
@@ -270,6 +274,7 @@ class COREResult:
     n_boot: int = 200
     models: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
     elapsed_s: dict[str, float] = field(default_factory=dict)
+    subset_note: str | None = None
 
     def table(self) -> pd.DataFrame:
         """Wide table: one row per method, the :data:`~perturb_core.metrics.CLASSIFICATION_METRICS` columns."""
@@ -316,7 +321,26 @@ class COREResult:
             "threshold": 0.5,
             "models": self.models,
             "elapsed_s": {m: round(v, 3) for m, v in self.elapsed_s.items()},
+            "llm_stats": {
+                m: _llm_stats(g, self.elapsed_s.get(m, 0.0)) for m, g in pp if CORE_METHODS[m].needs_llm
+            },
+            "subset": self.subset_note,
         }
+
+
+def _llm_stats(g: pd.DataFrame, wall_time_s: float) -> dict[str, Any]:
+    answered = g["raw"].notna()
+    frame = pd.DataFrame(
+        {
+            "answered": answered,
+            "parse_failure": answered & g["probability"].isna(),
+            "answer_format_used": g["answer_format_used"],
+            "prompt_tokens": g["prompt_tokens"],
+            "completion_tokens": g["completion_tokens"],
+            "cache_hit": g["cache_hit"],
+        }
+    )
+    return llm_stats(frame, wall_time_s)
 
 
 def resolve_method(name: str) -> str:
@@ -372,6 +396,8 @@ def evaluate_core(
     max_pairs: int | None = None,
     budget: int | None = 20,
     crossline: Sequence[LabelSet] | None = None,
+    limit: int | None = None,
+    on_estimate: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> COREResult:
     """Score the test pairs of a label set with each method and compute the CORE metrics.
 
@@ -387,6 +413,11 @@ def evaluate_core(
         llm: the model for LLM methods (default: :meth:`LLM.from_settings` on first use).
         max_pairs: evaluate a seeded sample of whole genes with at most this many test pairs
             (see :func:`sample_pairs`); required above :data:`LLM_PAIR_LIMIT` pairs for LLM methods.
+        limit: then keep a seeded random subset of exactly this many pairs (the same for every
+            method, so rows stay comparable; quick checks of LLM methods). Per-gene AUROC over so
+            few pairs is mostly undefined.
+        on_estimate: called as ``on_estimate(method, estimate)`` for each LLM method before any
+            call is sent (see :func:`perturb_core.evidence.estimate_reasoning`).
         budget: evidence items per CORE-Reasoning prompt.
         crossline: the other lines' label sets for the cross-line methods (default: the other
             PerturbQA lines of the same task, :func:`~perturb_core.evidence.crossline_labels`;
@@ -409,6 +440,12 @@ def evaluate_core(
     if test.empty:
         raise ValidationError(f"{labels.name} ({labels.task}) has no test pairs to evaluate")
     sample = sample_pairs(test, max_pairs, seed=seed).reset_index(drop=True)
+    check_positive_int("limit", limit, optional=True)
+    subset = None
+    if limit is not None and len(sample) > limit:
+        keep = np.sort(np.random.default_rng(seed).choice(len(sample), size=limit, replace=False))
+        subset = f"a seeded subset (seed {seed}) of {limit} of {len(sample):,} pairs"
+        sample = sample.iloc[keep].reset_index(drop=True)
     llm_methods = [m for m in names if CORE_METHODS[m].needs_llm]
     if llm_methods and len(sample) > LLM_PAIR_LIMIT:
         raise ValidationError(
@@ -442,6 +479,20 @@ def evaluate_core(
 
     def run(m: str, step: Progress) -> pd.DataFrame:
         return CORE_METHODS[m].fn(_Run(labels, graph, scored, seed, budget, get_llm, step, others))
+
+    if on_estimate is not None:
+        for m in llm_methods:
+            on_estimate(
+                m,
+                estimate_reasoning(
+                    labels,
+                    graph,
+                    scored[["pert", "gene"]],
+                    llm=get_llm(),
+                    isolated=m == "isolated_llm",
+                    budget=budget,
+                ),
+            )
 
     steps = [len(pairs) if CORE_METHODS[m].needs_llm else 1 for m in names]
     outputs, elapsed = run_methods(names, steps, run, progress)
@@ -506,4 +557,5 @@ def evaluate_core(
         n_boot=n_boot,
         models=models,
         elapsed_s=elapsed,
+        subset_note=subset,
     )

@@ -32,6 +32,7 @@ from perturb_core.evaluate._harness import (
     json_number,
     run_methods,
 )
+from perturb_core.evaluate._llm_stats import LLM_COLUMNS, lgr_llm_columns, llm_stats
 from perturb_core.llm import LLM
 from perturb_core.metrics import (
     REGRESSION_METRICS,
@@ -57,6 +58,7 @@ from perturb_core.retrieval import (
     check_power,
     check_regime,
     default_aggregation,
+    estimate_llm_selector,
     lgr_index,
     make_split,
     neighbour_log_path,
@@ -101,6 +103,7 @@ class _MethodOutput:
     fallback: tuple[str | None, ...]
     error: tuple[str | None, ...]
     neighbours: NDArray[np.intp] | None = None
+    llm: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -144,13 +147,10 @@ def _run_selector(selector: str, ctx: _RunContext) -> _MethodOutput:
         fallback = tuple(
             f if o else (f"{f}; {note}" if f else note) for f, o in zip(fallback, ok, strict=True)
         )
+    llm_cols = lgr_llm_columns(traces, sel.k_used) if needs_llm else None
+    k_used = sel.k_used.astype(np.float64)
     return _MethodOutput(
-        pred,
-        sel.k_used.astype(np.float64),
-        sel.n_used.astype(np.float64),
-        fallback,
-        errors,
-        sel.order[:, : ctx.k],
+        pred, k_used, sel.n_used.astype(np.float64), fallback, errors, sel.order[:, : ctx.k], llm_cols
     )
 
 
@@ -241,6 +241,7 @@ class LGRResult:
         elapsed_s: seconds per method.
         similarity_power: p of the similarity weights s^p (untuned methods).
         tuning: cross-validation choices of k and p (``tune=True``), from training data only.
+        subset_note: says the queries are a seeded subset of the test pairs (``None``: all of them).
     """
 
     dataset: str
@@ -259,6 +260,7 @@ class LGRResult:
     elapsed_s: dict[str, float] = field(default_factory=dict)
     similarity_power: float = 0.0
     tuning: tuple[TunedChoice, ...] = ()
+    subset_note: str | None = None
 
     def tuning_table(self) -> pd.DataFrame:
         """The cross-validation choices (empty without ``tune``): one row per method and group."""
@@ -278,8 +280,6 @@ class LGRResult:
         """The ``lgr evaluate --json`` document (the DESIGN.md contract plus extra keys)."""
         table = self.table()
         methods: dict[str, dict[str, Any]] = {}
-        for m in self.methods:
-            row = table.loc[m]
         pq = self.per_query.groupby("method", sort=False)
         for m in self.methods:
             row = table.loc[m]
@@ -308,6 +308,12 @@ class LGRResult:
             "max_queries": self.max_queries,
             "test_fraction": self.split.test_fraction,
             "elapsed_s": {m: round(v, 3) for m, v in self.elapsed_s.items()},
+            "llm_stats": {
+                m: llm_stats(g, self.elapsed_s.get(m, 0.0), k_used=g["k_used"])
+                for m, g in pq
+                if METHODS[m].needs_llm
+            },
+            "subset": self.subset_note,
         }
 
 
@@ -448,6 +454,7 @@ def evaluate_lgr(
     concurrency: int | None = None,
     drugs: DrugTable | None = None,
     graph: KnowledgeGraph | None = None,
+    on_estimate: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> LGRResult:
     """Evaluate LGR methods on the test pairs of a seeded split.
 
@@ -475,6 +482,8 @@ def evaluate_lgr(
         concurrency: parallel LLM requests (overrides ``[llm] concurrency``).
         drugs: the drug table (default: loaded from ``settings``; see :func:`~perturb_core.retrieval.lgr_index`).
         graph: the knowledge graph of ``kg_mechanism`` (default: loaded from ``settings`` when needed).
+        on_estimate: called as ``on_estimate(method, estimate)`` for each LLM method before any
+            call is sent (see :func:`perturb_core.llm.estimate_batch`).
 
     Returns:
         The :class:`LGRResult`.
@@ -511,6 +520,16 @@ def evaluate_lgr(
             keep = np.sort(np.random.default_rng(seed).choice(q_cells.size, size=max_queries, replace=False))
             q_cells, q_drugs = q_cells[keep], q_drugs[keep]
         n_q = int(q_cells.size)
+        subset = (
+            f"a seeded subset (seed {seed}) of {n_q} of {split.test.sum()} test pairs"
+            if max_queries
+            else None
+        )
+        for name in (
+            m for m in names if METHODS[m].needs_llm and on_estimate is not None and model is not None
+        ):
+            opts = SelectOptions(k=k, llm=model)
+            on_estimate(name, estimate_llm_selector(sd, q_cells, q_drugs, opts))  # type: ignore[misc]
         truth = sd.deltas[q_cells, q_drugs]
         cell_names = [index.cell_lines[c] for c in q_cells]
         drug_names = [index.drugs[d] for d in q_drugs]
@@ -556,7 +575,12 @@ def evaluate_lgr(
                 else:
                     quality = pd.DataFrame(np.nan, index=range(q.size), columns=list(RETRIEVAL_METRICS))
                 metrics = regression_metrics(out.prediction, truth[q]).reset_index(drop=True)
-                frames.append(pd.concat([frame, metrics, quality.reset_index(drop=True)], axis=1))
+                llm_cols = (
+                    out.llm
+                    if out.llm is not None
+                    else pd.DataFrame(None, index=range(q.size), columns=list(LLM_COLUMNS))
+                ).astype(object)
+                frames.append(pd.concat([frame, metrics, quality.reset_index(drop=True), llm_cols], axis=1))
             return (
                 pd.concat(frames, ignore_index=True).sort_values("query", kind="stable").drop(columns="query")
             )
@@ -587,4 +611,5 @@ def evaluate_lgr(
         n_eval_genes=int(sd.gene_idx.size),
         max_queries=max_queries,
         elapsed_s=elapsed,
+        subset_note=subset,
     )

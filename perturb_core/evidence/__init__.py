@@ -75,7 +75,13 @@ from perturb_core.evidence._prompts import (
     render_core_prompt,
     render_isolated_prompt,
 )
-from perturb_core.evidence._reasoning import DEFAULT_BUDGET, REASONING_COLUMNS, core_reasoning, isolated_llm
+from perturb_core.evidence._reasoning import (
+    DEFAULT_BUDGET,
+    REASONING_COLUMNS,
+    core_reasoning,
+    estimate_reasoning,
+    isolated_llm,
+)
 from perturb_core.evidence._relations import (
     DRUG_RELATIONS,
     KNOCKDOWN_RELATIONS,
@@ -129,6 +135,7 @@ __all__ = [  # noqa: RUF022 (grouped, not sorted)
     # CORE-Reasoning and the isolated LLM baseline
     "DEFAULT_BUDGET",
     "REASONING_COLUMNS",
+    "estimate_reasoning",
     "ParsedAnswer",
     "core_reasoning",
     "isolated_llm",

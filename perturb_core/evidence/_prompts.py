@@ -18,8 +18,10 @@ from perturb_core.evidence._explain import EvidenceExplanation
 from perturb_core.evidence._items import EvidenceItem
 
 __all__ = [
+    "CORE_SCHEMA",
     "ParsedAnswer",
     "parse_answer",
+    "parse_json_answer",
     "parse_probability",
     "render_core_prompt",
     "render_isolated_prompt",
@@ -36,6 +38,22 @@ _SYSTEM = (
 _FORMAT = (
     "Answer in exactly two lines:\nProbability: <a number between 0 and 1>\nRationale: <one or two sentences>"
 )
+
+_JSON_FORMAT = (
+    'Answer with one JSON object and nothing else: {"probability": <a number between 0 and 1>, '
+    '"justification": "<one sentence>"}'
+)
+
+CORE_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "probability": {"type": "number", "minimum": 0, "maximum": 1},
+        "justification": {"type": "string"},
+    },
+    "required": ["probability", "justification"],
+    "additionalProperties": False,
+}
+"""JSON schema of a json-format CORE answer (CORE-Reasoning and the isolated baseline)."""
 
 _QUESTION = {
     "de": "Is {gene} differentially expressed (up or down) when {action} in {cell}?",
@@ -90,7 +108,13 @@ def _item_line(k: int, item: EvidenceItem) -> str:
     )
 
 
-def render_core_prompt(explanation: EvidenceExplanation) -> list[dict[str, str]]:
+def _format_line(answer_format: str) -> str:
+    return _JSON_FORMAT if answer_format == "json" else _FORMAT
+
+
+def render_core_prompt(
+    explanation: EvidenceExplanation, *, answer_format: str = "text"
+) -> list[dict[str, str]]:
     """The CORE-Reasoning prompt for one pair: context plus positive and negative evidence.
 
     The evidence is the explanation's (use ``explain(..., budget=N)`` to bound its length).
@@ -98,6 +122,8 @@ def render_core_prompt(explanation: EvidenceExplanation) -> list[dict[str, str]]
 
     Args:
         explanation: the pair's evidence from :func:`perturb_core.evidence.explain`.
+        answer_format: ``"text"`` (``Probability:`` / ``Rationale:`` lines) or ``"json"``
+            (a JSON object following :data:`CORE_SCHEMA`).
 
     Returns:
         Chat messages (system, user).
@@ -144,12 +170,14 @@ def render_core_prompt(explanation: EvidenceExplanation) -> list[dict[str, str]]
         f"{e.perturbation} are closest and most mechanistic, and what do the related perturbations "
         f"under which {e.gene} {_POS_MEANS[e.task]} have in common that the others lack? Then give "
         f"{_PROB_MEANS[e.task].format(gene=e.gene)}.",
-        _FORMAT,
+        _format_line(answer_format),
     ]
     return _messages("\n".join(lines))
 
 
-def render_isolated_prompt(perturbation: str, gene: str, context: Mapping[str, Any]) -> list[dict[str, str]]:
+def render_isolated_prompt(
+    perturbation: str, gene: str, context: Mapping[str, Any], *, answer_format: str = "text"
+) -> list[dict[str, str]]:
     """The isolated ("plausibility") prompt: the pair and what its members are, no evidence.
 
     Args:
@@ -158,6 +186,7 @@ def render_isolated_prompt(perturbation: str, gene: str, context: Mapping[str, A
         context: ``task`` (``de``/``dir``), ``kind`` (``knockdown``/``drug``), ``cell_line``,
             and optional descriptions ``perturbation`` and ``gene`` (dicts with ``targets``,
             ``mechanism``, ``pathways``, ``processes``).
+        answer_format: ``"text"`` or ``"json"`` (see :func:`render_core_prompt`).
 
     Returns:
         Chat messages (system, user).
@@ -178,7 +207,7 @@ def render_isolated_prompt(perturbation: str, gene: str, context: Mapping[str, A
         *_describe_lines(gene, context.get("gene") or {}),
         "",
         f"From biological knowledge alone, give {_PROB_MEANS[task].format(gene=gene)}.",
-        _FORMAT,
+        _format_line(answer_format),
     ]
     return _messages("\n".join(lines))
 
@@ -348,3 +377,28 @@ def parse_answer(text: str | None) -> ParsedAnswer:
 def parse_probability(text: str | None) -> float | None:
     """The probability in an LLM answer, or ``None`` (see :func:`parse_answer`)."""
     return parse_answer(text).probability
+
+
+def parse_json_answer(text: str | None) -> ParsedAnswer:
+    """Parse a json-format answer (:data:`CORE_SCHEMA`), validating it client-side.
+
+    A ``probability`` that is not a number or lies outside [0, 1] is rejected (``probability``
+    ``None`` with the reason), never clipped; ``justification`` (or ``rationale``) is kept.
+
+    Raises:
+        JSONAnswerError: the answer is not a JSON object with a ``probability`` field (the server
+            ignored the schema: the caller asks in text instead).
+    """
+    from perturb_core.llm import JSONAnswerError, load_json_object
+
+    obj = load_json_object(text)
+    keys = {str(k).lower(): k for k in obj}
+    if "probability" not in keys:
+        raise JSONAnswerError("the JSON answer has no 'probability' field")
+    value = obj[keys["probability"]]
+    why = next((obj[keys[k]] for k in ("justification", "rationale") if k in keys), "")
+    rationale = " ".join(str(why).split())[:_RATIONALE_CHARS]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ParsedAnswer(None, rationale, f"probability {value!r:.40} is not a number; answer rejected")
+    prob, err = _to_probability(value, False)
+    return ParsedAnswer(prob, rationale, err)

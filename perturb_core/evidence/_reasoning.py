@@ -24,8 +24,10 @@ from perturb_core.data.registry import LabelSet
 from perturb_core.evidence._explain import explain
 from perturb_core.evidence._index import CoreIndex, _pair_codes, core_index, gene_frequency
 from perturb_core.evidence._prompts import (
+    CORE_SCHEMA,
     ParsedAnswer,
     parse_answer,
+    parse_json_answer,
     render_core_prompt,
     render_isolated_prompt,
 )
@@ -34,7 +36,15 @@ from perturb_core.kg import KnowledgeGraph
 if TYPE_CHECKING:  # the LLM layer (and its client) is imported when a model is called
     from perturb_core.llm import LLM, Exchange
 
-__all__ = ["DEFAULT_BUDGET", "MAX_TOKENS", "REASONING_COLUMNS", "core_reasoning", "isolated_llm"]
+__all__ = [
+    "DEFAULT_BUDGET",
+    "ESTIMATE_SAMPLE",
+    "MAX_TOKENS",
+    "REASONING_COLUMNS",
+    "core_reasoning",
+    "estimate_reasoning",
+    "isolated_llm",
+]
 
 REASONING_COLUMNS: tuple[str, ...] = (
     "pert",
@@ -49,6 +59,11 @@ REASONING_COLUMNS: tuple[str, ...] = (
     "cache_hit",
     "prompt_hash",
     "prompt",
+    "answer_format_used",
+    "format_note",
+    "prompt_tokens",
+    "completion_tokens",
+    "elapsed_s",
 )
 """Columns of :func:`core_reasoning` and :func:`isolated_llm`, in order."""
 
@@ -56,6 +71,8 @@ DEFAULT_BUDGET = 20
 """Evidence items (positive + negative) shown to the model per prompt."""
 MAX_TOKENS = 400
 """Answer length limit of a CORE-Reasoning or isolated-LLM call."""
+ESTIMATE_SAMPLE = 50
+"""Pairs whose prompts :func:`estimate_reasoning` renders (the rest are extrapolated)."""
 
 
 def _pairs(labels: LabelSet, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -85,12 +102,28 @@ def _run(
     *,
     max_tokens: int | None,
     progress: Callable[[int, int], None] | None,
+    json_prompts: Callable[[], Sequence[list[dict[str, str]]]],
 ) -> pd.DataFrame:
-    """Ask the model every prompt (concurrently, cached), parse, and fall back where needed."""
-    from perturb_core.llm import run_batch
+    """Ask the model every prompt (concurrently, cached), parse, and fall back where needed.
 
+    With ``llm.answer_format`` ``json`` or ``auto`` the json prompts are asked first (schema
+    :data:`CORE_SCHEMA`); where the server refuses or ignores it, the text prompt is asked.
+    """
+    from perturb_core.llm import JSONVariant, run_batch
+
+    variants = (
+        [JSONVariant(m, CORE_SCHEMA, parse_json_answer, "core_probability") for m in json_prompts()]
+        if llm.answer_format != "text"
+        else None
+    )
     exchanges = run_batch(
-        llm, prompts, parse_answer, temperature=0.0, max_tokens=max_tokens, progress=progress
+        llm,
+        prompts,
+        parse_answer,
+        temperature=0.0,
+        max_tokens=max_tokens,
+        progress=progress,
+        json_variants=variants,
     )
     prob = np.array([_probability(ex) for ex in exchanges], dtype=float).reshape(-1)
     errors = [_error(ex) for ex in exchanges]
@@ -106,7 +139,12 @@ def _run(
     out["raw"] = [ex.raw_answer for ex in exchanges]
     out["cache_hit"] = np.array([ex.cache_hit for ex in exchanges], dtype=bool)
     out["prompt_hash"] = [ex.prompt_hash for ex in exchanges]
-    out["prompt"] = list(prompts)
+    out["prompt"] = [list(ex.prompt) for ex in exchanges]
+    out["answer_format_used"] = [ex.answer_format_used for ex in exchanges]
+    out["format_note"] = [ex.format_note for ex in exchanges]
+    out["prompt_tokens"] = pd.array([ex.prompt_tokens for ex in exchanges], dtype="Int64")
+    out["completion_tokens"] = pd.array([ex.completion_tokens for ex in exchanges], dtype="Int64")
+    out["elapsed_s"] = [ex.elapsed_s for ex in exchanges]
     return out[list(REASONING_COLUMNS)]
 
 
@@ -145,7 +183,15 @@ def core_reasoning(
     ]
     prompts = [render_core_prompt(e) for e in expl]
     vote = _voting_scores(index, frame)
-    return _run(llm, frame, prompts, vote, max_tokens=max_tokens, progress=progress)
+    return _run(
+        llm,
+        frame,
+        prompts,
+        vote,
+        max_tokens=max_tokens,
+        progress=progress,
+        json_prompts=lambda: [render_core_prompt(e, answer_format="json") for e in expl],
+    )
 
 
 def _voting_scores(index: CoreIndex, frame: pd.DataFrame) -> np.ndarray:
@@ -186,9 +232,61 @@ def isolated_llm(
     index = index or core_index(labels, graph)
     frame = _pairs(labels, pairs)
     base = {"task": labels.task, "kind": labels.perturbation_kind, "cell_line": labels.cell_line}
-    prompts = [
-        render_isolated_prompt(p, g, {**base, **index.context(p, g)})
-        for p, g in zip(frame["pert"], frame["gene"], strict=True)
+    contexts = [
+        (p, g, {**base, **index.context(p, g)}) for p, g in zip(frame["pert"], frame["gene"], strict=True)
     ]
+    prompts = [render_isolated_prompt(p, g, c) for p, g, c in contexts]
     prior = gene_frequency(labels).reindex(frame["gene"]).to_numpy()
-    return _run(llm, frame, prompts, prior, max_tokens=max_tokens, progress=progress)
+    return _run(
+        llm,
+        frame,
+        prompts,
+        prior,
+        max_tokens=max_tokens,
+        progress=progress,
+        json_prompts=lambda: [render_isolated_prompt(p, g, c, answer_format="json") for p, g, c in contexts],
+    )
+
+
+def estimate_reasoning(
+    labels: LabelSet,
+    graph: KnowledgeGraph,
+    pairs: pd.DataFrame,
+    *,
+    llm: LLM,
+    isolated: bool = False,
+    budget: int | None = DEFAULT_BUDGET,
+    index: CoreIndex | None = None,
+    max_tokens: int | None = MAX_TOKENS,
+) -> dict[str, object]:
+    """What :func:`core_reasoning` (or :func:`isolated_llm`) will cost on ``pairs``, before any call.
+
+    The prompts of a seeded sample of at most :data:`ESTIMATE_SAMPLE` pairs are rendered and
+    checked against the cache; counts are scaled to all pairs (the result says so). See
+    :func:`perturb_core.llm.estimate_batch` for the definitions.
+    """
+    from perturb_core.llm import JSONVariant, estimate_batch
+
+    index = index or core_index(labels, graph)
+    frame = _pairs(labels, pairs)
+    sample = frame.sample(n=min(ESTIMATE_SAMPLE, len(frame)), random_state=0) if len(frame) else frame
+    fmt = llm.answer_format
+    text, json_ = [], []
+    for p, g in zip(sample["pert"], sample["gene"], strict=True):
+        if isolated:
+            base = {"task": labels.task, "kind": labels.perturbation_kind, "cell_line": labels.cell_line}
+            ctx = {**base, **index.context(p, g)}
+            text.append(render_isolated_prompt(p, g, ctx))
+            json_.append(render_isolated_prompt(p, g, ctx, answer_format="json"))
+        else:
+            e = explain(labels, graph, perturbation=p, gene=g, budget=budget, index=index)
+            text.append(render_core_prompt(e))
+            json_.append(render_core_prompt(e, answer_format="json"))
+    variants = [JSONVariant(m, CORE_SCHEMA, parse_json_answer, "core_probability") for m in json_]
+    return estimate_batch(
+        llm,
+        text,
+        max_tokens=max_tokens,
+        json_variants=variants if fmt != "text" else None,
+        n_total=len(frame) if len(frame) > len(sample) else None,
+    )

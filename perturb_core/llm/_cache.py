@@ -8,6 +8,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ __all__ = ["ResponseCache"]
 log = logging.getLogger(__name__)
 
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+STALE_TMP_S = 60.0
+"""A temporary file older than this is an orphan of a killed writer (a write takes milliseconds)."""
 
 
 def _check_key(key: str) -> str:
@@ -39,8 +42,10 @@ class ResponseCache:
     ``key, model, messages, options, response, created`` (ISO 8601, UTC) and ``elapsed_s``.
     Writes go to a temporary file in the same folder and are renamed into place
     (``os.replace``), so readers in any process see a whole entry or none, and a writer killed
-    mid-write leaves no partial entry. An unreadable entry file reads as a miss. The API key
-    is never part of an entry.
+    mid-write leaves no partial entry. A killed writer can leave its temporary ``.*.tmp`` file:
+    the first use of a cache object removes those older than :data:`STALE_TMP_S` (a live
+    writer's file is milliseconds old, so it is never touched). An unreadable entry file reads as
+    a miss. The API key is never part of an entry.
 
     Attributes:
         directory: the cache folder (created on first write).
@@ -50,6 +55,26 @@ class ResponseCache:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "directory", Path(self.directory).expanduser())
+        self.remove_orphans()
+
+    def remove_orphans(self, older_than_s: float = STALE_TMP_S) -> int:
+        """Delete temporary files left by writers killed mid-write (only those older than ``older_than_s``).
+
+        Returns:
+            The number of files removed (errors, e.g. a read-only folder, are ignored).
+        """
+        if not self.directory.is_dir():
+            return 0
+        cutoff = time.time() - older_than_s
+        n = 0
+        for tmp in self.directory.glob("??/.*.tmp"):
+            with contextlib.suppress(OSError):
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+                    n += 1
+        if n:
+            log.info("removed %d orphaned temporary file(s) from the LLM cache %s", n, self.directory)
+        return n
 
     def path_for(self, key: str) -> Path:
         """The file that holds (or would hold) entry ``key``."""

@@ -12,30 +12,39 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import CancelledError, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletionMessage
-from openai.types.chat.chat_completion import Choice
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.errors import LLMError, ValidationError
 from perturb_core.llm._cache import ResponseCache
+from perturb_core.llm._endpoint import (
+    PLACEHOLDER_API_KEY,
+    FormatRejectedError,
+    _connection_message,
+    _content,
+    _malformed,
+    _unreachable,
+    _usage,
+    get_client,
+    list_models,
+)
+from perturb_core.llm._formats import check_answer_format, check_server_family, detect_family
 from perturb_core.llm._messages import Messages, _drop_none, _validate_messages, cache_key, render_messages
+from perturb_core.memo import Memo
 
-__all__ = ["LLM", "PLACEHOLDER_API_KEY", "LLMResponse", "get_client", "test_connection"]
+__all__ = ["LLM", "LLMResponse", "test_connection"]
 
 log = logging.getLogger(__name__)
 
-PLACEHOLDER_API_KEY = "not-needed"
-"""Key sent to a local server (vLLM, Ollama, llama.cpp) when only ``OPENAI_BASE_URL`` is set."""
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
-_RETRYABLE_STATUS = frozenset({408, 409, 429})  # and every 5xx
+_RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx; 408 is a timeout
+_NOT_ASKED = "not asked"
 _DETAIL_CHARS = 300
 _MODEL_HINT = "PERTURB_CORE_LLM_MODEL (or [llm] model in perturb_core.toml)"
 # How to fix a non-retryable HTTP status; {model}/{endpoint} are filled in.
@@ -55,37 +64,6 @@ _STATUS_FIX: Mapping[int, str] = MappingProxyType(
 _DEFAULT_FIX = "check OPENAI_BASE_URL, " + _MODEL_HINT + " and the endpoint's logs"
 
 
-def get_client(settings: Settings) -> openai.OpenAI:
-    """Build the OpenAI-compatible client: the one place this happens.
-
-    Uses ``settings.llm_base_url`` (default: OpenAI's) and ``settings.llm_api_key``; with a base
-    URL but no key, a placeholder key is sent, since local servers (vLLM, Ollama, llama.cpp)
-    need none. The client itself never retries (``max_retries=0``): :class:`LLM` does.
-
-    Args:
-        settings: resolved settings.
-
-    Returns:
-        An ``openai.OpenAI`` client with ``timeout=settings.llm_timeout``.
-
-    Raises:
-        LLMError: neither an endpoint nor a key is configured.
-    """
-    if not (settings.llm_base_url or settings.llm_api_key):
-        raise LLMError(
-            "no LLM endpoint configured: set OPENAI_BASE_URL (e.g. http://localhost:8000/v1 for a local "
-            "vLLM/Ollama server) and/or OPENAI_API_KEY, or choose a method that needs no LLM"
-        )
-    if settings.llm_timeout <= 0:
-        raise LLMError(f"[llm] timeout = {settings.llm_timeout!r} must be > 0 seconds (perturb_core.toml)")
-    return openai.OpenAI(
-        base_url=settings.llm_base_url or DEFAULT_BASE_URL,
-        api_key=settings.llm_api_key or PLACEHOLDER_API_KEY,
-        timeout=settings.llm_timeout,
-        max_retries=0,
-    )
-
-
 @dataclass(frozen=True)
 class LLMResponse:
     """One answer.
@@ -97,6 +75,8 @@ class LLMResponse:
         cache_hit: whether the answer came from the cache (no HTTP request was made).
         elapsed_s: wall time of this call in seconds (a hit takes milliseconds; the original
             request's time is in the cache entry).
+        prompt_tokens: prompt tokens the server counted (``None``: it did not say).
+        completion_tokens: answer tokens the server counted (``None``: it did not say).
     """
 
     text: str
@@ -104,53 +84,8 @@ class LLMResponse:
     key: str
     cache_hit: bool
     elapsed_s: float
-
-
-def _malformed(where: str, what: str) -> LLMError:
-    return LLMError(
-        f"LLM endpoint {where} answered HTTP 200 with a malformed chat.completion body: {what}; "
-        "not retried (a malformed body is not transient): check that OPENAI_BASE_URL points at an "
-        "OpenAI-compatible /v1 API and the server's logs"
-    )
-
-
-def _kind(value: object) -> str:
-    name = type(value).__name__
-    return ("an " if name[0] in "aeiou" else "a ") + name
-
-
-def _content(completion: object, where: str) -> str:
-    """The answer text of a parsed completion, checking the shape the client did not validate.
-
-    The openai client builds its response objects without validation, so a server that answers
-    HTTP 200 with ``choices`` not a list, no ``message`` or a non-string ``content`` is caught
-    here, as an :class:`LLMError`, instead of as an ``AttributeError`` later.
-    """
-    choices = getattr(completion, "choices", None)
-    if choices is None or (isinstance(choices, list) and not choices):
-        raise LLMError(
-            f"empty answer from {where}: the response has no choices; "
-            "check that OPENAI_BASE_URL points at an OpenAI-compatible /v1 API"
-        )
-    if not isinstance(choices, list):
-        raise _malformed(where, f"'choices' is {_kind(choices)}, not a list")
-    choice = choices[0]
-    if not isinstance(choice, Choice):
-        raise _malformed(where, f"choices[0] is {_kind(choice)}, not an object")
-    message = getattr(choice, "message", None)
-    if not isinstance(message, ChatCompletionMessage):
-        what = "missing" if message is None else f"{_kind(message)}, not an object"
-        raise _malformed(where, f"choices[0].message is {what}")
-    content = getattr(message, "content", None)
-    if content is not None and not isinstance(content, str):
-        raise _malformed(where, f"choices[0].message.content is {_kind(content)}, not a string")
-    if content is None or not content.strip():
-        reason = getattr(choice, "finish_reason", None)
-        raise LLMError(
-            f"empty answer from {where} (finish_reason={reason!r}); if it is 'length', raise "
-            "max_tokens; otherwise the model may refuse the prompt; try again or another model"
-        )
-    return content
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
 
 class _Retryable(Exception):
@@ -186,6 +121,12 @@ class LLM:
         backoff_s: first retry delay; it doubles each retry, with random jitter in [50%, 100%].
         max_backoff_s: upper bound of one retry delay (also caps a server's ``Retry-After``).
         sleep: the sleep function (tests inject a no-op).
+        answer_format: ``text``, ``json`` or ``auto`` (read by the methods that build prompts).
+        server_family: request shape of json answers (``auto``: detected on first use, see
+            :attr:`family`).
+        max_consecutive_failures: :meth:`complete_many` stops asking after this many failed
+            calls in a row; the prompts not asked get an error saying so.
+        max_tokens_cap: upper bound of every call's ``max_tokens`` (``None``: no bound).
     """
 
     client: openai.OpenAI = field(repr=False)
@@ -196,13 +137,25 @@ class LLM:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+    answer_format: str = "text"
+    server_family: str = "auto"
+    max_consecutive_failures: int | None = 8
+    max_tokens_cap: int | None = None
+    _memo: Memo = field(default_factory=Memo, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "answer_format", check_answer_format(self.answer_format))
+        object.__setattr__(self, "server_family", check_server_family(self.server_family))
         checks = {
             "max_retries": (self.max_retries >= 0, ">= 0"),
             "concurrency": (self.concurrency >= 1, ">= 1"),
             "backoff_s": (self.backoff_s >= 0, ">= 0"),
             "max_backoff_s": (self.max_backoff_s >= 0, ">= 0"),
+            "max_tokens_cap": (self.max_tokens_cap is None or self.max_tokens_cap >= 1, ">= 1 or None"),
+            "max_consecutive_failures": (
+                self.max_consecutive_failures is None or self.max_consecutive_failures >= 1,
+                ">= 1 or None",
+            ),
         }
         for name, (ok, rule) in checks.items():
             if not ok:
@@ -242,12 +195,53 @@ class LLM:
             concurrency=settings.llm_concurrency,
             backoff_s=backoff_s,
             sleep=sleep,
+            answer_format=settings.llm_answer_format,
+            server_family=settings.llm_server_family,
+            max_consecutive_failures=settings.llm_max_consecutive_failures,
+            max_tokens_cap=settings.llm_max_tokens,
         )
 
     @property
     def endpoint(self) -> str:
         """The endpoint's base URL (never includes the key)."""
         return str(self.client.base_url).rstrip("/")
+
+    def served_models(self) -> list[dict[str, str]]:
+        """The endpoint's models (``GET /models``; see :func:`list_models`), asked once per object."""
+        return self._memo.get("models", lambda: list_models(client=self.client))
+
+    @property
+    def family(self) -> str:
+        """The server family of json requests: the setting, or detected from ``GET /models`` and the URL.
+
+        Detection never fails: an endpoint without a usable ``/models`` is treated as ``openai``.
+        """
+        if self.server_family != "auto":
+            return self.server_family
+
+        def detect() -> str:
+            try:
+                owners = tuple(m["owned_by"] for m in self.served_models())
+            except LLMError:
+                owners = ()
+            return detect_family(self.endpoint, owners)
+
+        return self._memo.get("family", detect)
+
+    def _model_missing(self, status: int, detail: str) -> str | None:
+        """For a 404 (or a 400 naming the model): the served models, if the model is not among them."""
+        if status != 404 and "model" not in detail.lower():
+            return None
+        try:
+            ids = [m["id"] for m in self.served_models()]
+        except LLMError:
+            return None
+        if not ids or self.model in ids:
+            return None
+        return (
+            f"model {self.model!r} is not served by {self.endpoint}; it serves: {', '.join(ids[:20])}"
+            f"{' ...' if len(ids) > 20 else ''}; set {_MODEL_HINT} to one of them"
+        )
 
     def _redact(self, text: str) -> str:
         key = self.client.api_key
@@ -265,8 +259,10 @@ class LLM:
             detail = exc.message
         return self._redact(" ".join(str(detail).split()))
 
-    def _attempt(self, messages: list[dict[str, str]], options: dict[str, Any]) -> str:
-        """One request; returns the answer text or raises :class:`_Retryable` / :class:`LLMError`."""
+    def _attempt(
+        self, messages: list[dict[str, str]], options: dict[str, Any]
+    ) -> tuple[str, tuple[int | None, int | None]]:
+        """One request; returns the answer text and token counts, or raises :class:`_Retryable` / :class:`LLMError`."""
         where = f"{self.endpoint} (model {self.model!r})"
         try:
             completion = self.client.chat.completions.create(
@@ -277,11 +273,22 @@ class LLM:
         except openai.APITimeoutError:
             raise _Retryable("timed out") from None
         except openai.APIConnectionError as exc:
+            if _unreachable(exc) is not None:  # retrying cannot fix these: fail at once
+                raise LLMError(
+                    f"LLM endpoint {where}: {self._redact(_connection_message(self.endpoint, exc))}"
+                ) from None
             raise _Retryable(f"cannot connect ({self._redact(str(exc.__cause__ or exc))})") from None
         except openai.APIStatusError as exc:
             status, detail = exc.status_code, self._detail(exc)
             if status in _RETRYABLE_STATUS or status >= 500:
                 raise _Retryable(f"HTTP {status}: {detail}", _retry_after(exc.response)) from None
+            if status in (404, 400) and (missing := self._model_missing(status, detail)) is not None:
+                raise LLMError(f"LLM endpoint {where} answered HTTP {status}: {detail}; {missing}") from None
+            if status in (400, 422) and ("response_format" in options or "extra_body" in options):
+                raise FormatRejectedError(
+                    f"LLM endpoint {where} refused the json answer format (HTTP {status}: {detail}); "
+                    "asked in text instead (set PERTURB_CORE_LLM_ANSWER_FORMAT=text to skip the attempt)"
+                ) from None
             fix = _STATUS_FIX.get(status, _DEFAULT_FIX).format(model=self.model, endpoint=self.endpoint)
             raise LLMError(f"LLM endpoint {where} answered HTTP {status}: {detail}; {fix}") from None
         except openai.OpenAIError as exc:  # malformed response and the like
@@ -291,7 +298,7 @@ class LLM:
             ) from None
         except ValueError as exc:  # json.JSONDecodeError: a truncated or non-JSON HTTP 200 body
             raise _malformed(where, f"the body is not valid JSON ({self._redact(str(exc))})") from None
-        return _content(completion, where)
+        return _content(completion, where), _usage(completion)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
@@ -306,6 +313,7 @@ class LLM:
         temperature: float | None = 0.0,
         max_tokens: int | None = None,
         use_cache: bool = True,
+        extra: Mapping[str, Any] | None = None,
     ) -> LLMResponse:
         """Answer one prompt, from the cache when possible.
 
@@ -316,6 +324,8 @@ class LLM:
             max_tokens: answer length limit; ``None`` leaves it to the endpoint.
             use_cache: look the answer up in, and store it into, the cache; ``False`` always
                 asks the endpoint and stores nothing.
+            extra: more request options (e.g. ``response_format`` from
+                :func:`perturb_core.llm.structured_options`); part of the cache key.
 
         Returns:
             The answer; ``cache_hit`` says whether an HTTP request was made.
@@ -328,16 +338,27 @@ class LLM:
         """
         start = time.perf_counter()
         msgs = _validate_messages(messages)
-        options = _drop_none({"temperature": temperature, "max_tokens": max_tokens})
+        if self.max_tokens_cap is not None:
+            max_tokens = min(max_tokens or self.max_tokens_cap, self.max_tokens_cap)
+        options = _drop_none({"temperature": temperature, "max_tokens": max_tokens, **(extra or {})})
         key = cache_key(self.model, msgs, options)
         cache = self.cache if use_cache else None
         if cache is not None and (hit := cache.get(key)) is not None:
-            return LLMResponse(hit["response"], self.model, key, True, time.perf_counter() - start)
+            usage = hit.get("usage") if isinstance(hit.get("usage"), Mapping) else {}
+            return LLMResponse(
+                hit["response"],
+                self.model,
+                key,
+                True,
+                time.perf_counter() - start,
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+            )
 
         attempts = self.max_retries + 1
         for attempt in range(attempts):
             try:
-                text = self._attempt(msgs, options)
+                text, (n_prompt, n_completion) = self._attempt(msgs, options)
                 break
             except _Retryable as exc:
                 if attempt + 1 == attempts:
@@ -367,19 +388,25 @@ class LLM:
                 "response": text,
                 "created": datetime.now(UTC).isoformat(timespec="seconds"),
                 "elapsed_s": round(elapsed, 3),
+                "usage": {"prompt_tokens": n_prompt, "completion_tokens": n_completion},
             }
             try:
                 cache.put(record)
             except OSError as exc:  # the answer is still good; only caching failed
                 log.warning("could not write LLM cache entry in %s: %s", cache.directory, exc)
-        return LLMResponse(text, self.model, key, False, elapsed)
+        return LLMResponse(text, self.model, key, False, elapsed, n_prompt, n_completion)
 
     def _complete_or_error(
-        self, messages: Messages, temperature: float | None, max_tokens: int | None, use_cache: bool
+        self,
+        messages: Messages,
+        temperature: float | None,
+        max_tokens: int | None,
+        use_cache: bool,
+        extra: Mapping[str, Any] | None,
     ) -> LLMResponse | LLMError:
         try:
             return self.complete(
-                messages, temperature=temperature, max_tokens=max_tokens, use_cache=use_cache
+                messages, temperature=temperature, max_tokens=max_tokens, use_cache=use_cache, extra=extra
             )
         except LLMError as exc:
             return exc
@@ -392,10 +419,15 @@ class LLM:
         max_tokens: int | None = None,
         use_cache: bool = True,
         progress: Callable[[int, int], None] | None = None,
+        extras: Sequence[Mapping[str, Any] | None] | None = None,
+        on_result: Callable[[int, LLMResponse | LLMError], None] | None = None,
     ) -> list[LLMResponse | LLMError]:
         """Answer many prompts concurrently (``concurrency`` threads), keeping their order.
 
-        A prompt that fails does not stop the others: its slot holds the :class:`LLMError`.
+        A prompt that fails does not stop the others: its slot holds the :class:`LLMError`. After
+        ``max_consecutive_failures`` failed calls in a row (a refused json format does not count)
+        the prompts not yet sent are not asked: their slots hold an :class:`LLMError` that starts
+        with "not asked" and says why.
 
         Args:
             batch: the prompts.
@@ -404,6 +436,10 @@ class LLM:
             use_cache: as in :meth:`complete`.
             progress: called as ``progress(done, total)`` after each prompt finishes, in the
                 calling thread (safe for UI updates such as a Streamlit progress bar).
+            extras: per prompt, more request options (see :meth:`complete`), or ``None``.
+            on_result: called as ``on_result(i, result)`` as soon as prompt ``i`` is answered (or
+                failed), in the calling thread: callers record answers as they arrive, so a batch
+                killed midway keeps the answered ones.
 
         Returns:
             One :class:`LLMResponse` or :class:`LLMError` per prompt, in ``batch`` order.
@@ -416,14 +452,37 @@ class LLM:
         results: list[LLMResponse | LLMError | None] = [None] * total
         if total == 0:
             return []
+        if extras is not None and len(extras) != total:
+            raise ValidationError(
+                f"extras has {len(extras)} entries for {total} prompt(s); pass one per prompt"
+            )
+        extra_of = list(extras) if extras is not None else [None] * total
+        streak, stopped = 0, None
         with ThreadPoolExecutor(max_workers=min(self.concurrency, total), thread_name_prefix="llm") as pool:
             futures = {
-                pool.submit(self._complete_or_error, m, temperature, max_tokens, use_cache): i
+                pool.submit(self._complete_or_error, m, temperature, max_tokens, use_cache, extra_of[i]): i
                 for i, m in enumerate(prompts)
             }
             try:
                 for done, future in enumerate(as_completed(futures), 1):
-                    results[futures[future]] = future.result()
+                    i = futures[future]
+                    try:
+                        result = future.result()
+                    except CancelledError:
+                        result = LLMError(f"{_NOT_ASKED}: {stopped}")
+                    results[i] = result
+                    failed = isinstance(result, LLMError) and not isinstance(result, FormatRejectedError)
+                    streak = streak + 1 if failed and stopped is None else 0
+                    limit = self.max_consecutive_failures
+                    if stopped is None and limit is not None and streak >= limit:
+                        stopped = (
+                            f"the batch stopped after {streak} failed calls in a row (last: {str(result)[:200]}); "
+                            "fix the endpoint and run again (answers so far are cached)"
+                        )
+                        for f in futures:
+                            f.cancel()
+                    if on_result is not None:
+                        on_result(i, result)
                     if progress is not None:
                         progress(done, total)
             except BaseException:

@@ -89,6 +89,7 @@ from perturb_core.retrieval._selectors import (
     SelectorFn,
     check_selector,
     deprecated_selector_note,
+    estimate_llm_selector,
 )
 from perturb_core.retrieval._splits import (
     Split,
@@ -183,6 +184,7 @@ __all__ = [  # noqa: RUF022 (grouped by concept, sorted within a group)
     "check_selector",
     "DEPRECATED_SELECTORS",
     "deprecated_selector_note",
+    "estimate_llm_selector",
     # selection and aggregation
     "Selection",
     "aggregate",

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, get_args
 
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.names import drug_keys
 from perturb_core.errors import LLMError, ValidationError, name_key
-from perturb_core.llm import LLM, Exchange, render_messages
+from perturb_core.llm import LLM, Exchange, JSONAnswerError, JSONVariant, load_json_object, render_messages
 from perturb_core.retrieval._options import NEIGHBOUR_LOG, SelectorName, check_int
 
 _PROMPT_NAME_CHARS = 200
+_JUSTIFICATION_CHARS = 200
+LGR_MAX_TOKENS = 1500
+"""Answer length limit of one LGR selector call (k=10 justified picks plus brief reasoning)."""
 
 _SYSTEM_PROMPT = (
     "You are an expert in cancer pharmacology and transcriptomics. You choose reference drugs whose "
@@ -46,12 +50,20 @@ the anchor drug would perturb there.
 5. Never name a molecule that is not in the candidate list, and never the anchor drug itself. Write \
 each name exactly as it appears in the list.
 
+{answer_format}"""
+
+_TEXT_FORMAT = """\
 You may reason briefly first. Then give exactly {k} drugs, most relevant first, as a numbered list \
 inside the tags below, one drug per line, each followed by a colon and a one-sentence justification:
 <Final Answer>
 1. DRUG NAME: one-sentence justification
 2. DRUG NAME: one-sentence justification
 </Final Answer>"""
+
+_JSON_FORMAT = """\
+Answer with one JSON object and nothing else: {{"neighbours": [{{"name": "DRUG NAME", \
+"justification": "one sentence"}}, ...]}} with exactly {k} items, most relevant first, each name \
+written exactly as in the candidate list."""
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 _BLOCK = re.compile(
@@ -68,7 +80,9 @@ def _prompt_name(name: str) -> str:
     return " ".join(text.split())[:_PROMPT_NAME_CHARS]
 
 
-def render_lgr_prompt(cell_line: str, drug: str, candidates: Sequence[str], k: int) -> list[dict[str, str]]:
+def render_lgr_prompt(
+    cell_line: str, drug: str, candidates: Sequence[str], k: int, *, answer_format: str = "text"
+) -> list[dict[str, str]]:
     """The LGR selector prompt (our paraphrase of the paper's Appendix A).
 
     Names are shown sanitised (control characters and ``<``/``>`` removed, one line, at most 200
@@ -79,6 +93,8 @@ def render_lgr_prompt(cell_line: str, drug: str, candidates: Sequence[str], k: i
         drug: the anchor (query) drug.
         candidates: the candidate pool (never containing ``drug``).
         k: how many neighbours to ask for.
+        answer_format: ``"text"`` (the paper's numbered ``<Final Answer>`` list) or ``"json"``
+            (a JSON object, see :func:`lgr_json_variant`).
 
     Returns:
         Chat messages (system + user) for :meth:`perturb_core.llm.LLM.complete`.
@@ -90,13 +106,54 @@ def render_lgr_prompt(cell_line: str, drug: str, candidates: Sequence[str], k: i
     if not candidates:
         raise ValidationError(f"no candidates for {drug!r} in {cell_line!r}; the pool is empty")
     listing = "\n".join(f"- {_prompt_name(c)}" for c in candidates)
+    k_shown = min(k, len(candidates))
+    tail = (_JSON_FORMAT if answer_format == "json" else _TEXT_FORMAT).format(k=k_shown)
     user = _USER_TEMPLATE.format(
-        k=min(k, len(candidates)),
+        k=k_shown,
         cell_line=_prompt_name(cell_line),
         drug=_prompt_name(drug),
         candidates=listing,
+        answer_format=tail,
     )
     return render_messages(_SYSTEM_PROMPT, user)
+
+
+def lgr_schema(candidates: Sequence[str], k: int) -> dict[str, Any]:
+    """The JSON schema of a json-format LGR answer: up to k items, each a pool name (enum) and a sentence."""
+    names = list(dict.fromkeys(_prompt_name(c) for c in candidates))
+    return {
+        "type": "object",
+        "properties": {
+            "neighbours": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {"type": "string", "enum": names},
+                        "justification": {"type": "string", "maxLength": _JUSTIFICATION_CHARS},
+                    },
+                    "required": ["name", "justification"],
+                    "additionalProperties": False,
+                },
+                "minItems": 1,
+                "maxItems": min(k, len(names)),
+            }
+        },
+        "required": ["neighbours"],
+        "additionalProperties": False,
+    }
+
+
+def lgr_json_variant(
+    cell_line: str, drug: str, candidates: Sequence[str], k: int
+) -> JSONVariant[ParsedAnswer]:
+    """The json-format request of one LGR query: prompt, schema (pool as enum) and its validating parser."""
+    return JSONVariant(
+        render_lgr_prompt(cell_line, drug, candidates, k, answer_format="json"),
+        lgr_schema(candidates, k),
+        partial(parse_llm_json, pool=list(candidates), k=k),
+        "lgr_neighbours",
+    )
 
 
 def _normalise(name: str) -> str:
@@ -182,10 +239,7 @@ def parse_llm_answer(text: str | None, pool: Sequence[str], k: int) -> ParsedAns
     )
     lookups = _pool_lookup(pool)
     by_length = sorted(lookups[0], key=len, reverse=True)
-    chosen: list[tuple[str, str]] = []
-    filtered: list[str] = []
-    duplicates: list[str] = []
-    extra: list[str] = []
+    items: list[tuple[str, str]] = []
     for line in block.splitlines():
         m = _NUMBERED.match(line)
         if not m:
@@ -194,9 +248,52 @@ def parse_llm_answer(text: str | None, pool: Sequence[str], k: int) -> ParsedAns
         rest_norm = _normalise(rest.replace("**", ""))
         prefix = next((p for p in by_length if ":" in p and rest_norm.startswith(p + ":")), None)
         if prefix is not None:
-            name_part, justification = prefix, rest.replace("**", "")[len(prefix) + 1 :]
+            items.append((prefix, rest.replace("**", "")[len(prefix) + 1 :]))
         else:
             name_part, _, justification = rest.partition(":")
+            items.append((name_part, justification))
+    return _collect(items, lookups, k)
+
+
+def parse_llm_json(text: str | None, pool: Sequence[str], k: int) -> ParsedAnswer:
+    """Read the neighbours from a json-format answer, validated like a text answer.
+
+    The answer must be a JSON object with a list ``neighbours`` of ``{"name", "justification"}``
+    objects (a bare name string is accepted as an item). Names are matched to the pool as in
+    :func:`parse_llm_answer`: out-of-pool names are ``filtered``, repeats dropped, at most k kept.
+    The server's schema is never trusted.
+
+    Raises:
+        JSONAnswerError: the answer is not such a JSON object (the server ignored the schema).
+    """
+    k = check_int("k", k, 1)
+    obj = load_json_object(text)
+    raw = obj.get("neighbours", obj.get("neighbors"))
+    if not isinstance(raw, list):
+        raise JSONAnswerError("the JSON answer has no 'neighbours' list")
+    items: list[tuple[str, str]] = []
+    for item in raw:
+        if isinstance(item, str):
+            items.append((item, ""))
+        elif isinstance(item, Mapping) and isinstance(item.get("name"), str):
+            why = item.get("justification")
+            items.append((item["name"], why if isinstance(why, str) else ""))
+        else:  # not a name: kept as a filtered item, never matched
+            items.append((" ".join(str(item).split())[:80] or "?", ""))
+    return _collect(items, _pool_lookup(pool), k)
+
+
+def _collect(
+    items: Iterable[tuple[str, str]],
+    lookups: tuple[dict[str, str], dict[str, str], dict[str, str | None]],
+    k: int,
+) -> ParsedAnswer:
+    """Validate ``(name as written, justification)`` pairs against the pool: match, filter, dedupe, cap at k."""
+    chosen: list[tuple[str, str]] = []
+    filtered: list[str] = []
+    duplicates: list[str] = []
+    extra: list[str] = []
+    for name_part, justification in items:
         name = _normalise(name_part)
         if not name:
             continue
@@ -225,8 +322,13 @@ class LLMTrace:
         error: the error message of a failed call.
         filtered: out-of-pool names.
         duplicates: repeated names.
-        block_found: whether the answer had a ``<Final Answer>`` block.
+        block_found: whether the answer had a ``<Final Answer>`` block (json format: a valid JSON
+            answer).
         elapsed_s: wall time of the call.
+        answer_format_used: ``"text"`` or ``"json"``: which request gave the answer (``None``: none).
+        format_note: why a json request fell back to text.
+        prompt_tokens: prompt tokens counted by the server (``None``: unknown).
+        completion_tokens: answer tokens counted by the server (``None``: unknown).
     """
 
     prompt: tuple[Mapping[str, str], ...]
@@ -239,6 +341,10 @@ class LLMTrace:
     duplicates: tuple[str, ...] = ()
     block_found: bool = False
     elapsed_s: float = 0.0
+    answer_format_used: str | None = None
+    format_note: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
 
     @classmethod
     def from_exchange(cls, ex: Exchange[ParsedAnswer]) -> LLMTrace:
@@ -255,6 +361,10 @@ class LLMTrace:
             duplicates=parsed.duplicates if parsed else (),
             block_found=parsed.block_found if parsed else False,
             elapsed_s=ex.elapsed_s,
+            answer_format_used=ex.answer_format_used,
+            format_note=ex.format_note,
+            prompt_tokens=ex.prompt_tokens,
+            completion_tokens=ex.completion_tokens,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,6 +380,10 @@ class LLMTrace:
             "duplicates": list(self.duplicates),
             "block_found": self.block_found,
             "elapsed_s": round(self.elapsed_s, 4),
+            "answer_format_used": self.answer_format_used,
+            "format_note": self.format_note,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
         }
 
 

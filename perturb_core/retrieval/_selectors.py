@@ -13,16 +13,24 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from perturb_core.errors import LLMError, name_key
-from perturb_core.llm import LLM, append_jsonl, run_batch
+from perturb_core.llm import LLM, Exchange, JSONVariant, append_jsonl, estimate_batch, run_batch
 from perturb_core.retrieval._index import LGRIndex
 from perturb_core.retrieval._options import DEFAULT_K
-from perturb_core.retrieval._prompt import LLMTrace, ParsedAnswer, parse_llm_answer, render_lgr_prompt
-from perturb_core.retrieval._splits import SplitData
+from perturb_core.retrieval._prompt import (
+    LGR_MAX_TOKENS,
+    LLMTrace,
+    ParsedAnswer,
+    lgr_json_variant,
+    parse_llm_answer,
+    render_lgr_prompt,
+)
+from perturb_core.retrieval._splits import SplitData, pool_mask
 from perturb_core.retrieval.baselines import additive_terms
 from perturb_core.spec import MethodSpec, registry, resolve
 
@@ -36,7 +44,8 @@ class SelectOptions:
         seed: seed of ``random``.
         llm: the model of the ``llm`` selector.
         progress: ``progress(done, total)`` for LLM batches.
-        log_path: where LLM neighbour records are appended (``None``: no log).
+        log_path: where LLM neighbour records are appended as answers arrive (``None``: no log).
+        max_tokens: answer length limit of an LLM call (``None``: the endpoint's default).
     """
 
     k: int = DEFAULT_K
@@ -44,6 +53,7 @@ class SelectOptions:
     llm: LLM | None = None
     progress: Callable[[int, int], None] | None = None
     log_path: Path | None = None
+    max_tokens: int | None = LGR_MAX_TOKENS
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,6 +244,51 @@ def _select_random(
     return Scores(values, (None,) * cells.size)
 
 
+def _llm_requests(
+    sd: SplitData,
+    cells: NDArray[np.intp],
+    drugs: NDArray[np.intp],
+    pool: NDArray[np.bool_],
+    k: int,
+    answer_format: str,
+) -> tuple[
+    list[int],
+    list[list[dict[str, str]]],
+    list[Callable[[str], ParsedAnswer]],
+    list[JSONVariant[ParsedAnswer]] | None,
+]:
+    """The queries with a non-empty pool, their text prompts and parsers, and their json requests."""
+    index = sd.index
+    asked = [q for q in range(cells.size) if pool[q].any()]
+    pools = [[index.drugs[e] for e in np.flatnonzero(pool[q])] for q in asked]
+    names_of = [(index.cell_lines[cells[q]], index.drugs[drugs[q]]) for q in asked]
+    prompts = [render_lgr_prompt(c, d, names, k) for (c, d), names in zip(names_of, pools, strict=True)]
+    parsers: list[Callable[[str], ParsedAnswer]] = [
+        partial(parse_llm_answer, pool=names, k=k) for names in pools
+    ]
+    variants = (
+        [lgr_json_variant(c, d, names, k) for (c, d), names in zip(names_of, pools, strict=True)]
+        if answer_format != "text"
+        else None
+    )
+    return asked, prompts, parsers, variants
+
+
+def estimate_llm_selector(
+    sd: SplitData, cells: NDArray[np.intp], drugs: NDArray[np.intp], opts: SelectOptions
+) -> dict[str, Any]:
+    """What the ``llm`` selector will cost on these queries (see :func:`perturb_core.llm.estimate_batch`).
+
+    Raises:
+        LLMError: ``opts.llm`` is not set.
+    """
+    if opts.llm is None:
+        raise LLMError("estimating the llm selector needs an LLM; pass SelectOptions(llm=...)")
+    pool = pool_mask(sd.split, sd.index.present, cells, drugs)
+    _, prompts, _, variants = _llm_requests(sd, cells, drugs, pool, opts.k, opts.llm.answer_format)
+    return estimate_batch(opts.llm, prompts, max_tokens=opts.max_tokens, json_variants=variants)
+
+
 def _select_llm(
     sd: SplitData,
     cells: NDArray[np.intp],
@@ -251,26 +306,22 @@ def _select_llm(
     ]
     justifications: list[dict[int, str]] = [{} for _ in range(cells.size)]
     traces: list[LLMTrace | None] = [None] * cells.size
-    asked = [q for q in range(cells.size) if pool[q].any()]
-    pools = [[index.drugs[e] for e in np.flatnonzero(pool[q])] for q in asked]
-    prompts = [
-        render_lgr_prompt(index.cell_lines[cells[q]], index.drugs[drugs[q]], names, opts.k)
-        for q, names in zip(asked, pools, strict=True)
-    ]
-    parsers = [partial(parse_llm_answer, pool=names, k=opts.k) for names in pools]
-    exchanges = run_batch(llm, prompts, parsers, temperature=0.0, progress=opts.progress)
-    now = datetime.now(UTC).isoformat(timespec="seconds")
-    for q, ex in zip(asked, exchanges, strict=True):
+    asked, prompts, parsers, variants = _llm_requests(sd, cells, drugs, pool, opts.k, llm.answer_format)
+
+    def record(j: int, ex: Exchange[ParsedAnswer]) -> None:
+        """Read one answer as it arrives; append its neighbour record to the log at once."""
+        q = asked[j]
         trace = traces[q] = LLMTrace.from_exchange(ex)
         parsed = ex.parsed or ParsedAnswer((), (), 0, block_found=False)
         if ex.raw_answer is None:
             reasons[q] = f"LLM call failed: {str(ex.error)[:200]}"
         elif parsed.k_used == 0:
-            reasons[q] = (
-                "LLM answer has no <Final Answer> block"
-                if not parsed.block_found
-                else f"LLM answer named no pool drug ({len(parsed.filtered)} filtered)"
-            )
+            if ex.answer_format_used == "json":
+                reasons[q] = f"LLM json answer named no pool drug ({len(parsed.filtered)} filtered)"
+            elif not parsed.block_found:
+                reasons[q] = "LLM answer has no <Final Answer> block"
+            else:
+                reasons[q] = f"LLM answer named no pool drug ({len(parsed.filtered)} filtered)"
         for rank, (name, why) in enumerate(parsed.neighbours, 1):
             e = index.drug_index(name)
             values[q, e] = float(parsed.k_used - rank + 1)
@@ -279,7 +330,7 @@ def _select_llm(
             append_jsonl(
                 opts.log_path,
                 {
-                    "time": now,
+                    "time": datetime.now(UTC).isoformat(timespec="seconds"),
                     "dataset": index.dataset,
                     "regime": sd.split.regime,
                     "split_id": sd.split.split_id,
@@ -297,8 +348,21 @@ def _select_llm(
                     "prompt_hash": trace.prompt_hash,
                     "cache_hit": trace.cache_hit,
                     "error": trace.error,
+                    "answer_format_used": trace.answer_format_used,
+                    "format_note": trace.format_note,
                 },
             )
+
+    run_batch(
+        llm,
+        prompts,
+        parsers,
+        temperature=0.0,
+        max_tokens=opts.max_tokens,
+        progress=opts.progress,
+        json_variants=variants,
+        on_exchange=record,
+    )
     return Scores(values, tuple(reasons), tuple(justifications), tuple(traces))
 
 

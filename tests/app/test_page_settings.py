@@ -153,3 +153,21 @@ def test_a_bad_operator_setting_is_a_config_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("PERTURB_CORE_OPERATOR_ACTIONS", "maybe")
     with pytest.raises(ConfigError, match=r"operator_actions = 'maybe'.*valid: local, on, off"):
         get_settings()
+
+
+def test_settings_lists_served_models_and_labels_the_tiny_model(
+    real_data, open_page, assert_clean, texts
+) -> None:
+    with FakeOpenAI(lambda req: "OK", model_ids=("SmolLM2-135M-Instruct.Q4_1", "other")) as server:
+        at = open_page("settings")
+        at.text_input[0].input(server.base_url)
+        at.text_input[1].input("SmolLM2-135M-Instruct.Q4_1")
+        next(b for b in at.button if b.label == "Apply for this session").click().run()
+        next(b for b in at.button if b.label == "List served models").click().run()
+        assert_clean(at)
+        table = at.dataframe[0].value
+        assert list(table["id"]) == ["SmolLM2-135M-Instruct.Q4_1", "other"] and table[
+            "configured"
+        ].tolist() == [True, False]
+        assert "wiring check" in texts(at) and "not biology" in texts(at)
+        assert "python -m perturb_core llm serve" in texts(at) + "".join(c.value for c in at.code)

@@ -77,6 +77,10 @@ def test_to_dict_is_json_ready(fake_openai_server: FakeOpenAI, fake_llm_settings
         "parsed",
         "elapsed_s",
         "ok",
+        "answer_format_used",
+        "format_note",
+        "prompt_tokens",
+        "completion_tokens",
     }
     assert d["prompt"] == BATCH[0] and d["parsed"] == {"i": 0, "names": ["a", "b"]} and d["ok"] is True
     assert json.loads(json.dumps(d)) == d

@@ -69,7 +69,16 @@ def test_cache_entry_is_one_readable_json_line_without_key(
         assert FAKE_API_KEY not in text
         assert text.endswith("\n") and text.count("\n") == 1
         record = json.loads(text)
-        assert set(record) == {"key", "model", "messages", "options", "response", "created", "elapsed_s"}
+        assert set(record) == {
+            "key",
+            "model",
+            "messages",
+            "options",
+            "response",
+            "created",
+            "elapsed_s",
+            "usage",
+        }
         assert path == ResponseCache(fake_llm_settings.cache_dir).path_for(record["key"])
         assert path.parent.name == record["key"][:2]
         assert record["options"] == {"temperature": 0.0, "max_tokens": 50}
