@@ -230,6 +230,43 @@ def lgr_tab() -> None:
         st.info("Choose a regime and methods, then press **Run**.", icon=":material/info:")
 
 
+def llm_quality(stats: Mapping[str, Mapping[str, object]], subset: str | None) -> None:
+    """How each LLM method's calls went (``evaluate --json``'s ``llm_stats``), if any LLM method ran."""
+    if not stats:
+        return
+    rows = []
+    for method, s in stats.items():
+        formats = s.get("answer_format_used") or {}
+        rows.append(
+            {
+                "method": method,
+                "answered": s.get("answered_rate"),
+                "parse failures": s.get("parse_failure_rate"),
+                "out-of-pool names": s.get("out_of_pool_rate"),
+                "mean k_used": s.get("mean_k_used"),
+                "json / text / none": " / ".join(str(formats.get(f, 0)) for f in ("json", "text", "none")),
+                "cache hits": s.get("cache_hits"),
+                "prompt tokens": s.get("prompt_tokens"),
+                "completion tokens": s.get("completion_tokens"),
+                "wall time (s)": s.get("wall_time_s"),
+            }
+        )
+    st.markdown("**How the LLM calls went**")
+    st.caption(
+        "Answered = calls that returned an answer / queries asked; parse failures = answers from which nothing "
+        "usable was read / answered; out-of-pool names = names outside the candidate pool / all names given; "
+        "answers by format (json / text / none = unanswered). Tokens as counted by the server. Unanswered or "
+        "unreadable queries are predicted by the labelled fallback, never shown as the LLM's."
+        + (f" Queries: {subset}." if subset else "")
+    )
+    pct = st.column_config.NumberColumn(format="percent")
+    st.dataframe(
+        pd.DataFrame(rows).set_index("method"),
+        width="stretch",
+        column_config={"answered": pct, "parse failures": pct, "out-of-pool names": pct},
+    )
+
+
 def lgr_results(res: LGRResult) -> None:
     """The table with intervals, bars, per-query rows, downloads and the CLI twin of one LGR run."""
     methods = list(res.methods)
@@ -262,12 +299,14 @@ def lgr_results(res: LGRResult) -> None:
     first = [ui.metric_label(m) for m in ("pearson", "cosine", "sign_accuracy", "r2", "r2_pred")]
     st.dataframe(table[[c for c in first if c in table.columns] + ["note"]], width="stretch")
     st.dataframe(table.drop(columns=[c for c in first if c in table.columns]), width="stretch")
+    doc = res.to_dict()
+    llm_quality(doc.get("llm_stats") or {}, doc.get("subset"))
     metric_bars(res.summary, QUERY_METRICS, "lgr_bar")
     with st.expander(f"Per-query results ({len(res.per_query):,} rows)"):
         st.dataframe(res.per_query, hide_index=True, width="stretch", height=300)
     ui.table_downloads(
         f"lgr_{res.dataset}_{res.regime}",
-        res.to_dict(),
+        doc,
         {"summary": res.summary, "per_query": res.per_query},
     )
     ui.cli_hint(
@@ -359,6 +398,8 @@ def core_results(res: COREResult) -> None:
     if twins:
         table["note"] = [f"identical scores to {twins[m]}" if m in twins else "" for m in methods]
     st.dataframe(table, width="stretch")
+    doc = res.to_dict()
+    llm_quality(doc.get("llm_stats") or {}, doc.get("subset"))
     metric_bars(res.summary, CORE_SCORES, "core_bar")
     colours = figs.method_colours(methods)
     c1, c2 = st.columns(2)
@@ -376,7 +417,7 @@ def core_results(res: COREResult) -> None:
         st.dataframe(res.per_pair.head(5000), hide_index=True, width="stretch", height=300)
     ui.table_downloads(
         f"core_{res.dataset}_{res.task}",
-        res.to_dict(),
+        doc,
         {
             "summary": res.summary,
             "per_gene": res.per_gene,

@@ -40,7 +40,7 @@ __all__ = [
     "is_built",
 ]
 
-BUILD_VERSION = "2"
+BUILD_VERSION = "3"  # 3: salt words in parentheses are no longer drug-name aliases
 PERTURBQA_LINES = ("k562", "rpe1", "hepg2", "jurkat")
 
 

@@ -58,3 +58,30 @@ def test_benchmarks_runs_a_small_core_task(real_data, open_page, assert_clean) -
         )
     assert "True positive rate" not in {str(c) for d in at.dataframe for c in d.value.columns}
     assert {"Positive share (prevalence)", "Pairs", "Genes in macro AUROC"} <= set(table.columns)
+
+
+def test_benchmarks_shows_how_the_llm_calls_went(
+    real_data, open_page, assert_clean, fake_openai_server, monkeypatch
+) -> None:
+    from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, lgr_candidates, lgr_final_answer
+
+    def answer(request):  # the first two candidates, plus a name outside the pool
+        names, _, _ = lgr_candidates(request)
+        return lgr_final_answer([*names[:2], "Not A Drug"])
+
+    fake_openai_server.responder = answer
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai_server.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_API_KEY)
+    monkeypatch.setenv("PERTURB_CORE_LLM_MODEL", FAKE_MODEL)
+    at = open_page("benchmarks")
+    at.selectbox(key="bench_lgr_regime").select("unseen-drug")
+    at.number_input(key="bench_lgr_maxq").set_value(4)
+    at.multiselect(key="bench_lgr_methods").set_value(["cell_mean", "llm"])
+    next(b for b in at.button if b.label == "Run on tahoe").click().run()
+    assert_clean(at)
+    quality = next(d.value for d in at.dataframe if "out-of-pool names" in d.value.columns)
+    assert list(quality.index) == ["llm"]
+    row = quality.loc["llm"]
+    assert row["answered"] == 1.0 and row["parse failures"] == 0.0
+    assert row["out-of-pool names"] == pytest.approx(1 / 3, abs=1e-4)  # rounded in llm_stats
+    assert row["mean k_used"] == 2.0
