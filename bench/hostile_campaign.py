@@ -11,8 +11,8 @@ one) and, for LLM cases, a fake OpenAI-compatible server that misbehaves in one 
 is counted as
 
 - ``traceback``: an exception other than ``SystemExit`` left ``main`` (a user would see a traceback);
-- ``hang``: the case ran longer than its limit (30 s; an LLM query that retries a dead endpoint
-  for minutes counts here);
+- ``hang``: the case ran longer than its limit: 30 s, or for an LLM query the stated worst case
+  of a hanging endpoint, two timed-out attempts (2 x the shipped 60 s timeout) plus 15 s;
 - ``silently_accepted``: hostile input ended with exit status 0 where a refusal was due, or an LLM
   failure produced a prediction not labelled as a fallback;
 - ``unclear_message``: refused, but the message does not start with ``error:`` (or argparse's
@@ -58,6 +58,7 @@ from perturb_core.testing.fake_openai import (  # noqa: E402
 
 KEY = "sk-campaign-SECRET-0123456789"
 LIMIT_S = 30
+LLM_LIMIT_S = 2 * 60 + 15  # MAX_TIMEOUTS x the shipped [llm] timeout, plus backoff
 SIG = [
     "lgr",
     "predict",
@@ -86,6 +87,7 @@ class Case:
     llm: Callable[[FakeOpenAI], None] | None = None  # configures the fake server
     env: dict[str, str] = field(default_factory=dict)
     expect: str = "refuse"  # "refuse" | "fallback" (exit 0 with every LLM failure labelled)
+    limit_s: int = LIMIT_S
 
 
 class _Timeout(Exception):
@@ -254,14 +256,14 @@ def cases() -> list[Case]:
         ("empty-answer", lambda s: setattr(s, "responder", scripted(None))),
         ("slow", lambda s: setattr(s, "delay_s", 120)),
     ]:
-        add(Case("llm", llm, label, llm=configure, expect="fallback"))
+        add(Case("llm", llm, label, llm=configure, expect="fallback", limit_s=LLM_LIMIT_S))
     for url in [
         "not a url",
         "ftp://example.org/v1",
         "http://127.0.0.1:9/v1",
         "http://no-such-host.invalid/v1",
     ]:
-        add(Case("llm", llm, url, env={"OPENAI_BASE_URL": url}, expect="fallback"))
+        add(Case("llm", llm, url, env={"OPENAI_BASE_URL": url}, expect="fallback", limit_s=LLM_LIMIT_S))
     return out
 
 
@@ -313,7 +315,7 @@ def run_case(case: Case, real: Path, work: Path, server: FakeOpenAI) -> dict:
     status: int | None = None
     t0 = time.perf_counter()
     signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(LIMIT_S)
+    signal.alarm(case.limit_s)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             status = main(argv)

@@ -43,6 +43,8 @@ __all__ = ["LLM", "LLMResponse", "test_connection"]
 log = logging.getLogger(__name__)
 
 
+MAX_TIMEOUTS = 2
+"""Timed-out attempts of one request before it fails (a timeout is retried once, whatever ``max_retries``)."""
 _RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx; 408 is a timeout
 _NOT_ASKED = "not asked"
 _DETAIL_CHARS = 300
@@ -91,10 +93,13 @@ class LLMResponse:
 class _Retryable(Exception):
     """A failed attempt worth repeating; ``description`` says what happened."""
 
-    def __init__(self, description: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, description: str, retry_after: float | None = None, *, timed_out: bool = False
+    ) -> None:
         super().__init__(description)
         self.description = description
         self.retry_after = retry_after
+        self.timed_out = timed_out
 
 
 def _retry_after(response: Any) -> float | None:
@@ -271,7 +276,7 @@ class LLM:
                 **options,
             )
         except openai.APITimeoutError:
-            raise _Retryable("timed out") from None
+            raise _Retryable(f"no answer within {self._timeout_text()}", timed_out=True) from None
         except openai.APIConnectionError as exc:
             if _unreachable(exc) is not None:  # retrying cannot fix these: fail at once
                 raise LLMError(
@@ -299,6 +304,11 @@ class LLM:
         except ValueError as exc:  # json.JSONDecodeError: a truncated or non-JSON HTTP 200 body
             raise _malformed(where, f"the body is not valid JSON ({self._redact(str(exc))})") from None
         return _content(completion, where), _usage(completion)
+
+    def _timeout_text(self) -> str:
+        timeout = getattr(self.client, "timeout", None)
+        seconds = getattr(timeout, "read", timeout)
+        return f"{seconds:g} s" if isinstance(seconds, int | float) else "the timeout"
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
@@ -356,11 +366,20 @@ class LLM:
             )
 
         attempts = self.max_retries + 1
+        timeouts = 0
         for attempt in range(attempts):
             try:
                 text, (n_prompt, n_completion) = self._attempt(msgs, options)
                 break
             except _Retryable as exc:
+                timeouts += exc.timed_out
+                if timeouts >= MAX_TIMEOUTS:  # a hanging endpoint: minutes per query are no use to anyone
+                    raise LLMError(
+                        f"LLM request to {self.endpoint} (model {self.model!r}): no answer within "
+                        f"{self._timeout_text()}, {timeouts} times; the endpoint hangs or the model is too slow "
+                        "for this timeout: check the server, or raise [llm] timeout in perturb_core.toml "
+                        "(PERTURB_CORE_LLM_TIMEOUT)"
+                    ) from None
                 if attempt + 1 == attempts:
                     raise LLMError(
                         f"LLM request to {self.endpoint} (model {self.model!r}) failed after {attempts} "

@@ -45,8 +45,10 @@ def check_base_url(url: str) -> str:
     """
     text = str(url).strip()
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        hint = f"http://{text}" if text and "://" not in text else "http://localhost:8000/v1"
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in text):
+        prefixed = urlsplit(f"http://{text}")
+        looks_like_host = "://" not in text and prefixed.hostname and not any(c.isspace() for c in text)
+        hint = f"http://{text}" if looks_like_host else "http://localhost:8000/v1"
         raise LLMError(
             f"OPENAI_BASE_URL = {text!r} is not an http(s) URL with a host; set it like {hint!r} "
             "(scheme http:// or https://, host, usually ending in /v1)"
