@@ -27,8 +27,9 @@ from perturb_core.data.graph import build_graph_tables
 from perturb_core.data.labels import read_perturbqa, tahoe_drug_labels
 from perturb_core.data.manifest import load_manifest
 from perturb_core.data.names import OPENPROBLEMS_CELL_TYPES, name_key
+from perturb_core.data.rda import PROJECT_FIX, fit_fix
 from perturb_core.data.signatures import signatures_to_anndata
-from perturb_core.errors import NotBuiltError
+from perturb_core.errors import DataError, NotBuiltError
 
 __all__ = [
     "ARTIFACTS",
@@ -254,21 +255,24 @@ def build(
     def _build_signatures(ds: str) -> ad.AnnData:
         spec = SIGNATURE_DATASETS[ds]
         files = _signature_files(settings, spec)
-        adata = signatures_to_anndata(
-            files,
-            dataset=ds,
-            gene_symbols=_gene_symbols(settings),
-            min_fraction=spec.min_fraction,
-            workers=workers,
-            progress=lambda i, n, name: report(ds, i, n, f"read {name}"),
-            provenance={
-                "description": spec.description,
-                "sha256": {
-                    Path(e.file).name: e.sha256 for e in load_manifest() if e.file.startswith(spec.folder)
+        try:  # the project's own files: a verified copy fixes them, re-saving from R does not apply
+            adata = signatures_to_anndata(
+                files,
+                dataset=ds,
+                gene_symbols=_gene_symbols(settings),
+                min_fraction=spec.min_fraction,
+                workers=workers,
+                progress=lambda i, n, name: report(ds, i, n, f"read {name}"),
+                provenance={
+                    "description": spec.description,
+                    "sha256": {
+                        Path(e.file).name: e.sha256 for e in load_manifest() if e.file.startswith(spec.folder)
+                    },
+                    "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 },
-                "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
+            )
+        except DataError as exc:
+            raise fit_fix(exc, PROJECT_FIX) from exc
         tmp = _atomic_path(out_dir / f"{ds}.h5ad")
         adata.write_h5ad(tmp)
         os.replace(tmp, out_dir / f"{ds}.h5ad")

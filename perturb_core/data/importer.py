@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from perturb_core.config import Settings, get_settings
 from perturb_core.data.build import SIGNATURE_DATASETS
 from perturb_core.data.names import slug
+from perturb_core.data.rda import USER_FIX, fit_fix
 from perturb_core.data.registry import _user_registry, label_dataset_names
 from perturb_core.data.signatures import signatures_to_anndata
 from perturb_core.errors import DataError, ValidationError, name_key
@@ -190,7 +191,10 @@ def import_dataset(
         if not files:
             hint = f" (skipped: {', '.join(skipped)})" if skipped else ""
             raise DataError(f"{shown}: no .rda signature files in this folder{hint}")
-        adata = signatures_to_anndata(files, dataset=name, workers=1)
+        try:
+            adata = signatures_to_anndata(files, dataset=name, workers=1)
+        except DataError as exc:  # the user's own files: re-fetching the project's data cannot help
+            raise fit_fix(exc, USER_FIX) from exc
         source = f"signature folder, {len(files)} .rda files" + (
             f"; skipped {', '.join(skipped)}" if skipped else ""
         )

@@ -44,10 +44,17 @@ MAX_FILE_BYTES = 2 * 2**30
 """Files larger than this are refused before reading."""
 MAX_COMPACT_LENGTH = 10**8
 """ALTREP compact sequences longer than this are refused (they would be materialised)."""
+PROJECT_FIX = "`python -m perturb_core data fetch` restores a verified copy of the project's file"
+USER_FIX = "save your file again from R with save(..., version = 2 or 3)"
 _FIX = (
     "for the project's data, `python -m perturb_core data fetch` restores a verified copy; for your own "
     "file, save it again from R with save(..., version = 2 or 3)"
 )
+
+
+def fit_fix(exc: DataError, fix: str) -> DataError:
+    """The same error with the one fix that fits the caller (``PROJECT_FIX`` or ``USER_FIX``)."""
+    return type(exc)(str(exc).replace(_FIX, fix))
 
 
 class RList(list):

@@ -195,3 +195,14 @@ def test_pipes_and_devices_are_refused_before_reading(tmp_path: Path, settings, 
         os.symlink("/dev/zero", path)
     with pytest.raises(DataError, match="not a regular file"):
         import_dataset(path, name="mine", settings=settings)
+
+
+def test_a_broken_file_of_the_users_gets_the_users_fix_only(tmp_path: Path, settings) -> None:
+    # issue 10, defect 11: re-fetching the project's data cannot repair a user's own .rda file
+    folder = tmp_path / "sigs"
+    folder.mkdir()
+    (folder / "x.L1.rda").write_bytes(b"RDX3\n" + b"\x00" * 64)
+    with pytest.raises(DataError) as info:
+        import_dataset(folder, name="broken", settings=settings)
+    message = str(info.value)
+    assert "save your file again from R" in message and "data fetch" not in message
