@@ -276,7 +276,7 @@ class LLM:
                 **options,
             )
         except openai.APITimeoutError:
-            raise _Retryable(f"no answer within {self._timeout_text()}", timed_out=True) from None
+            raise _Retryable(f"timed out (no answer within {self._timeout_text()})", timed_out=True) from None
         except openai.APIConnectionError as exc:
             if _unreachable(exc) is not None:  # retrying cannot fix these: fail at once
                 raise LLMError(
@@ -375,8 +375,8 @@ class LLM:
                 timeouts += exc.timed_out
                 if timeouts >= MAX_TIMEOUTS:  # a hanging endpoint: minutes per query are no use to anyone
                     raise LLMError(
-                        f"LLM request to {self.endpoint} (model {self.model!r}): no answer within "
-                        f"{self._timeout_text()}, {timeouts} times; the endpoint hangs or the model is too slow "
+                        f"LLM request to {self.endpoint} (model {self.model!r}) timed out {timeouts} times "
+                        f"(no answer within {self._timeout_text()}); the endpoint hangs or the model is too slow "
                         "for this timeout: check the server, or raise [llm] timeout in perturb_core.toml "
                         "(PERTURB_CORE_LLM_TIMEOUT)"
                     ) from None
