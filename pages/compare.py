@@ -249,9 +249,9 @@ def side(col, ex: retrieval.QueryExplanation, other_side: str, key: str) -> None
                 help=f"**{ui.metric_label(m)}**: {ui.metric_help(m)}",
                 border=True,
             )
-        st.plotly_chart(
+        ui.chart(
             figs.prediction_scatter(ex.prediction, ex.truth, ex.genes),
-            width="stretch",
+            name=f"compare_scatter_{key}",
             key=f"cmp_scatter_{key}",
         )
         df = neighbour_frame(ex)

@@ -102,11 +102,11 @@ with left:
         full = st.toggle(
             "All drugs", value=False, key="gene_all_drugs", help="Default: the 25 most up and down."
         )
-        st.plotly_chart(
+        ui.chart(
             xfig.response_heatmap(
                 v.matrix(), gene=v.gene, units="rank score z", max_drugs=None if full else 25
             ),
-            width="stretch",
+            name=f"gene_response_{v.gene}_{dataset}",
         )
 with right:
     st.subheader("Per drug (sortable)")

@@ -383,7 +383,7 @@ with left:
         f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.metrics['pearson'])}; "
         "hover for the gene)"
     )
-    st.plotly_chart(view.scatter, width="stretch", key="lgr_scatter")
+    ui.chart(view.scatter, name=f"lgr_scatter_{dataset}_{cell_line}_{drug}", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
     top_all = view.top_genes
