@@ -1,4 +1,5 @@
-"""Figure export: every chart of the app is drawn by :func:`chart`, with SVG and PNG downloads.
+"""Export: every chart of the app is drawn by :func:`chart`, with SVG and PNG downloads; result tables
+get a CSV button (:func:`csv_download`) besides the CSV download of ``st.dataframe``'s own toolbar.
 
 The files are rendered on the server by Kaleido (plotly's static-image engine), which drives a
 headless Chrome or Chromium, and only when a button is clicked (``st.download_button`` with a
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -147,3 +149,35 @@ def chart(
     )
     export_buttons(fig, name=name, key=key or f"chart_{stem}")
     return event
+
+
+def csv_download(
+    frame: pd.DataFrame,
+    *,
+    name: str,
+    label: str = "CSV",
+    index: bool = False,
+    key: str | None = None,
+) -> None:
+    """A small, right-aligned CSV download of the whole ``frame`` (all rows and columns, full precision).
+
+    The text is written only when clicked. ``st.dataframe``'s toolbar also downloads a CSV, but of
+    the rows and columns shown, under a generic file name; this button names the file after the view.
+    """
+    stem = file_stem(name)
+
+    def write() -> str:
+        return frame.to_csv(index=index)
+
+    with st.container(horizontal=True, horizontal_alignment="right"):
+        st.download_button(
+            label,
+            write,
+            file_name=f"{stem}.csv",
+            mime="text/csv",
+            key=key or f"csv_{stem}",
+            icon=":material/download:",
+            type="tertiary",
+            on_click="ignore",
+            help=f"Download the whole table as CSV ({len(frame):,} row{'' if len(frame) == 1 else 's'}).",
+        )

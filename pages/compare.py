@@ -275,6 +275,9 @@ def side(col, ex: retrieval.QueryExplanation, other_side: str, key: str) -> None
                 ),
             },
         )
+        ui.csv_download(
+            df, name=f"compare_neighbours_{key}_{Comparison.side_label(ex)}", label="Neighbours (CSV)"
+        )
 
 
 lcol, rcol = st.columns(2)
@@ -309,6 +312,7 @@ st.dataframe(
     width="stretch",
     key="cmp_metrics",
 )
+ui.csv_download(table, name=f"compare_metrics_{dataset}_{mode}_{cell_line}_{drug}", label="Metrics (CSV)")
 tops = cmp.top_gene_overlap()
 st.caption(
     "Top-10 genes in common, predicted / observed: up "

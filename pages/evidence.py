@@ -442,6 +442,11 @@ st.dataframe(
         "path_detail": st.column_config.TextColumn("detail"),
     },
 )
+ui.csv_download(
+    items.drop(columns="node"),
+    name=f"core_evidence_{dataset}_{task}_{perturbation}_{gene}",
+    label="Evidence items (CSV)",
+)
 if ls.perturbation_kind == "drug":
     drug_names = [perturbation, *items["perturbation"].head(60)]
     annotations = load.drug_annotations(tuple(dict.fromkeys(drug_names)))

@@ -376,6 +376,12 @@ st.dataframe(
     },
 )
 st.caption("; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items()) + ".")
+ui.csv_download(
+    table.rename_axis("method"),
+    name=f"lgr_baselines_{dataset}_{cell_line}_{drug}",
+    label="Baselines (CSV)",
+    index=True,
+)
 
 left, right = st.columns([1.15, 1])
 with left:
@@ -457,6 +463,9 @@ else:
                 "source", help="selector, hybrid_chem (chemistry padding) or pool_mean (fallback)."
             ),
         },
+    )
+    ui.csv_download(
+        view.neighbours, name=f"lgr_neighbours_{dataset}_{cell_line}_{drug}", label="Neighbours (CSV)"
     )
     st.markdown(
         "**Why each neighbour** (mechanism, targets and programs, then the selector's own justification, "

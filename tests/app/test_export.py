@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
+from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
@@ -12,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from pages import _export as export
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CONFIG = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
 
 
 def _small_figure() -> go.Figure:
@@ -90,3 +93,26 @@ def test_every_chart_of_a_real_page_has_svg_and_png_buttons(real_data, open_page
     charts = at.get("plotly_chart")
     labels = _buttons(at)
     assert charts and labels.count("SVG") == labels.count("PNG") == len(charts)
+
+
+def test_the_dataframe_toolbar_keeps_its_csv_download() -> None:
+    """``client.disableDataExport`` would hide the CSV button of every ``st.dataframe``'s toolbar."""
+    client = tomllib.loads(CONFIG.read_text()).get("client", {})
+    assert client.get("disableDataExport", False) is False
+
+
+def _table_app() -> None:
+    import pandas as pd
+
+    from pages import _widgets as ui
+
+    ui.csv_download(
+        pd.DataFrame({"gene": ["EGR1"], "z": [2.5]}), name="gene EGR1/tahoe", label="Per drug (CSV)"
+    )
+
+
+def test_a_table_gets_a_named_csv_button() -> None:
+    at = AppTest.from_function(_table_app).run()
+    assert not at.exception
+    (button,) = at.get("download_button")
+    assert button.proto.label == "Per drug (CSV)" and "(1 row)" in button.proto.help
