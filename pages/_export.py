@@ -67,7 +67,11 @@ def browser_path() -> str | None:
         return None
     from choreographer.browsers import Chromium
 
-    path = Chromium.find_browser(skip_local=False)
+    try:
+        path = Chromium.find_browser(skip_local=False)
+    except Exception:  # a lookup that fails is a missing browser: the page shows the note, not a traceback
+        log.warning("looking for a browser for figure export failed", exc_info=True)
+        return None
     return str(path) if path and Path(path).is_file() else None
 
 
