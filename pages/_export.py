@@ -16,6 +16,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,40 +76,61 @@ def browser_path() -> str | None:
     return str(path) if path and Path(path).is_file() else None
 
 
+@dataclass
+class ExportSetup:
+    """Per server: the browser (looked up once), a lock (one export at a time) and the last failure."""
+
+    browser: str | None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    #: why the last export failed (``None`` after a success): shown under every chart until one works
+    failure: str | None = None
+
+
 @st.cache_resource(show_spinner=False)
-def _export_setup() -> tuple[str | None, threading.Lock]:
-    """The browser (looked up once per server) and a lock: one export at a time on this server."""
-    return browser_path(), threading.Lock()
+def _export_setup() -> ExportSetup:
+    """The server's :class:`ExportSetup`."""
+    return ExportSetup(browser_path())
 
 
-def renderer(fig: go.Figure, fmt: ImageFormat, lock: threading.Lock, what: str) -> Callable[[], bytes]:
-    """The callable of a download button: render ``fig`` when clicked, one export at a time."""
+def renderer(fig: go.Figure, fmt: ImageFormat, setup: ExportSetup, what: str) -> Callable[[], bytes]:
+    """The callable of a download button: render ``fig`` when clicked, one export at a time.
+
+    It runs outside the script, so it cannot draw: on failure the button shows Streamlit's "Failed to
+    generate file for download" for 5 s, the reason goes to the server log, and the next run of any
+    page says under each chart that export failed and why (until an export succeeds).
+    """
 
     def render() -> bytes:
-        with lock:
+        with setup.lock:
             try:
-                return figure_bytes(fig, fmt)
-            except (
-                Exception
-            ):  # runs outside the script: the client shows "failed"; the reason goes to the log
+                data = figure_bytes(fig, fmt)
+            except Exception as exc:
                 log.exception("exporting %s as %s failed", what, fmt.upper())
+                setup.failure = f"{type(exc).__name__}: {str(exc)[:200]}"
                 raise
+            setup.failure = None
+            return data
 
     return render
 
 
 def export_buttons(fig: go.Figure, *, name: str, key: str) -> None:
     """Two small download buttons, SVG and PNG, rendered on the server when clicked."""
-    path, lock = _export_setup()
-    if path is None:
+    setup = _export_setup()
+    if setup.browser is None:
         st.caption(NO_BROWSER)
         return
+    if setup.failure:
+        st.caption(
+            f"The last SVG/PNG export on this server failed ({setup.failure}); details are in the server "
+            "log. The camera icon above the chart still saves a PNG."
+        )
     stem = file_stem(name)
     with st.container(horizontal=True, horizontal_alignment="right", gap="small"):
         for fmt in ("svg", "png"):
             st.download_button(
                 fmt.upper(),
-                renderer(fig, fmt, lock, stem),
+                renderer(fig, fmt, setup, stem),
                 file_name=f"{stem}.{fmt}",
                 mime=MIME[fmt],
                 key=f"{key}__{fmt}",

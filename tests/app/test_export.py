@@ -116,3 +116,26 @@ def test_a_table_gets_a_named_csv_button() -> None:
     assert not at.exception
     (button,) = at.get("download_button")
     assert button.proto.label == "Per drug (CSV)" and "(1 row)" in button.proto.help
+
+
+def test_a_failed_export_is_reported_under_the_charts(monkeypatch) -> None:
+    def broken(fig, fmt):
+        raise RuntimeError("The browser seemed to close immediately after starting.")
+
+    monkeypatch.setattr(export, "browser_path", lambda: "/usr/bin/chromium")
+    monkeypatch.setattr(export, "figure_bytes", broken)
+    export._export_setup.clear()
+    try:
+        setup = export._export_setup()
+        with pytest.raises(RuntimeError):
+            export.renderer(_small_figure(), "svg", setup, "three points")()
+        at = AppTest.from_function(_chart_app).run()
+        assert not at.exception and not at.error
+        (note,) = [c.value for c in at.caption]
+        assert "last SVG/PNG export on this server failed" in note and "close immediately" in note
+        assert _buttons(at) == ["SVG", "PNG"]  # still offered: the cause may be gone
+        monkeypatch.setattr(export, "figure_bytes", lambda fig, fmt: b"<svg/>")
+        assert export.renderer(_small_figure(), "svg", setup, "three points")() == b"<svg/>"
+        assert setup.failure is None  # a success clears the note
+    finally:
+        export._export_setup.clear()
