@@ -106,7 +106,8 @@ def renderer(fig: go.Figure, fmt: ImageFormat, setup: ExportSetup, what: str) ->
                 data = figure_bytes(fig, fmt)
             except Exception as exc:
                 log.exception("exporting %s as %s failed", what, fmt.upper())
-                setup.failure = f"{type(exc).__name__}: {str(exc)[:200]}"
+                first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+                setup.failure = f"{type(exc).__name__}: {first[:200]}".replace("`", "'")
                 raise
             setup.failure = None
             return data
