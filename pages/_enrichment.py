@@ -126,6 +126,15 @@ def render_enrichment(ex: object, *, key: str = "enrich") -> explore.PredictionE
         st.caption(f"Hidden: {res.n_hidden} genes of the universe. {explore.HIDE_RULE}.")
     for direction in ("up", "down"):
         _show_list(res, direction)
+    every = pd.concat(
+        [t.assign(side=side, direction=d) for (side, d), t in res.tables.items()], ignore_index=True
+    )
+    ui.csv_download(
+        every,
+        name="_".join(["enrichment", *(str(getattr(ex, a, "")) for a in ("dataset", "cell_line", "drug"))]),
+        label="Every tested set, both lists (CSV)",
+        key=f"{key}_csv",
+    )
     with st.expander("Top gene lists"):
         st.dataframe(
             pd.DataFrame({f"{s} {d}": g for (s, d), g in res.top.items()}),

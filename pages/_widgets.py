@@ -22,6 +22,8 @@ import pandas as pd
 import streamlit as st
 
 from pages import _state
+from pages._export import chart as chart  # re-exported: pages draw every figure with ui.chart
+from pages._export import csv_download as csv_download  # ... and offer result tables as CSV with it
 from pages._figures import fmt
 from pages._loaders import data_built
 from perturb_core.errors import PerturbCoreError

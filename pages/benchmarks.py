@@ -73,8 +73,8 @@ def metric_bars(summary: pd.DataFrame, metrics: Sequence[str], key: str) -> None
         with cols[i % 3]:
             direction = "" if spec.higher_is_better is None else f" ({spec.better})"
             st.markdown(f"**{spec.label}**{direction}")
-            st.plotly_chart(
-                figs.metric_bar(summary[summary["metric"] == m], colours), width="stretch", key=f"{key}_{m}"
+            ui.chart(
+                figs.metric_bar(summary[summary["metric"] == m], colours), name=f"{key}_{m}", key=f"{key}_{m}"
             )
             st.caption(f"{spec.definition}  \nUnit: {spec.unit}.")
 
@@ -405,13 +405,17 @@ def core_results(res: COREResult) -> None:
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Calibration** (reliability curve; marker size = pairs in the bin)")
-        st.plotly_chart(
-            figs.calibration_curve(res.reliability, colours), width="stretch", key="core_calibration"
+        ui.chart(
+            figs.calibration_curve(res.reliability, colours),
+            name=f"core_calibration_{res.dataset}_{res.task}",
+            key="core_calibration",
         )
     with c2:
         st.markdown("**Per-gene AUROC** (one value per gene with both classes; 0.5 = chance)")
-        st.plotly_chart(
-            figs.gene_auroc_histogram(res.per_gene, colours), width="stretch", key="core_gene_hist"
+        ui.chart(
+            figs.gene_auroc_histogram(res.per_gene, colours),
+            name=f"core_gene_auroc_{res.dataset}_{res.task}",
+            key="core_gene_hist",
         )
     with st.expander(f"Per-pair scores ({len(res.per_pair):,} rows)"):
         st.dataframe(res.per_pair.head(5000), hide_index=True, width="stretch", height=300)

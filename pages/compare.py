@@ -249,9 +249,9 @@ def side(col, ex: retrieval.QueryExplanation, other_side: str, key: str) -> None
                 help=f"**{ui.metric_label(m)}**: {ui.metric_help(m)}",
                 border=True,
             )
-        st.plotly_chart(
+        ui.chart(
             figs.prediction_scatter(ex.prediction, ex.truth, ex.genes),
-            width="stretch",
+            name=f"compare_scatter_{key}",
             key=f"cmp_scatter_{key}",
         )
         df = neighbour_frame(ex)
@@ -274,6 +274,9 @@ def side(col, ex: retrieval.QueryExplanation, other_side: str, key: str) -> None
                     help="Morgan fingerprint (r=2) similarity to the query."
                 ),
             },
+        )
+        ui.csv_download(
+            df, name=f"compare_neighbours_{key}_{Comparison.side_label(ex)}", label="Neighbours (CSV)"
         )
 
 
@@ -309,6 +312,7 @@ st.dataframe(
     width="stretch",
     key="cmp_metrics",
 )
+ui.csv_download(table, name=f"compare_metrics_{dataset}_{mode}_{cell_line}_{drug}", label="Metrics (CSV)")
 tops = cmp.top_gene_overlap()
 st.caption(
     "Top-10 genes in common, predicted / observed: up "

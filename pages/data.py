@@ -108,7 +108,7 @@ with tab_sig, ui.guard(f"summarising dataset {sig_name}", stop=False):
         st.caption(
             f"Delta units: **{ds.units}** (not rank scores); definition: {ds.adata.uns.get('score', '')}"
         )
-    st.plotly_chart(figs.drugs_per_cell_line(summary), width="stretch")
+    ui.chart(figs.drugs_per_cell_line(summary), name=f"drugs_per_cell_line_{sig_name}")
     st.dataframe(
         summary,
         hide_index=True,

@@ -254,13 +254,13 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
     ids = [it.node for s in egf.SIDES for it in kept[s]]
     ends = [n.id for n in graph.nodes if n.role in ("query", "gene")]
     ids = [i for i in dict.fromkeys([*ids, *ends]) if i in names]
-    event = st.plotly_chart(
+    event = ui.chart(
         graph_figure(dataset, task, perturbation, gene, crossline, per_side),
-        width="stretch",
+        name=f"evidence_graph_{dataset}_{perturbation}_{gene}",
         on_select="rerun",
         selection_mode="points",
         key=f"chart_{sel_key}_{per_side}",
-        config={"displaylogo": False, "scrollZoom": False},
+        config={"scrollZoom": False},
     )
     points: list[Any] = (event.selection.points if event is not None else None) or []
     clicked = next((str(p["customdata"]) for p in points if str(p.get("customdata")) in names), None)
@@ -310,11 +310,21 @@ with left:
 with right:
     st.markdown("**Vote against the prior**")
     vote_fig, mass_fig = vote_figures(dataset, task, perturbation, gene, crossline)
-    st.plotly_chart(vote_fig, width="stretch", key="core_vote", config={"displayModeBar": False})
+    ui.chart(
+        vote_fig,
+        name=f"core_vote_{dataset}_{perturbation}_{gene}",
+        key="core_vote",
+        config={"displayModeBar": False},
+    )
     mass = ex.mass
     u = float(mass.get("unmeasured_weight", 0.0))
     st.markdown("**Evidence mass behind the vote** (relation weight summed per side)")
-    st.plotly_chart(mass_fig, width="stretch", key="core_mass", config={"displayModeBar": False})
+    ui.chart(
+        mass_fig,
+        name=f"core_mass_{dataset}_{perturbation}_{gene}",
+        key="core_mass",
+        config={"displayModeBar": False},
+    )
     gf = ex.gene_frequency
     p_m, n_m, u_m = mass["positive"], mass["negative"], mass["unmeasured"]
     st.caption(
@@ -431,6 +441,11 @@ st.dataframe(
         "path_text": st.column_config.TextColumn("path in the knowledge graph", width="large"),
         "path_detail": st.column_config.TextColumn("detail"),
     },
+)
+ui.csv_download(
+    items.drop(columns="node"),
+    name=f"core_evidence_{dataset}_{task}_{perturbation}_{gene}",
+    label="Evidence items (CSV)",
 )
 if ls.perturbation_kind == "drug":
     drug_names = [perturbation, *items["perturbation"].head(60)]

@@ -102,11 +102,16 @@ with left:
         full = st.toggle(
             "All drugs", value=False, key="gene_all_drugs", help="Default: the 25 most up and down."
         )
-        st.plotly_chart(
-            xfig.response_heatmap(
-                v.matrix(), gene=v.gene, units="rank score z", max_drugs=None if full else 25
-            ),
-            width="stretch",
+        matrix = v.matrix()
+        ui.chart(
+            xfig.response_heatmap(matrix, gene=v.gene, units="rank score z", max_drugs=None if full else 25),
+            name=f"gene_response_{v.gene}_{dataset}",
+        )
+        ui.csv_download(
+            matrix,
+            name=f"gene_{v.gene}_{dataset}_drug_x_line",
+            label="All drugs x cell lines (CSV)",
+            index=True,
         )
 with right:
     st.subheader("Per drug (sortable)")
@@ -118,6 +123,7 @@ with right:
         height=420,
         column_config={c: st.column_config.NumberColumn(format="%+.2f") for c in ("mean", "min", "max")},
     )
+    ui.csv_download(by_drug, name=f"gene_{v.gene}_{dataset}_per_drug", label="Per drug (CSV)")
     st.subheader("CORE per-gene AUROC")
     st.caption(
         "CORE-Voting's AUROC over this gene's TEST knock-downs in each line (DE task; fitted on the training "
@@ -127,6 +133,7 @@ with right:
         st.caption(f"{v.gene} has no test pair in the PerturbQA lines.")
     else:
         st.dataframe(v.core_auroc, hide_index=True, width="stretch")
+        ui.csv_download(v.core_auroc, name=f"gene_{v.gene}_core_auroc", label="AUROC (CSV)")
 
 st.subheader("PerturbQA knock-downs under which it responds")
 resp = v.responding_knockdowns()
@@ -146,6 +153,7 @@ else:
         width="stretch",
         column_config={"evidence": st.column_config.LinkColumn("CORE evidence", display_text="open")},
     )
+    ui.csv_download(resp, name=f"gene_{v.gene}_knockdowns", label="Knock-downs (CSV)")
 
 st.subheader("Pathways and GO terms")
 gs = v.gene_sets
@@ -161,5 +169,6 @@ else:
     for col, title, t in ((cols[0], "Pathways", pathways), (cols[1], "GO terms", go_terms)):
         col.caption(f"{title} ({len(t)})")
         col.dataframe(t[["term", "source_label", "size"]], hide_index=True, width="stretch")
+    ui.csv_download(gs, name=f"gene_{v.gene}_gene_sets", label="Pathways and GO terms (CSV)")
 
 ui.cli_hint(f"python -m perturb_core gene {v.gene} --dataset {dataset} --json")

@@ -163,7 +163,7 @@ st.caption(
     "so weights are |z|. n_up / n_down = query genes present in that signature's list: scores from 1-2 genes are noisy."
 )
 if res.cell_line is None:
-    st.plotly_chart(xfig.connectivity_bars(res.by_drug()), width="stretch")
+    ui.chart(xfig.connectivity_bars(res.by_drug()), name=f"connectivity_{res.dataset}")
 table = with_links(res.table, res.dataset)
 st.dataframe(
     table,

@@ -376,6 +376,12 @@ st.dataframe(
     },
 )
 st.caption("; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items()) + ".")
+ui.csv_download(
+    table.rename_axis("method"),
+    name=f"lgr_baselines_{dataset}_{cell_line}_{drug}",
+    label="Baselines (CSV)",
+    index=True,
+)
 
 left, right = st.columns([1.15, 1])
 with left:
@@ -383,7 +389,7 @@ with left:
         f"**Predicted vs observed**, one point per gene (r = {figs.fmt(ex.metrics['pearson'])}; "
         "hover for the gene)"
     )
-    st.plotly_chart(view.scatter, width="stretch", key="lgr_scatter")
+    ui.chart(view.scatter, name=f"lgr_scatter_{dataset}_{cell_line}_{drug}", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
     top_all = view.top_genes
@@ -457,6 +463,9 @@ else:
                 "source", help="selector, hybrid_chem (chemistry padding) or pool_mean (fallback)."
             ),
         },
+    )
+    ui.csv_download(
+        view.neighbours, name=f"lgr_neighbours_{dataset}_{cell_line}_{drug}", label="Neighbours (CSV)"
     )
     st.markdown(
         "**Why each neighbour** (mechanism, targets and programs, then the selector's own justification, "

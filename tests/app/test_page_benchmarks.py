@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pages import _export as export
 from perturb_core.evaluate.lgr import QUERY_METRICS
 from perturb_core.metrics import METRICS
 
@@ -22,7 +23,11 @@ def test_benchmarks_runs_a_small_lgr_regime(real_data, open_page, assert_clean) 
     assert list(table.index) == ["drug_mean", "kg_mechanism", "random"]
     assert all("[" in cell for cell in table["Pearson r"])  # mean [ci_low, ci_high]
     assert len(at.get("plotly_chart")) == len(QUERY_METRICS)  # one bar chart per metric
-    assert len(at.get("download_button")) == 3  # summary CSV, all tables, JSON
+    labels = [b.proto.label for b in at.get("download_button")]
+    tables = [x for x in labels if x not in ("SVG", "PNG")]
+    assert len(tables) == 3  # summary CSV, all tables, JSON
+    exported = len(QUERY_METRICS) if export.browser_path() else 0  # no browser: a note instead
+    assert labels.count("SVG") == labels.count("PNG") == exported  # each chart's SVG and PNG
     result = at.session_state["bench_lgr"]  # the LGRResult itself
     assert result.table().at["kg_mechanism", "n_queries"] == 20
     assert result.to_dict()["methods"]["kg_mechanism"]["n_queries"] == 20
