@@ -147,17 +147,20 @@ class DevTools:
         self.resize(height)
         self.send("Page.navigate", url=url)
 
-    def wait(self, text: str) -> dict:
-        """Wait until ``text`` is on the page and no script or spinner has run for about a second."""
-        deadline, quiet, state = time.monotonic() + self.timeout_s, 0, {}
+    def wait(self, text: str, *, heading: bool = False, timeout_s: float | None = None) -> dict:
+        """Wait until ``text`` is on the page (a heading of it, with ``heading``) and no script or
+        spinner has run for about a second; returns the page's :meth:`state`."""
+        timeout_s = self.timeout_s if timeout_s is None else timeout_s
+        deadline, quiet, state = time.monotonic() + timeout_s, 0, {}
         time.sleep(0.5)
         while time.monotonic() < deadline:
             state = self.state()
-            quiet = quiet + 1 if (text in state["text"] and not state["busy"]) else 0
+            shown = text in state["h1"] if heading else text in state["text"]
+            quiet = quiet + 1 if (shown and not state["busy"]) else 0
             if quiet >= 4:
                 return state
             time.sleep(0.25)
-        raise AssertionError(f"{text!r} not shown within {self.timeout_s:.0f} s; headings {state.get('h1')}")
+        raise AssertionError(f"{text!r} not shown within {timeout_s:.0f} s; headings {state.get('h1')}")
 
     def click_button(self, label: str) -> bool:
         """Click the first button whose text contains ``label``; whether there was one."""
