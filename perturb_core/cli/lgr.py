@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from perturb_core.cli import print_json
 from perturb_core.config import ANSWER_FORMATS, Settings, get_settings
 from perturb_core.errors import ValidationError
+
+if TYPE_CHECKING:
+    from perturb_core.retrieval import QueryExplanation
 
 _REGIMES = ("unseen-drug", "unseen-cell-line", "open-world")
 _FORMAT_HELP = (
@@ -151,12 +155,13 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict(args: argparse.Namespace) -> int:
+def _predict_query(args: argparse.Namespace) -> QueryExplanation:
+    """The prediction the query options of ``lgr predict`` / ``lgr enrich`` ask for."""
     from perturb_core.retrieval import deprecated_selector_note, predict_query
 
     if note := deprecated_selector_note(args.selector):
         print(f"note: {note}", file=sys.stderr)
-    ex = predict_query(
+    return predict_query(
         args.dataset,
         cell_line=args.cell_line,
         drug=args.drug,
@@ -169,6 +174,34 @@ def _predict(args: argparse.Namespace) -> int:
         settings=llm_settings(args),
         hybrid_min_k=args.hybrid_min_k,
     )
+
+
+def _add_query_arguments(q: argparse.ArgumentParser) -> None:
+    """The options that name one LGR query (``lgr predict``, ``lgr enrich``)."""
+    q.add_argument("--dataset", default="tahoe")
+    q.add_argument("--cell-line", required=True)
+    q.add_argument("--drug", required=True)
+    q.add_argument(
+        "--selector",
+        required=True,
+        help="llm, kg_mechanism, chem_knn_retrieval, transcriptome_knn, random, oracle (see `lgr selectors`)",
+    )
+    q.add_argument("--k", type=int, default=10)
+    q.add_argument("--regime", default="open-world", choices=_REGIMES)
+    q.add_argument(
+        "--aggregation",
+        default=None,
+        help="mean (paper), rank_weighted or residual (additive + mean neighbour residual); default: "
+        "residual where the drug was measured in other lines (unseen-cell-line, open-world), mean for unseen-drug",
+    )
+    q.add_argument("--similarity-power", type=float, default=0.0, help="weights s^p (default 0)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--hybrid-min-k", type=int, default=3)
+    q.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None, help=_FORMAT_HELP)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    ex = _predict_query(args)
     doc = ex.to_dict(n_top_genes=args.top_genes)
     if args.json:
         print_json(doc)
@@ -328,29 +361,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=_evaluate)
 
     q = lsub.add_parser("predict", help="predict one (cell line, drug) and explain it")
-    q.add_argument("--dataset", default="tahoe")
-    q.add_argument("--cell-line", required=True)
-    q.add_argument("--drug", required=True)
-    q.add_argument(
-        "--selector",
-        required=True,
-        help="llm, kg_mechanism, chem_knn_retrieval, transcriptome_knn, random, oracle (see `lgr selectors`)",
-    )
-    q.add_argument("--k", type=int, default=10)
-    q.add_argument("--regime", default="open-world", choices=_REGIMES)
-    q.add_argument(
-        "--aggregation",
-        default=None,
-        help="mean (paper), rank_weighted or residual (additive + mean neighbour residual); default: "
-        "residual where the drug was measured in other lines (unseen-cell-line, open-world), mean for unseen-drug",
-    )
-    q.add_argument("--similarity-power", type=float, default=0.0, help="weights s^p (default 0)")
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--hybrid-min-k", type=int, default=3)
+    _add_query_arguments(q)
     q.add_argument(
         "--top-genes", type=int, default=10, help="up- and down-regulated genes to list (default 10)"
     )
-    q.add_argument("--answer-format", choices=ANSWER_FORMATS, default=None, help=_FORMAT_HELP)
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=_predict)
 
@@ -375,24 +389,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _enrich(args: argparse.Namespace) -> int:
     from perturb_core.explore import SOURCE_LABELS, lgr_enrichment
-    from perturb_core.retrieval import predict_query
 
-    settings = get_settings()
+    settings = llm_settings(args)
     if not args.quiet:
         print("… predicting the query", file=sys.stderr)
-    ex = predict_query(
-        args.dataset,
-        cell_line=args.cell_line,
-        drug=args.drug,
-        selector=args.selector,
-        k=args.k,
-        aggregation=args.aggregation,
-        similarity_power=args.similarity_power,
-        regime=args.regime,
-        seed=args.seed,
-        settings=settings,
-        hybrid_min_k=args.hybrid_min_k,
-    )
+    ex = _predict_query(args)
     sources = [s.strip() for s in args.sources.split(",") if s.strip()] if args.sources else None
     res = lgr_enrichment(
         ex,
@@ -452,16 +453,7 @@ def _register_enrich(lsub: argparse._SubParsersAction) -> None:
     q = lsub.add_parser(
         "enrich", help="pathway enrichment of one prediction's top genes vs the observed ones"
     )
-    q.add_argument("--dataset", default="tahoe")
-    q.add_argument("--cell-line", required=True)
-    q.add_argument("--drug", required=True)
-    q.add_argument("--selector", required=True, help="as for `lgr predict`")
-    q.add_argument("--k", type=int, default=10)
-    q.add_argument("--regime", default="open-world", choices=_REGIMES)
-    q.add_argument("--aggregation", default=None, help="as for `lgr predict`")
-    q.add_argument("--similarity-power", type=float, default=0.0)
-    q.add_argument("--seed", type=int, default=0)
-    q.add_argument("--hybrid-min-k", type=int, default=3)
+    _add_query_arguments(q)
     q.add_argument("--n-top", type=int, default=50, help="genes per top list (default 50)")
     q.add_argument(
         "--hide-uninformative",
