@@ -35,6 +35,7 @@ __all__ = [
     "node_links",
     "parent_labels",
     "pathway_links",
+    "term_urls",
 ]
 
 
@@ -80,6 +81,17 @@ def drug_urls(table: pd.DataFrame, names: Iterable[str], *, site: str = "PubChem
 def gene_urls(symbols: Iterable[str], *, site: str = "NCBI Gene") -> list[str | None]:
     """One URL per gene symbol (NCBI Gene search by symbol, or ``site="GeneCards"``)."""
     return [next((u for label, u in gene_links(s).items() if label.startswith(site)), None) for s in symbols]
+
+
+def term_urls(term_ids: Iterable[str], terms: Iterable[str], sources: Iterable[str]) -> list[str | None]:
+    """One URL per gene set: QuickGO for GO terms (source ``go_*``), else the pathway's page or a search."""
+    out = []
+    for tid, term, source in zip(term_ids, terms, sources, strict=True):
+        found = (
+            go_links(tid) if str(source).startswith("go_") else pathway_links(tid, name=term, source=source)
+        )
+        out.append(first_url(found))
+    return out
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

@@ -10,6 +10,7 @@ import streamlit as st
 
 from pages import _evidence_figures as egf
 from pages import _figures as figs
+from pages import _links as links
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
@@ -304,7 +305,17 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
 
 
 with left:
+    p_links = (
+        links.gene_links(perturbation)
+        if ls.perturbation_kind == "knockdown"
+        else links.drug_links(
+            perturbation, **links.drug_ids(load.drugs().table, [perturbation]).get(perturbation, {})
+        )
+    )
     st.markdown(f"**{perturbation} → {gene}** in {ls.cell_line}")
+    st.caption(
+        f"{perturbation}: {links.markdown(p_links)} · {gene}: {links.markdown(links.gene_links(gene))}"
+    )
     graph_panel(ex)
 
 with right:
@@ -415,8 +426,16 @@ st.markdown(
     f"{len(ex.unmeasured)} of {ex.n_unmeasured:,} unmeasured, strongest first within a side"
 )
 items = cached_items(dataset, task, perturbation, gene, crossline, ex)
+link_site = "NCBI Gene" if ls.perturbation_kind == "knockdown" else "PubChem"
+shown = items.drop(columns="node").assign(
+    **{
+        link_site: links.gene_urls(items["perturbation"])
+        if ls.perturbation_kind == "knockdown"
+        else links.drug_urls(load.drugs().table, items["perturbation"])
+    }
+)
 st.dataframe(
-    items.drop(columns="node"),
+    shown,
     hide_index=True,
     width="stretch",
     height=min(400, 38 + 35 * max(1, len(items))),
@@ -440,6 +459,7 @@ st.dataframe(
         ),
         "path_text": st.column_config.TextColumn("path in the knowledge graph", width="large"),
         "path_detail": st.column_config.TextColumn("detail"),
+        link_site: links.link_column(link_site, f"The related perturbation on {link_site}"),
     },
 )
 ui.csv_download(

@@ -9,6 +9,7 @@ import streamlit as st
 
 from pages import _enrichment as enr
 from pages import _explore_figures as xfig
+from pages import _links as links
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
@@ -71,6 +72,7 @@ if not gene:
 with ui.guard(f"building the view of {gene}"):
     v = view(gene, dataset)
 state.share_link(dataset=dataset, gene=v.gene)
+st.caption(f"{v.gene}: {links.markdown(links.gene_links(v.gene))}")
 
 # --------------------------------------------------------------------------- render
 by_drug = v.by_drug()
@@ -168,7 +170,14 @@ else:
     go_terms = gs[gs["source"].str.startswith("go_")]
     for col, title, t in ((cols[0], "Pathways", pathways), (cols[1], "GO terms", go_terms)):
         col.caption(f"{title} ({len(t)})")
-        col.dataframe(t[["term", "source_label", "size"]], hide_index=True, width="stretch")
+        col.dataframe(
+            t[["term", "source_label", "size"]].assign(
+                link=links.term_urls(t["term_id"], t["term"], t["source"])
+            ),
+            hide_index=True,
+            width="stretch",
+            column_config={"link": links.link_column("open", "QuickGO, WikiPathways or Reactome (search)")},
+        )
     ui.csv_download(gs, name=f"gene_{v.gene}_gene_sets", label="Pathways and GO terms (CSV)")
 
 ui.cli_hint(f"python -m perturb_core gene {v.gene} --dataset {dataset} --json")

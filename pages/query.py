@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pages import _explore_figures as xfig
+from pages import _links as links
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
@@ -164,7 +165,9 @@ st.caption(
 )
 if res.cell_line is None:
     ui.chart(xfig.connectivity_bars(res.by_drug()), name=f"connectivity_{res.dataset}")
-table = with_links(res.table, res.dataset)
+table = with_links(res.table, res.dataset).assign(
+    PubChem=lambda t: links.drug_urls(load.drugs().table, t["drug"])
+)
 st.dataframe(
     table,
     hide_index=True,
@@ -175,6 +178,7 @@ st.dataframe(
         "es_up": st.column_config.NumberColumn(format="%+.3f"),
         "es_down": st.column_config.NumberColumn(format="%+.3f"),
         "open": st.column_config.LinkColumn("Retrieval explorer", display_text="open"),
+        "PubChem": links.link_column("PubChem", "PubChem page (by CID) or a name search"),
     },
 )
 st.download_button(

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _figures as figs
+from pages import _links as links
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
@@ -104,7 +105,9 @@ def build_views(ex: retrieval.QueryExplanation, units: str) -> Views:
         scatter=figs.prediction_scatter(ex.prediction, ex.truth, ex.genes, units=units),
         top_genes=ex.top_genes(N_TOP_GENES),
         baselines=baseline_table(ex),
-        neighbours=neighbour_table(ex.neighbours),
+        neighbours=neighbour_table(ex.neighbours).assign(
+            PubChem=lambda t: links.drug_urls(load.drugs().table, t["name"])
+        ),
         json_text=ui.to_json(ex.to_dict(n_top_genes=N_TOP_GENES)),
         smiles=tuple(sm for sm in smiles if sm),
         legends=tuple(lg for sm, lg in zip(smiles, legends, strict=True) if sm),
@@ -345,7 +348,8 @@ st.caption(
     f"Mechanism: {query.moa or 'unknown'}; targets: {', '.join(query.targets) or 'none known'}; "
     f"programs: {', '.join(query.programs) or 'none'}. Pool: {ex.pool_size} drugs "
     f"({ex.regime}, split `{ex.split_id}`); {ex.n_neighbours} neighbours used, "
-    f"{ex.k_used} from the selector."
+    f"{ex.k_used} from the selector. "
+    + links.markdown(links.drug_links(drug, **links.drug_ids(load.drugs().table, [drug]).get(drug, {})))
 )
 st.markdown(
     f"**Metrics of the {ex.predicted_by} prediction** over the {ex.n_eval_genes:,} "
@@ -462,6 +466,7 @@ else:
             "source": st.column_config.TextColumn(
                 "source", help="selector, hybrid_chem (chemistry padding) or pool_mean (fallback)."
             ),
+            "PubChem": links.link_column("PubChem", "PubChem page (by CID) or a name search"),
         },
     )
     ui.csv_download(

@@ -48,3 +48,14 @@ def test_salt_form_labels_and_collapse() -> None:
         ("Erlotinib", ()),
         ("No structure", ()),
     ]
+
+
+def test_term_urls_send_go_terms_to_quickgo_and_pathways_to_their_pages() -> None:
+    urls = links.term_urls(
+        ["go:GO:0006915", "pathway:WP24_r79999", "pathway:PC7_7749"],
+        ["apoptotic process", "Peptide GPCRs", "Signaling events mediated by PRL"],
+        ["go_bp", "wikipathways", "pid"],
+    )
+    assert urls[0] == "https://www.ebi.ac.uk/QuickGO/term/GO:0006915"
+    assert urls[1] == "https://www.wikipathways.org/pathways/WP24.html"
+    assert urls[2].startswith("https://apps.pathwaycommons.org/search?")
