@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from pages import _links as links
 from pages import _loaders as load
 from pages import _widgets as ui
 from perturb_core import explore
@@ -55,6 +56,7 @@ def _show_list(res: explore.PredictionEnrichment, direction: str) -> None:
                 "enriched": best["q"] < res.alpha,
                 "source": best["source"].map(explore.SOURCE_LABELS),
                 "genes": best["overlap"],
+                "link": links.term_urls(best["term_id"], best["term"], best["source"]),
             }
         )
         col.caption(
@@ -70,6 +72,7 @@ def _show_list(res: explore.PredictionEnrichment, direction: str) -> None:
                 "q": st.column_config.NumberColumn(
                     format="%.3f", help="Benjamini-Hochberg over every tested set"
                 ),
+                "link": links.link_column("open", "QuickGO, WikiPathways or Reactome (search)"),
             },
         )
     agree = res.agreement(direction)  # type: ignore[arg-type]
