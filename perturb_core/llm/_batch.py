@@ -221,6 +221,31 @@ def run_batch(
             tuple(msgs), prompt_hash(msgs), llm.model, None, False, str(error), None, 0.0, None, note
         )
 
+    def answered(
+        msgs: list[dict[str, str]],
+        answer: LLMResponse,
+        parsed: T | None,
+        error: str | None,
+        fmt: str,
+        note: str | None = None,
+        first: LLMResponse | None = None,
+    ) -> Exchange[T]:
+        """An answered prompt; ``first`` is an ignored json answer whose time and tokens count too."""
+        return Exchange(
+            tuple(msgs),
+            prompt_hash(msgs),
+            answer.model,
+            answer.text,
+            answer.cache_hit,
+            error,
+            parsed,
+            answer.elapsed_s + (first.elapsed_s if first else 0.0),
+            fmt,
+            note,
+            _add(answer.prompt_tokens, first.prompt_tokens if first else None),
+            _add(answer.completion_tokens, first.completion_tokens if first else None),
+        )
+
     def on_text(order: list[int]) -> Callable[[int, LLMResponse | LLMError], None]:
         def handle(j: int, answer: LLMResponse | LLMError) -> None:
             i = order[j]
@@ -233,23 +258,7 @@ def run_batch(
             except (PerturbCoreError, ValueError) as exc:
                 parsed, error = None, str(exc) or type(exc).__name__
             note, first = carry.get(i, (None, None))
-            finish(
-                i,
-                Exchange(
-                    tuple(msgs),
-                    prompt_hash(msgs),
-                    answer.model,
-                    answer.text,
-                    answer.cache_hit,
-                    error,
-                    parsed,
-                    answer.elapsed_s + (first.elapsed_s if first else 0.0),
-                    "text",
-                    note,
-                    _add(answer.prompt_tokens, first.prompt_tokens if first else None),
-                    _add(answer.completion_tokens, first.completion_tokens if first else None),
-                ),
-            )
+            finish(i, answered(msgs, answer, parsed, error, "text", note, first))
 
         return handle
 
@@ -271,23 +280,7 @@ def run_batch(
                 return
             except (PerturbCoreError, ValueError) as exc:
                 parsed, error = None, str(exc) or type(exc).__name__
-            finish(
-                i,
-                Exchange(
-                    tuple(msgs),
-                    prompt_hash(msgs),
-                    answer.model,
-                    answer.text,
-                    answer.cache_hit,
-                    error,
-                    parsed,
-                    answer.elapsed_s,
-                    "json",
-                    None,
-                    answer.prompt_tokens,
-                    answer.completion_tokens,
-                ),
-            )
+            finish(i, answered(msgs, answer, parsed, error, "json"))
 
         return handle
 
