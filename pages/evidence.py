@@ -87,6 +87,31 @@ def cached_items(
     return items_table(_ex)
 
 
+def link_site(kind: str) -> str:
+    """Where a related perturbation links to: NCBI Gene for a knock-down, PubChem for a drug."""
+    return "NCBI Gene" if kind == "knockdown" else "PubChem"
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def shown_items(
+    dataset: str,
+    task: str,
+    perturbation: str,
+    gene: str,
+    crossline: bool,
+    kind: str,
+    _ex: evidence.EvidenceExplanation,
+) -> pd.DataFrame:
+    """The items table as shown (no node ids, a link per item), once per server (not per rerun)."""
+    items = cached_items(dataset, task, perturbation, gene, crossline, _ex)
+    urls = (
+        links.gene_urls(items["perturbation"])
+        if kind == "knockdown"
+        else links.drug_urls(load.drugs().table, items["perturbation"])
+    )
+    return items.drop(columns="node").assign(**{link_site(kind): urls})
+
+
 @st.cache_resource(max_entries=64, show_spinner=False)
 def explanation_json(dataset: str, task: str, perturbation: str, gene: str, crossline: bool) -> str:
     """``core explain --json`` of one pair as text, serialised once per server."""
@@ -425,20 +450,13 @@ st.markdown(
     f"**Evidence items**: all {ex.n_positive:,} positive and {ex.n_negative:,} negative, and the strongest "
     f"{len(ex.unmeasured)} of {ex.n_unmeasured:,} unmeasured, strongest first within a side"
 )
-items = cached_items(dataset, task, perturbation, gene, crossline, ex)
-link_site = "NCBI Gene" if ls.perturbation_kind == "knockdown" else "PubChem"
-shown = items.drop(columns="node").assign(
-    **{
-        link_site: links.gene_urls(items["perturbation"])
-        if ls.perturbation_kind == "knockdown"
-        else links.drug_urls(load.drugs().table, items["perturbation"])
-    }
-)
+shown = shown_items(dataset, task, perturbation, gene, crossline, ls.perturbation_kind, ex)
+site = link_site(ls.perturbation_kind)
 st.dataframe(
     shown,
     hide_index=True,
     width="stretch",
-    height=min(400, 38 + 35 * max(1, len(items))),
+    height=min(400, 38 + 35 * max(1, len(shown))),
     column_config={
         "side": st.column_config.TextColumn(
             "side", help="positive: g responded under it; negative: it did not; unmeasured: g not measured"
@@ -459,16 +477,16 @@ st.dataframe(
         ),
         "path_text": st.column_config.TextColumn("path in the knowledge graph", width="large"),
         "path_detail": st.column_config.TextColumn("detail"),
-        link_site: links.link_column(link_site, f"The related perturbation on {link_site}"),
+        site: links.link_column(site, f"The related perturbation on {site}"),
     },
 )
 ui.csv_download(
-    items.drop(columns="node"),
+    shown.drop(columns=site),
     name=f"core_evidence_{dataset}_{task}_{perturbation}_{gene}",
     label="Evidence items (CSV)",
 )
 if ls.perturbation_kind == "drug":
-    drug_names = [perturbation, *items["perturbation"].head(60)]
+    drug_names = [perturbation, *shown["perturbation"].head(60)]
     annotations = load.drug_annotations(tuple(dict.fromkeys(drug_names)))
     with st.expander(f"Where each drug annotation comes from ({len(annotations)} drugs)", expanded=False):
         st.caption(
