@@ -12,7 +12,7 @@ from perturb_core.data.registry import LabelSet, load_labels
 from perturb_core.errors import ValidationError
 from perturb_core.evaluate.core import evaluate_core
 from perturb_core.evidence import LearnedOptions, VotingOptions, core_index, core_learned, learned_index
-from perturb_core.evidence._learned import _features
+from perturb_core.evidence._learned import _Evidence, _features
 from perturb_core.kg import load_graph
 from perturb_core.testing.graphs import tiny_graph, tiny_labels, tiny_other_line
 
@@ -25,7 +25,7 @@ def test_features_exact_on_the_tiny_set() -> None:
     from perturb_core.evidence._learned import _feature_names
 
     names = _feature_names(idx)
-    x = _features(idx, idx.train, np.array([0]), np.array([0]), 5)
+    x = _features(idx, _Evidence.of(idx.train, 5), np.array([0]), np.array([0]))
     assert x.shape == (1, len(names))
     row = dict(zip(names, x[0], strict=True))
     # (A, G1): the pathway relation links A to B (+) and C (-), scaled to mean row sum 1
@@ -57,6 +57,29 @@ def test_learned_on_tiny_fixtures_runs_and_explains() -> None:
     assert any(f.startswith("co_response") for f in model.features)
     d = model.to_dict()
     assert d["crossline"] is True and d["voting"]["crossline_lines"] == ["tiny-other"]
+
+
+def test_a_query_is_scored_under_each_folds_evidence_set_as_the_training_rows_were() -> None:
+    labels, graph = tiny_labels(), tiny_graph()
+    idx = core_index(labels, graph, options=VotingOptions(n_folds=2))
+    model = core_learned(idx, FAST)
+    assert len(model.evidence) == 2
+    # each evidence set is the training labels minus one fold: together they hold every training
+    # perturbation, and each leaves some out
+    held = [set(np.flatnonzero(ev.lab.evidence)) for ev in model.evidence]
+    assert set().union(*held) == set(np.flatnonzero(idx.train.evidence))
+    assert all(len(h) < idx.train.n_evidence for h in held)
+    p, g = np.array([0, 0, 1]), np.array([0, 1, 0])
+    per_set = [model._predict(_features(idx, ev, p, g)) for ev in model.evidence]
+    assert_allclose(model.score(p, g)["score"], np.mean(per_set, axis=0))
+    c = model.contributions(0, 1)
+    values = np.vstack([_features(idx, ev, p[1:2], g[1:2]) for ev in model.evidence])
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="empty slice"):
+        mean = np.nanmean(values, axis=0)  # a feature with no evidence under any set stays NaN
+    expected = dict(zip(model.features, mean, strict=True))
+    for f, v in zip(c["feature"], c["value"], strict=True):
+        assert v == pytest.approx(expected[f], nan_ok=True)
+    assert "2 folds' evidence sets" in model.to_dict()["scored_under"]
 
 
 def _shuffled(labels: LabelSet, seed: int) -> LabelSet:
