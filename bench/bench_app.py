@@ -200,6 +200,7 @@ def pct(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="an app already running (default: start `streamlit run app.py`)")
+    ap.add_argument("--pid", type=int, help="with --url: the server's process id, for its CPU time and memory")
     ap.add_argument(
         "--app", type=Path, default=ROOT / "app.py", help="the app to start (default: this repo's)"
     )
@@ -209,7 +210,7 @@ def main() -> None:
     args = ap.parse_args()
     server = None
     if args.url:
-        url, proc = args.url, None
+        url, proc = args.url, (psutil.Process(args.pid) if args.pid else None)
     else:
         server, url = start_server(args.app.resolve())
         proc = psutil.Process(server.pid)

@@ -124,7 +124,7 @@ def sidebar() -> None:
             "Labels (CORE)",
             lab,
             key=_state.LABEL_KEY,
-            format_func=_state.label_dataset_label,
+            format_func=_state.label_dataset_labels(lab).__getitem__,
             help="Gene-response labels used by the Evidence graph and CORE benchmarks: "
             "PerturbQA knock-down lines or Tahoe drug lines.",
         )
