@@ -35,12 +35,20 @@ def settings_inputs() -> tuple:
     Cheap (no file is read), so a rerun can tell whether the settings may have changed.
     """
     env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(("PERTURB_CORE", "OPENAI_"))))
-    config = os.environ.get("PERTURB_CORE_CONFIG") or repo_root() / "perturb_core.toml"
+    config = os.environ.get("PERTURB_CORE_CONFIG") or _default_config()
+    return env, os.getcwd(), _stamp(config), tuple((p, _stamp(p)) for p in _secrets_files())
+
+
+@functools.lru_cache(maxsize=1)
+def _default_config() -> str:
+    return str(repo_root() / "perturb_core.toml")
+
+
+def _secrets_files() -> tuple[str, ...]:
     try:
-        secrets = [str(p) for p in st.get_option("secrets.files") or []]
+        return tuple(str(p) for p in st.get_option("secrets.files") or [])
     except (RuntimeError, TypeError):  # an option Streamlit does not define
-        secrets = []
-    return env, os.getcwd(), _stamp(config), tuple((p, _stamp(p)) for p in secrets)
+        return ()
 
 
 def current_settings() -> Settings:
@@ -135,17 +143,24 @@ def cell_line_names() -> dict[str, str]:
         return {}
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def label_labels(names: tuple[str, ...]) -> dict[str, str]:
-    """Label dataset -> how the sidebar shows it (``pages._state.label_dataset_label``), once per server."""
+def dataset_choices() -> tuple[list[str], list[str], dict[str, str]]:
+    """:func:`dataset_names` and how the sidebar shows each label dataset
+    (``pages._state.label_dataset_label``), in one cached call (listed once per 30 s per server)."""
+    return _dataset_choices(str(current_settings().data_dir))
+
+
+@st.cache_resource(ttl=30, show_spinner=False)
+def _dataset_choices(data_dir: str) -> tuple[list[str], list[str], dict[str, str]]:
     from pages._state import label_dataset_label
 
-    return {n: label_dataset_label(n) for n in names}
+    sig, lab = _dataset_names(data_dir)
+    return sig, lab, {n: label_dataset_label(n) for n in lab}
 
 
 def datasets_changed() -> None:
     """Forget the dataset listings (after an import in this server: the new name shows at once)."""
     _dataset_names.clear()
+    _dataset_choices.clear()
     data_info.clear()
     dataset_tables.clear()
 
@@ -250,6 +265,18 @@ def perturbations(dataset: str, task: str) -> list[str]:
     return labels(dataset, task).perturbations
 
 
+@st.cache_resource(max_entries=128, show_spinner=False)
+def structures_image(smiles: tuple[str, ...], legends: tuple[str, ...]) -> str:
+    """:func:`structures_svg` as the ``data:`` URI ``st.image`` makes of SVG text, encoded once per
+    server: ``st.image`` passes a URI through, instead of base64-encoding ~300 kB on every rerun."""
+    import base64
+
+    svg = structures_svg(smiles, legends)
+    if "xmlns" not in svg:  # an <img> needs it to draw SVG (what st.image adds)
+        svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
+    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+
+
 def drug_smiles(name: str) -> str | None:
     """SMILES of a drug from the drug table (``None`` when unknown)."""
     table = drugs()
@@ -266,6 +293,17 @@ def gene_options(dataset: str, task: str, perturbation: str) -> pd.DataFrame:
     t = labels(dataset, task).table
     sub = t[t["pert"] == perturbation][["gene", "label", "split"]].astype({"gene": str, "split": str})
     return sub.sort_values(["split", "label", "gene"], ascending=[True, False, True]).reset_index(drop=True)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def gene_picker(
+    dataset: str, task: str, perturbation: str, words: tuple[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """The gene picker of a perturbation: its options (:func:`gene_options` order) and their labels
+    (:func:`gene_labels`), in one cached call per rerun (shared, read-only)."""
+    return list(gene_options(dataset, task, perturbation)["gene"]), gene_labels(
+        dataset, task, perturbation, words
+    )
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)

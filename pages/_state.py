@@ -178,11 +178,17 @@ def label_dataset_label(name: str) -> str:
     return f"{cell_line_names().get(line, line)} · Tahoe drugs"
 
 
-def label_dataset_labels(names: list[str]) -> dict[str, str]:
-    """:func:`label_dataset_label` of each name (the sidebar's picker formats every option on every rerun)."""
-    from pages._loaders import label_labels
+def dataset_choices() -> tuple[list[str], list[str], dict[str, str]]:
+    """(signature datasets, label datasets, label dataset -> :func:`label_dataset_label`) for the sidebar.
 
-    return label_labels(tuple(names))
+    One cached call per rerun (listed once per 30 s per server, like the names alone).
+    """
+    from pages._loaders import dataset_choices as choices
+
+    sig, lab, labels = choices()
+    if not lab:
+        lab, labels = [DEFAULT_LABELS], {DEFAULT_LABELS: label_dataset_label(DEFAULT_LABELS)}
+    return sig or [DEFAULT_SIGNATURES], lab, labels
 
 
 def init_datasets(sig: list[str], lab: list[str]) -> None:

@@ -87,13 +87,11 @@ with st.container(border=True):
         "search box for any spelling.",
     )
     st.session_state["core_last_pert"] = perturbation
-    opts = load.gene_options(dataset, task, perturbation)
-    if opts.empty:
+    words = wording.outcome
+    gene_list, gene_labels = load.gene_picker(dataset, task, perturbation, words)
+    if not gene_list:
         st.warning(f"No gene has a label under {perturbation} in {dataset}; pick another perturbation.")
         st.stop()
-    words = wording.outcome
-    gene_labels = load.gene_labels(dataset, task, perturbation, words)
-    gene_list = list(opts["gene"])
     gene_key = f"core_gene_{dataset}_{task}_{perturbation}"
     state.keep_choice(gene_key, gene_list, "core_last_gene")
     state.seed_choice(

@@ -359,7 +359,7 @@ else:
 
     with st.expander("Structures of the query and its neighbours (RDKit)", expanded=True):
         if view.smiles:
-            st.image(load.structures_svg(view.smiles, view.legends))
+            st.image(load.structures_image(view.smiles, view.legends))
         if view.no_structure:
             st.caption("No structure known for: " + ", ".join(view.no_structure))
 
@@ -395,7 +395,7 @@ if st.toggle(
     render_enrichment(ex)
 
 with st.expander("Metric definitions"):
-    st.dataframe(ui.definitions_table(REGRESSION_METRICS), hide_index=True, width="stretch")
+    st.dataframe(ui.definitions_data(REGRESSION_METRICS), hide_index=True, width="stretch")
 
 ui.json_download(view.json_text, f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
 ui.cli_hint(
