@@ -269,10 +269,14 @@ def perturbations(dataset: str, task: str) -> list[str]:
 def structures_image(smiles: tuple[str, ...], legends: tuple[str, ...]) -> str:
     """:func:`structures_svg` as the ``data:`` URI ``st.image`` makes of SVG text, encoded once per
     server: ``st.image`` passes a URI through, instead of base64-encoding ~300 kB on every rerun."""
+    return svg_data_uri(structures_svg(smiles, legends))
+
+
+def svg_data_uri(svg: str) -> str:
+    """SVG text as the ``data:`` URI ``st.image`` makes of it (with ``xmlns``, which an ``<img>`` needs)."""
     import base64
 
-    svg = structures_svg(smiles, legends)
-    if "xmlns" not in svg:  # an <img> needs it to draw SVG (what st.image adds)
+    if "xmlns" not in svg:
         svg = svg.replace("<svg", '<svg xmlns="http://www.w3.org/2000/svg" ', 1)
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode("utf-8")).decode("ascii")
 
