@@ -201,6 +201,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--url", help="an app already running (default: start `streamlit run app.py`)")
     ap.add_argument(
+        "--pid", type=int, help="with --url: the server's process id, for its CPU time and memory"
+    )
+    ap.add_argument(
         "--app", type=Path, default=ROOT / "app.py", help="the app to start (default: this repo's)"
     )
     ap.add_argument("--sessions", default="1,20", help="comma-separated numbers of concurrent users")
@@ -209,7 +212,7 @@ def main() -> None:
     args = ap.parse_args()
     server = None
     if args.url:
-        url, proc = args.url, None
+        url, proc = args.url, (psutil.Process(args.pid) if args.pid else None)
     else:
         server, url = start_server(args.app.resolve())
         proc = psutil.Process(server.pid)
@@ -229,16 +232,22 @@ def main() -> None:
                 f"cached rerun of {page}: server CPU {cpu:.3f} s, wall {wall:.3f} s (mean of {args.reruns})"
             )
         for n in (int(x) for x in args.sessions.split(",")):
-            t0 = time.perf_counter()
+            t0, server0, client0 = time.perf_counter(), _cpu(proc), time.process_time()
             out = asyncio.run(users(url, n, args.interactions))
             wall = time.perf_counter() - t0
+            server_cpu, client_cpu = _cpu(proc) - server0, time.process_time() - client0
             rss = proc.memory_info().rss / 2**20 if proc else float("nan")
             for kind, vals in out.items():
                 print(
                     f"{n:>3} sessions  {kind:<12} n={len(vals):<4} p50 {pct(vals, 50):6.2f} s  "
                     f"p95 {pct(vals, 95):6.2f} s  max {max(vals, default=float('nan')):6.2f} s"
                 )
-            print(f"{n:>3} sessions  total {wall:.1f} s, server RSS {rss:,.0f} MiB")
+            requests = sum(len(v) for v in out.values())
+            print(
+                f"{n:>3} sessions  total {wall:.1f} s, server RSS {rss:,.0f} MiB; CPU over the run: server "
+                f"{server_cpu:.1f} s ({1000 * server_cpu / requests:.0f} ms per request), this client "
+                f"{client_cpu:.1f} s (on the same cores); load average {os.getloadavg()[0]:.2f} at the end"
+            )
     finally:
         if server is not None:
             server.terminate()

@@ -12,6 +12,7 @@ button (plotly's modebar) still downloads a PNG drawn by the user's browser.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import re
 import threading
@@ -22,7 +23,9 @@ from typing import Any, Literal
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io
 import streamlit as st
+from plotly.basedatatypes import BaseFigure
 
 log = logging.getLogger("perturb_app")
 
@@ -40,6 +43,44 @@ NO_BROWSER = (
     "then a browser on PATH, at /usr/bin/chromium, or named by `BROWSER_PATH`). The camera icon "
     "above the chart still saves a PNG."
 )
+
+
+#: Attribute of a figure marked by :func:`frozen`: its JSON data, ready for ``st.plotly_chart``.
+FROZEN_SPEC = "_perturb_app_spec"
+
+
+class _PlotlySpec(BaseFigure):
+    """A figure reduced to plain JSON data, which ``st.plotly_chart`` serialises as it is.
+
+    Streamlit turns a figure into its JSON spec with ``figure.to_dict()`` (a deep copy) and
+    plotly's encoder (which walks every array) on every rerun; this object hands it the data
+    already in that form. Only :meth:`to_dict` is ever called on it (``BaseFigure`` is its base
+    so Streamlit takes it as a figure, not as a dict it would validate again).
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:  # no figure set-up: only to_dict is read
+        self._spec = spec
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._spec
+
+
+def frozen(fig: go.Figure) -> go.Figure:
+    """Mark a figure that is built once and then only read (one in a ``st.cache_resource`` result).
+
+    :func:`chart` then sends the JSON computed here (the same spec ``st.plotly_chart`` would make)
+    instead of re-serialising the figure on every rerun of every session. Do not change a frozen
+    figure: the chart would keep showing the frozen state.
+    """
+    spec = json.loads(plotly.io.to_json(fig, validate=False))
+    setattr(fig, FROZEN_SPEC, _PlotlySpec(spec))
+    return fig
+
+
+def plotly_input(fig: go.Figure) -> BaseFigure:
+    """What :func:`chart` passes to ``st.plotly_chart``: the frozen spec of ``fig`` if it has one, else ``fig``."""
+    spec = getattr(fig, FROZEN_SPEC, None)
+    return fig if spec is None else spec
 
 
 def file_stem(name: str) -> str:
@@ -172,7 +213,12 @@ def chart(
         **(config or {}),
     }
     event = st.plotly_chart(
-        fig, width="stretch", key=key, config=cfg, on_select=on_select, selection_mode=selection_mode
+        plotly_input(fig),
+        width="stretch",
+        key=key,
+        config=cfg,
+        on_select=on_select,
+        selection_mode=selection_mode,
     )
     export_buttons(fig, name=name, key=key or f"chart_{stem}")
     return event

@@ -6,6 +6,7 @@ Nothing here renders a page; the sidebar that shows these choices is in :mod:`pa
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping
 
 import streamlit as st
@@ -74,7 +75,18 @@ def is_operator() -> bool:
 
 
 def operator_settings() -> Settings:
-    """The operator's settings: file + environment, with the key and endpoint from secrets when unset."""
+    """The operator's settings: file + environment, with the key and endpoint from secrets when unset.
+
+    Read again only when the environment, the config file or a secrets file changes
+    (:func:`pages._loaders.settings_inputs`), not on every rerun.
+    """
+    from pages._loaders import settings_inputs
+
+    return _operator_settings(settings_inputs())
+
+
+@functools.lru_cache(maxsize=16)
+def _operator_settings(inputs: tuple) -> Settings:
     s = get_settings()
     changes: dict[str, object] = {}
     if not s.llm_api_key and (key := _secret("OPENAI_API_KEY")):
@@ -164,6 +176,19 @@ def label_dataset_label(name: str) -> str:
         return f"{name.removeprefix('perturbqa-').upper()} · PerturbQA CRISPRi"
     line = name.removeprefix("tahoe-")
     return f"{cell_line_names().get(line, line)} · Tahoe drugs"
+
+
+def dataset_choices() -> tuple[list[str], list[str], dict[str, str]]:
+    """(signature datasets, label datasets, label dataset -> :func:`label_dataset_label`) for the sidebar.
+
+    One cached call per rerun (listed once per 30 s per server, like the names alone).
+    """
+    from pages._loaders import dataset_choices as choices
+
+    sig, lab, labels = choices()
+    if not lab:
+        lab, labels = [DEFAULT_LABELS], {DEFAULT_LABELS: label_dataset_label(DEFAULT_LABELS)}
+    return sig or [DEFAULT_SIGNATURES], lab, labels
 
 
 def init_datasets(sig: list[str], lab: list[str]) -> None:

@@ -8,6 +8,7 @@ Pages stay thin: they read inputs, make one call into :mod:`perturb_core` throug
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import re
@@ -109,8 +110,7 @@ def require_data() -> None:
 
 def sidebar() -> None:
     """The shared sidebar: dataset choices (kept across pages) and the LLM status."""
-    sig = _state.signature_dataset_names()
-    lab = _state.label_dataset_names()
+    sig, lab, lab_labels = _state.dataset_choices()
     _state.init_datasets(sig, lab)
     with st.sidebar:
         st.subheader("Datasets")
@@ -124,7 +124,7 @@ def sidebar() -> None:
             "Labels (CORE)",
             lab,
             key=_state.LABEL_KEY,
-            format_func=_state.label_dataset_label,
+            format_func=lab_labels.__getitem__,
             help="Gene-response labels used by the Evidence graph and CORE benchmarks: "
             "PerturbQA knock-down lines or Tahoe drug lines.",
         )
@@ -306,6 +306,19 @@ def metric_columns(
     }
 
 
+def definitions_data(names: Sequence[str]) -> Any:
+    """:func:`definitions_table` as ``st.dataframe`` data, built once per list of metrics (the
+    registry does not change while the server runs)."""
+    return _definitions_data(tuple(names))
+
+
+@functools.lru_cache(maxsize=32)
+def _definitions_data(names: tuple[str, ...]) -> Any:
+    from pages._loaders import table_data
+
+    return table_data(definitions_table(names))
+
+
 def definitions_table(names: Sequence[str]) -> pd.DataFrame:
     """Metric -> definition, unit and direction, for an expander."""
     specs = [METRICS[n] for n in names]
@@ -352,11 +365,14 @@ def to_json(obj: object) -> str:
 def json_download(obj: object, file_name: str) -> None:
     """One button that downloads ``obj`` as JSON (``lgr predict --json`` / ``core explain --json``).
 
-    ``obj`` may be the JSON text already (pages cache it, so a rerun does not serialise again).
+    ``obj`` may be the JSON text already (pages cache it, so a rerun does not serialise again). The
+    file is handed over only when clicked (a callable), so a rerun does not hash and store the text.
     """
+    text = obj if isinstance(obj, str) else to_json(obj)
     st.download_button(
         "Download this explanation (JSON)",
-        obj if isinstance(obj, str) else to_json(obj),
+        lambda: text,
+        on_click="ignore",
         file_name=file_name.replace(" ", "_").replace("/", "-"),
         mime="application/json",
         icon=":material/download:",

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _evidence_figures as egf
+from pages import _evidence_views as ev
 from pages import _figures as figs
 from pages import _links as links
 from pages import _loaders as load
@@ -26,115 +26,8 @@ ui.require_data()
 REASONING_KEY = "core_reasoning_runs"
 #: The pair a dataset opens on: a TEST pair with both positive and negative evidence (reads well in a demo).
 DEFAULT_PAIRS = {"perturbqa-k562": ("INTS1", "LIMD2")}
-ITEM_COLUMNS = [
-    "side",
-    "kind",
-    "perturbation",
-    "relation_label",
-    "weight",
-    "vote_weight",
-    "path_text",
-    "path_detail",
-    "node",
-]
-
-
-@st.cache_resource(
-    max_entries=256, show_spinner="Collecting evidence (the first pair of a dataset fits CORE-Voting)…"
-)
-def explain(
-    dataset: str, task: str, perturbation: str, gene: str, crossline: bool = False
-) -> evidence.EvidenceExplanation:
-    """The explanation of one pair, cached per input (frozen and only read: one object for every session).
-
-    ``crossline``: CORE-Voting with the cross-line relation (the other PerturbQA lines' TRAINING labels).
-    """
-    labels = load.labels(dataset, task)
-    others = evidence.crossline_labels(labels, state.settings()) if crossline else None
-    return evidence.explain(labels, load.graph(), perturbation=perturbation, gene=gene, crossline=others)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def vote_figures(
-    dataset: str, task: str, perturbation: str, gene: str, crossline: bool
-) -> tuple[go.Figure, go.Figure]:
-    """The vote-vs-prior bars and the evidence mass bar of one pair, built once per server (read-only)."""
-    ex = explain(dataset, task, perturbation, gene, crossline)
-    outcome = TASK_SPECS[task].outcome[0]
-    mass = ex.mass
-    return (
-        figs.vote_bars(ex.prior, ex.vote, ex.score, outcome=outcome),
-        egf.vote_mass_bar(mass, float(mass.get("unmeasured_weight", 0.0))),
-    )
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def graph_figure(
-    dataset: str, task: str, perturbation: str, gene: str, crossline: bool, per_side: int
-) -> go.Figure:
-    """The evidence graph of one pair, built once per server and view (read-only: plotly only reads it)."""
-    ex = explain(dataset, task, perturbation, gene, crossline)
-    sides = {"positive": ex.positive, "negative": ex.negative, "unmeasured": ex.unmeasured}
-    totals = {"positive": ex.n_positive, "negative": ex.n_negative, "unmeasured": ex.n_unmeasured}
-    return egf.evidence_graph(ex.graph, TASK_SPECS[task].outcome, sides, per_side=per_side, totals=totals)
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def cached_items(
-    dataset: str, task: str, perturbation: str, gene: str, crossline: bool, _ex: evidence.EvidenceExplanation
-) -> pd.DataFrame:
-    """:func:`items_table` of the explanation of these inputs, once per server (not per rerun)."""
-    return items_table(_ex)
-
-
-def link_site(kind: str) -> str:
-    """Where a related perturbation links to: NCBI Gene for a knock-down, PubChem for a drug."""
-    return "NCBI Gene" if kind == "knockdown" else "PubChem"
-
-
-@st.cache_data(max_entries=256, show_spinner=False)
-def shown_items(
-    dataset: str,
-    task: str,
-    perturbation: str,
-    gene: str,
-    crossline: bool,
-    kind: str,
-    _ex: evidence.EvidenceExplanation,
-) -> pd.DataFrame:
-    """The items table as shown (no node ids, a link per item), once per server (not per rerun)."""
-    items = cached_items(dataset, task, perturbation, gene, crossline, _ex)
-    urls = (
-        links.gene_urls(items["perturbation"])
-        if kind == "knockdown"
-        else links.drug_urls(load.drugs().table, items["perturbation"])
-    )
-    return items.drop(columns="node").assign(**{link_site(kind): urls})
-
-
-@st.cache_resource(max_entries=64, show_spinner=False)
-def explanation_json(dataset: str, task: str, perturbation: str, gene: str, crossline: bool) -> str:
-    """``core explain --json`` of one pair as text, serialised once per server."""
-    return ui.to_json(explain(dataset, task, perturbation, gene, crossline).to_dict())
-
-
-def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
-    """Every listed evidence item with its side and readable path, strongest first within a side."""
-    rows = [
-        {
-            "side": side,
-            "kind": "cross-line" if evidence.CROSSLINE_RELATION in it.relations else "graph",
-            "perturbation": it.perturbation,
-            "relation_label": it.relation_label,
-            "weight": it.weight,
-            "vote_weight": it.vote_weight,
-            "path_text": it.path_text,
-            "path_detail": it.path_detail or "",
-            "node": it.node,
-        }
-        for side, it in ex.all_items()
-    ]
-    return pd.DataFrame(rows, columns=ITEM_COLUMNS)
+#: The cached views of a pair (module-level functions there, so a rerun does not decorate them again).
+explain = ev.explain
 
 
 def ask_core_reasoning(dataset: str, task: str, perturbation: str, gene: str) -> NamedTuple:
@@ -169,7 +62,7 @@ with st.container(border=True):
     wording = TASK_SPECS[task]
     with ui.guard(f"loading labels {dataset}"):
         ls = load.labels(dataset, task)
-    perts = ls.perturbations
+    perts = load.perturbations(dataset, task)
     kind = "knocked-down gene" if ls.perturbation_kind == "knockdown" else "drug"
     # keys per dataset and task (their options differ); the last choice carries over where valid
     pert_key = f"core_pert_{dataset}_{task}"
@@ -194,13 +87,11 @@ with st.container(border=True):
         "search box for any spelling.",
     )
     st.session_state["core_last_pert"] = perturbation
-    opts = load.gene_options(dataset, task, perturbation)
-    if opts.empty:
+    words = wording.outcome
+    gene_list, gene_labels = load.gene_picker(dataset, task, perturbation, words)
+    if not gene_list:
         st.warning(f"No gene has a label under {perturbation} in {dataset}; pick another perturbation.")
         st.stop()
-    words = wording.outcome
-    gene_labels = load.gene_labels(dataset, task, perturbation, words)
-    gene_list = list(opts["gene"])
     gene_key = f"core_gene_{dataset}_{task}_{perturbation}"
     state.keep_choice(gene_key, gene_list, "core_last_gene")
     state.seed_choice(
@@ -281,7 +172,7 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
     ends = [n.id for n in graph.nodes if n.role in ("query", "gene")]
     ids = [i for i in dict.fromkeys([*ids, *ends]) if i in names]
     event = ui.chart(
-        graph_figure(dataset, task, perturbation, gene, crossline, per_side),
+        ev.graph_figure(dataset, task, perturbation, gene, crossline, per_side),
         name=f"evidence_graph_{dataset}_{perturbation}_{gene}",
         on_select="rerun",
         selection_mode="points",
@@ -302,7 +193,7 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
         "Inspect a node (or click one in the graph)", ids, format_func=names.__getitem__, key=sel_key
     )
     node = graph.node(node_id)
-    items = cached_items(dataset, task, perturbation, gene, crossline, ex)
+    items = ev.cached_items(dataset, task, perturbation, gene, crossline)
     hit = items[items["node"] == node_id]
     if hit.empty:
         st.caption(f"**{node.name}**: {node.kind} node, {node.role or 'path node'}.")
@@ -345,7 +236,7 @@ with left:
 
 with right:
     st.markdown("**Vote against the prior**")
-    vote_fig, mass_fig = vote_figures(dataset, task, perturbation, gene, crossline)
+    vote_fig, mass_fig = ev.vote_figures(dataset, task, perturbation, gene, crossline)
     ui.chart(
         vote_fig,
         name=f"core_vote_{dataset}_{perturbation}_{gene}",
@@ -450,10 +341,10 @@ st.markdown(
     f"**Evidence items**: all {ex.n_positive:,} positive and {ex.n_negative:,} negative, and the strongest "
     f"{len(ex.unmeasured)} of {ex.n_unmeasured:,} unmeasured, strongest first within a side"
 )
-shown = shown_items(dataset, task, perturbation, gene, crossline, ls.perturbation_kind, ex)
-site = link_site(ls.perturbation_kind)
+shown, shown_data = ev.shown_items(dataset, task, perturbation, gene, crossline, ls.perturbation_kind)
+site = ev.link_site(ls.perturbation_kind)
 st.dataframe(
-    shown,
+    shown_data,
     hide_index=True,
     width="stretch",
     height=min(400, 38 + 35 * max(1, len(shown))),
@@ -496,7 +387,7 @@ if ls.perturbation_kind == "drug":
         )
         st.dataframe(annotations, hide_index=True, width="stretch")
 ui.json_download(
-    explanation_json(dataset, task, perturbation, gene, crossline),
+    ev.explanation_json(dataset, task, perturbation, gene, crossline),
     f"core_{dataset}_{task}_{perturbation}_{gene}.json",
 )
 ui.cli_hint(

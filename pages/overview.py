@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from pages import _loaders as load
@@ -53,40 +52,17 @@ info = None
 with ui.guard("counting the datasets"):
     info = load.data_info()
 
-ds = info["datasets"]
-sig_rows = [
-    {
-        "dataset": name,
-        "description": d.get("description", ""),
-        "cell lines": d["cell_lines"],
-        "drugs": d["drugs"],
-        "signatures": d["signatures"],
-        "genes": d["genes"],
-        "measured genes (%)": 100 * d["measured_fraction"],
-    }
-    for name, d in ds.items()
-    if d.get("kind") == "signatures" and "signatures" in d
-]
-lab_rows = [
-    {
-        "dataset": name,
-        "cell line": d.get("cell_line", ""),
-        "kind": "CRISPRi knock-down" if name.startswith("perturbqa-") else "drug",
-        "perturbations": d["de"]["train"]["perturbations"] + d["de"]["test"]["perturbations"],
-        "train pairs": d["de"]["train"]["pairs"],
-        "test pairs": d["de"]["test"]["pairs"],
-        "DE positive rate (train)": d["de"]["train"]["positive_rate"],
-    }
-    for name, d in ds.items()
-    if d.get("kind") == "labels" and "de" in d
-]
+sig_table, lab_table = load.dataset_tables()
 
 g = info["graph"]
 dr = info["drugs"]
 c1, c2, c3, c4 = st.columns(4)
-c1.metric("Signature datasets", len(sig_rows), border=True, help="Drug response signatures (LGR).")
+c1.metric("Signature datasets", sig_table.num_rows, border=True, help="Drug response signatures (LGR).")
 c2.metric(
-    "Label datasets", len(lab_rows), border=True, help="Gene-response labels (CORE): PerturbQA + Tahoe lines."
+    "Label datasets",
+    lab_table.num_rows,
+    border=True,
+    help="Gene-response labels (CORE): PerturbQA + Tahoe lines.",
 )
 c3.metric(
     "Drugs with structures",
@@ -166,7 +142,7 @@ for col, (key, label, params, what) in zip(cols, EXAMPLES, strict=True):
 
 st.subheader("Signature datasets")
 st.dataframe(
-    pd.DataFrame(sig_rows),
+    sig_table,
     hide_index=True,
     width="stretch",
     column_config={
@@ -177,7 +153,7 @@ st.dataframe(
 )
 st.subheader("Label datasets")
 st.dataframe(
-    pd.DataFrame(lab_rows),
+    lab_table,
     hide_index=True,
     width="stretch",
     height=260,

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple
-
-import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from pages import _figures as figs
 from pages import _links as links
 from pages import _loaders as load
+from pages import _retrieval_views as rv
 from pages import _state as state
 from pages import _widgets as ui
 from pages._enrichment import render_enrichment
 from perturb_core import retrieval
-from perturb_core.config import get_settings
-from perturb_core.metrics import METRICS, REGRESSION_METRICS, RETRIEVAL_METRICS
+from perturb_core.metrics import REGRESSION_METRICS, RETRIEVAL_METRICS
 
 ui.header(
     "Retrieval explorer",
@@ -25,31 +20,10 @@ ui.header(
 )
 ui.require_data()
 
-N_TOP_GENES = 10
+N_TOP_GENES = rv.N_TOP_GENES
 LLM_RUNS_KEY = "lgr_llm_runs"
 #: A first query with a well-annotated mechanism (the list is alphabetical otherwise).
 DEFAULT_DRUGS = ("Trametinib", "Trametinib (DMSO_TF)", "Afatinib", "Palbociclib")
-
-
-@st.cache_resource(max_entries=256, show_spinner="Retrieving neighbours and scoring the baselines…")
-def predict(
-    dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
-) -> retrieval.QueryExplanation:
-    """One rule-based query (no LLM) with all four baselines, cached per input.
-
-    The explanation is frozen and only read, so one object serves every session
-    (``st.cache_resource``: no pickling, no copy).
-    """
-    return retrieval.predict_query(
-        load.signatures(dataset),
-        cell_line=cell_line,
-        drug=drug,
-        selector=selector,
-        k=k,
-        aggregation=aggregation,
-        regime=regime,
-        settings=get_settings(),
-    )
 
 
 def predict_with_llm(
@@ -69,96 +43,6 @@ def predict_with_llm(
         regime=regime,
         settings=settings,
         llm=LLM.from_settings(settings),
-    )
-
-
-def marked(genes: pd.Series, in_both: pd.Series) -> list[str]:
-    """Gene symbols with a ✓ on those in both top lists."""
-    return [f"{g} ✓" if both else str(g) for g, both in zip(genes, in_both, strict=True)]
-
-
-class Views(NamedTuple):
-    """What the page draws from one explanation, built once per server (read-only)."""
-
-    scatter: go.Figure
-    top_genes: pd.DataFrame
-    baselines: pd.DataFrame
-    neighbours: pd.DataFrame
-    json_text: str
-    smiles: tuple[str, ...]
-    legends: tuple[str, ...]
-    no_structure: tuple[str, ...]
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def views(key: tuple, _ex: retrieval.QueryExplanation, units: str) -> Views:
-    """:func:`build_views` of the rule-based explanation ``_ex`` of the inputs ``key``, once per server."""
-    return build_views(_ex, units)
-
-
-def build_views(ex: retrieval.QueryExplanation, units: str) -> Views:
-    """The figure, tables, JSON and structures the page draws from one explanation."""
-    names = [ex.drug, *[n.name for n in ex.neighbours]]
-    legends = [f"query: {ex.drug}", *[f"{n.rank}. {n.name}" for n in ex.neighbours]]
-    smiles = [load.drug_smiles(n) for n in names]
-    return Views(
-        scatter=figs.prediction_scatter(ex.prediction, ex.truth, ex.genes, units=units),
-        top_genes=ex.top_genes(N_TOP_GENES),
-        baselines=baseline_table(ex),
-        neighbours=neighbour_table(ex.neighbours).assign(
-            PubChem=lambda t: links.drug_urls(load.drugs().table, t["name"])
-        ),
-        json_text=ui.to_json(ex.to_dict(n_top_genes=N_TOP_GENES)),
-        smiles=tuple(sm for sm in smiles if sm),
-        legends=tuple(lg for sm, lg in zip(smiles, legends, strict=True) if sm),
-        no_structure=tuple(n for n, sm in zip(names, smiles, strict=True) if not sm),
-    )
-
-
-def baseline_table(ex: retrieval.QueryExplanation) -> pd.DataFrame:
-    """This prediction and every baseline on the same query: metrics, where each is best, and notes.
-
-    A row is named by what made it (a fallback is named as one), and rows whose metrics are
-    identical to an earlier row's (e.g. ``drug_mean`` falling back to ``cell_mean`` for an unseen
-    drug) say so in the table itself.
-    """
-    rows = {f"{ex.method_name} (this prediction)": ex.metrics, **ex.baselines}
-    notes = {f"{ex.method_name} (this prediction)": ex.fallback, **ex.baseline_fallbacks}
-    table = pd.DataFrame(rows).T.reindex(columns=list(REGRESSION_METRICS)).astype(float)
-    table.index.name = "method"
-    best: dict[str, list[str]] = {m: [] for m in table.index}
-    for col in REGRESSION_METRICS:
-        hib = METRICS[col].higher_is_better
-        values = table[col]
-        if hib is None or values.isna().all():
-            continue
-        top = values.max() if hib else values.min()
-        for m in values.index[values == top]:
-            best[m].append(ui.short_label(col))
-    rounded = table.round(12).astype(str).agg("|".join, axis=1)
-    out = []
-    for i, m in enumerate(table.index):
-        twin = next((o for o in table.index[:i] if rounded[o] == rounded[m]), None)
-        parts = [f"identical to {twin}" if twin else "", notes.get(m) or ""]
-        out.append("; ".join(p for p in parts if p))
-    return table.assign(**{"best in": [", ".join(best[m]) for m in table.index], "note": out})
-
-
-def neighbour_table(neighbours: Sequence[retrieval.Neighbour]) -> pd.DataFrame:
-    """The neighbours as table rows, in the order the page shows their columns."""
-    return pd.DataFrame(
-        {
-            "rank": [n.rank for n in neighbours],
-            "name": [n.name for n in neighbours],
-            "own_pearson": [n.own_pearson for n in neighbours],
-            "loo_delta_pearson": [n.loo_delta_pearson for n in neighbours],
-            "similarity": [n.similarity for n in neighbours],
-            "score": [n.score for n in neighbours],
-            "source": [n.source for n in neighbours],
-            "mechanism": [", ".join(n.mechanism) for n in neighbours],
-            "targets": [", ".join(n.targets) for n in neighbours],
-            "programs": [", ".join(n.programs) for n in neighbours],
-        }
     )
 
 
@@ -190,7 +74,7 @@ st.session_state.setdefault("lgr_agg", retrieval.DEFAULT_AGGREGATION["open-world
 
 with st.container(border=True):
     c0, c1, c2 = st.columns([1, 1, 1.4])
-    cell_lines = ds.cell_lines
+    cell_lines = load.cell_lines(dataset)
     cell_key = f"lgr_cell_{dataset}"
     state.seed_choice(cell_key, seed.get("cell_line"), cell_lines, ds.resolve_cell_line, "cell line")
     find_key = f"lgr_find_{dataset}"
@@ -207,7 +91,7 @@ with st.container(border=True):
         key=f"lgr_cell_{dataset}",
         help=f"{len(cell_lines)} cell lines in {dataset}; type to search.",
     )
-    drugs = ds.drugs(cell_line)
+    drugs = load.drugs_in(dataset, cell_line)
     drug_key = f"lgr_drug_{dataset}_{cell_line}"
     state.keep_choice(drug_key, drugs, "lgr_last_drug")
     state.seed_choice(drug_key, seed.get("drug"), drugs, ds.resolve_drug, f"drug measured in {cell_line}")
@@ -316,14 +200,14 @@ if retrieval.SELECTORS[selector].needs_llm:
         st.stop()
 else:
     with ui.guard("predicting the query"):
-        ex = predict(dataset, cell_line, drug, selector, k, aggregation, regime)
+        ex = rv.predict(dataset, cell_line, drug, selector, k, aggregation, regime)
 assert ex is not None  # guard() stops the page on failure
 trace = ex.llm
 # an LLM run lives in this session only: its views are built here, not shared
 view = (
-    build_views(ex, ds.units)
+    rv.build_views(ex, ds.units)
     if retrieval.SELECTORS[selector].needs_llm
-    else views((dataset, cell_line, drug, selector, k, aggregation, regime), ex, ds.units)
+    else rv.views((dataset, cell_line, drug, selector, k, aggregation, regime), ex, ds.units)
 )
 
 # --------------------------------------------------------------------------- render
@@ -348,8 +232,7 @@ st.caption(
     f"Mechanism: {query.moa or 'unknown'}; targets: {', '.join(query.targets) or 'none known'}; "
     f"programs: {', '.join(query.programs) or 'none'}. Pool: {ex.pool_size} drugs "
     f"({ex.regime}, split `{ex.split_id}`); {ex.n_neighbours} neighbours used, "
-    f"{ex.k_used} from the selector. "
-    + links.markdown(links.drug_links(drug, **links.drug_ids(load.drugs().table, [drug]).get(drug, {})))
+    f"{ex.k_used} from the selector. " + view.query_links
 )
 st.markdown(
     f"**Metrics of the {ex.predicted_by} prediction** over the {ex.n_eval_genes:,} "
@@ -366,7 +249,7 @@ ui.metric_tiles(ex.metrics, RETRIEVAL_METRICS)
 st.markdown("**The same query, baselines side by side**")
 table = view.baselines
 st.dataframe(
-    table,
+    view.baselines_data,
     width="stretch",
     column_config={
         "_index": st.column_config.TextColumn("method", width="medium"),
@@ -396,22 +279,11 @@ with left:
     ui.chart(view.scatter, name=f"lgr_scatter_{dataset}_{cell_line}_{drug}", key="lgr_scatter")
 with right:
     st.markdown("**Top genes, predicted vs observed**")
-    top_all = view.top_genes
     tabs = st.tabs(["Most up-regulated", "Most down-regulated"])
-    for tab, direction in zip(tabs, ("up", "down"), strict=True):
-        part = top_all[top_all["direction"] == direction]
-        top = pd.DataFrame(
-            {
-                "predicted": marked(part["predicted_gene"], part["predicted_in_both"]),
-                "predicted Δ": part["predicted"].to_numpy(float),
-                "observed": marked(part["observed_gene"], part["observed_in_both"]),
-                "observed Δ": part["observed"].to_numpy(float),
-            },
-            index=pd.Index(part["rank"].to_numpy(int), name="rank"),
-        )
+    for tab, top in zip(tabs, view.top_tabs, strict=True):
         with tab:
             st.dataframe(
-                top,
+                top.table,
                 width="stretch",
                 column_config={
                     "rank": st.column_config.NumberColumn(width=40),
@@ -420,8 +292,7 @@ with right:
                 },
             )
             st.caption(
-                f"{int(part['predicted_in_both'].sum())} of the top {len(part)} {direction}-regulated genes "
-                "are in both lists (✓)."
+                f"{top.n_both} of the top {top.n} {top.direction}-regulated genes are in both lists (✓)."
             )
 
 
@@ -430,7 +301,7 @@ if not ex.neighbours:
     st.warning("No valid neighbour: the prediction could not be formed from this pool.")
 else:
     st.dataframe(
-        view.neighbours,
+        view.neighbours_data,
         hide_index=True,
         width="stretch",
         column_config={
@@ -488,7 +359,7 @@ else:
 
     with st.expander("Structures of the query and its neighbours (RDKit)", expanded=True):
         if view.smiles:
-            st.image(load.structures_svg(view.smiles, view.legends))
+            st.image(load.structures_image(view.smiles, view.legends))
         if view.no_structure:
             st.caption("No structure known for: " + ", ".join(view.no_structure))
 
@@ -524,7 +395,7 @@ if st.toggle(
     render_enrichment(ex)
 
 with st.expander("Metric definitions"):
-    st.dataframe(ui.definitions_table(REGRESSION_METRICS), hide_index=True, width="stretch")
+    st.dataframe(ui.definitions_data(REGRESSION_METRICS), hide_index=True, width="stretch")
 
 ui.json_download(view.json_text, f"lgr_{dataset}_{cell_line}_{drug}_{selector}.json")
 ui.cli_hint(
