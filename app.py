@@ -9,10 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from pages import _widgets as ui
-from pages._tcp import enable_nodelay
 from perturb_core.errors import PerturbCoreError
-
-enable_nodelay()  # websocket messages leave at once, not after a ~40 ms delayed ACK (pages/_tcp.py)
 
 st.set_page_config(
     page_title="Perturbation reasoning explorer",
