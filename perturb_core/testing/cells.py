@@ -116,7 +116,8 @@ class SyntheticCells:
                 continue
             eff = self.lfc[li, np.maximum(ti, 0)] * scale[:, None]
             logmu = log_base + self.line_effect[li] + self.batch_effect[p] + eff.astype(np.float32)
-            mu = np.exp(logmu + np.log(self.library[start:stop, None]).astype(np.float32))
+            with np.errstate(divide="ignore"):  # a library of 0 (an empty cell) gives mu = 0
+                mu = np.exp(logmu + np.log(self.library[start:stop, None]).astype(np.float32))
             if self.dispersion > 0:
                 mu = rng.gamma(1.0 / self.dispersion, self.dispersion, size=mu.shape).astype(np.float32) * mu
             counts = rng.poisson(mu).astype(np.int32)
