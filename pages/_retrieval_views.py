@@ -7,7 +7,7 @@ and each ``st.cache_*`` decorator it runs re-reads its function's source to key 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -22,6 +22,10 @@ from pages import _widgets as ui
 from perturb_core import retrieval
 from perturb_core.metrics import METRICS, REGRESSION_METRICS
 
+if TYPE_CHECKING:
+    from perturb_core.config import Settings
+    from perturb_core.llm import LLM
+
 N_TOP_GENES = 10
 
 
@@ -34,6 +38,24 @@ def predict(
     The explanation is frozen and only read, so one object serves every session
     (``st.cache_resource``: no pickling, no copy).
     """
+    return run_query(
+        dataset, cell_line, drug, selector, k, aggregation, regime, settings=load.current_settings()
+    )
+
+
+def run_query(
+    dataset: str,
+    cell_line: str,
+    drug: str,
+    selector: str,
+    k: int,
+    aggregation: str,
+    regime: str,
+    *,
+    settings: Settings,
+    llm: LLM | None = None,
+) -> retrieval.QueryExplanation:
+    """One query on a loaded signature dataset (uncached; :func:`predict` caches the rule-based ones)."""
     return retrieval.predict_query(
         load.signatures(dataset),
         cell_line=cell_line,
@@ -42,7 +64,8 @@ def predict(
         k=k,
         aggregation=aggregation,
         regime=regime,
-        settings=load.current_settings(),
+        settings=settings,
+        llm=llm,
     )
 
 

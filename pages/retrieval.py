@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from pages import _figures as figs
@@ -26,24 +28,13 @@ LLM_RUNS_KEY = "lgr_llm_runs"
 DEFAULT_DRUGS = ("Trametinib", "Trametinib (DMSO_TF)", "Afatinib", "Palbociclib")
 
 
-def predict_with_llm(
-    dataset: str, cell_line: str, drug: str, selector: str, k: int, aggregation: str, regime: str
-) -> retrieval.QueryExplanation:
-    """One query of an LLM selector (explicit button only; answers come from the shared disk cache when present)."""
+def predict_with_llm(*query: Any) -> retrieval.QueryExplanation:
+    """One query (the arguments of :func:`pages._retrieval_views.run_query`) of an LLM selector
+    (explicit button only; answers come from the shared disk cache when present)."""
     from perturb_core.llm import LLM
 
     settings = state.settings()
-    return retrieval.predict_query(
-        load.signatures(dataset),
-        cell_line=cell_line,
-        drug=drug,
-        selector=selector,
-        k=k,
-        aggregation=aggregation,
-        regime=regime,
-        settings=settings,
-        llm=LLM.from_settings(settings),
-    )
+    return rv.run_query(*query, settings=settings, llm=LLM.from_settings(settings))
 
 
 # --------------------------------------------------------------------------- inputs
@@ -154,6 +145,7 @@ state.share_link(
 )
 
 # --------------------------------------------------------------------------- the one call
+query = (dataset, cell_line, drug, selector, k, aggregation, regime)
 ex: retrieval.QueryExplanation | None = None
 if retrieval.SELECTORS[selector].needs_llm:
     if not settings.llm_configured:
@@ -164,31 +156,11 @@ if retrieval.SELECTORS[selector].needs_llm:
         )
         st.page_link(ui.PAGES["settings"], label="Open Settings", icon=":material/settings:")
         st.stop()
-    run_key = (
-        dataset,
-        cell_line,
-        drug,
-        selector,
-        k,
-        aggregation,
-        regime,
-        settings.llm_base_url,
-        settings.llm_model,
-    )
+    run_key = (*query, settings.llm_base_url, settings.llm_model)
     runs: dict[tuple, retrieval.QueryExplanation] = st.session_state.setdefault(LLM_RUNS_KEY, {})
     if st.button(f"Ask the LLM ({settings.llm_model})", type="primary", icon=":material/smart_toy:"):
         with st.spinner(f"Asking {settings.llm_model} to pick {k} neighbours of {drug} in {cell_line}…"):
-            answered = ui.call(
-                predict_with_llm,
-                dataset,
-                cell_line,
-                drug,
-                selector,
-                k,
-                aggregation,
-                regime,
-                action="asking the LLM",
-            )
+            answered = ui.call(predict_with_llm, *query, action="asking the LLM")
         if answered is not None:
             runs[run_key] = answered
     ex = runs.get(run_key)
@@ -200,7 +172,7 @@ if retrieval.SELECTORS[selector].needs_llm:
         st.stop()
 else:
     with ui.guard("predicting the query"):
-        ex = rv.predict(dataset, cell_line, drug, selector, k, aggregation, regime)
+        ex = rv.predict(*query)
 assert ex is not None  # guard() stops the page on failure
 trace = ex.llm
 # an LLM run lives in this session only: its views are built here, not shared
