@@ -36,9 +36,11 @@ import websockets
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-sys.path[:0] = [str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 
 from _machine import machine  # noqa: E402
+
+from perturb_core.processes import stop_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: url path -> (label of the selectbox an interaction changes, or None)
@@ -250,11 +252,7 @@ def main() -> None:
             )
     finally:
         if server is not None:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 
 from perturb_core.cli import print_json
 from perturb_core.config import get_settings
+from perturb_core.processes import stop_process
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -57,17 +58,7 @@ def _interrupt_on(*signals: signal.Signals) -> None:
 
 def _stop(proc: subprocess.Popen[bytes], code: int) -> int:
     """Stop the server: SIGINT (its clean shutdown), then SIGTERM, then SIGKILL."""
-    for sig, wait_s in ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0)):
-        if proc.poll() is not None:
-            break
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            continue
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    stop_process(proc, ((signal.SIGINT, 10.0), (signal.SIGTERM, 5.0)))
     print("server stopped", file=sys.stderr)
     return code
 

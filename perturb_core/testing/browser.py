@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from perturb_core.processes import stop_process
+
 __all__ = ["WIDTH", "DevTools", "chromium", "free_port", "open_chromium", "serve"]
 
 WIDTH = 1400
@@ -99,11 +101,7 @@ def serve(script: str, *, root: Path, tmp: Path, env: dict[str, str] | None = No
             time.sleep(0.25)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
     assert "Traceback" not in log.read_text(errors="replace"), f"the server logged a traceback: see {log}"
 
 
@@ -203,7 +201,5 @@ def open_chromium(exe: str, *, width: int = WIDTH) -> Iterator[DevTools]:
         with connect(page["webSocketDebuggerUrl"], max_size=None, open_timeout=20) as ws:
             yield DevTools(ws)
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=10)
+        stop_process(proc)
         shutil.rmtree(profile, ignore_errors=True)

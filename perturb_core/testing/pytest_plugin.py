@@ -19,6 +19,7 @@ Browser tests request ``app_url`` (the app under ``streamlit run``, one server p
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -29,6 +30,7 @@ from pathlib import Path
 import pytest
 
 from perturb_core.config import Settings, get_settings
+from perturb_core.processes import stop_process
 from perturb_core.testing.fake_openai import FAKE_API_KEY, FAKE_MODEL, FakeOpenAI
 
 __all__ = [
@@ -165,12 +167,7 @@ def llm_server() -> Iterator[LocalLLMServer]:
         try:
             yield LocalLLMServer(cmd.base_url, cmd.model, log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc, ((signal.SIGTERM, 20.0),))
 
 
 @pytest.fixture
