@@ -155,14 +155,54 @@ def _feature_names(index: CoreIndex) -> tuple[str, ...]:
     return tuple(names)
 
 
+@dataclass(frozen=True, eq=False)
+class _PairInputs:
+    """What the features of a set of pairs need whatever the evidence set: built once per call."""
+
+    relations: list[Any]  # gather-ready relation matrices
+    row: NDArray[np.intp]  # each pair's row in k_rows
+    k_rows: NDArray[np.float64]  # the voting kernel's rows of the pairs' unique perturbations
+    crossline: list[NDArray[np.float64]]  # the cross-line pair features (empty: single-line)
+
+    @classmethod
+    def of(
+        cls,
+        index: CoreIndex,
+        pert: NDArray[np.intp],
+        gene: NDArray[np.intp],
+        relations: list[Any] | None = None,
+    ) -> _PairInputs:
+        """``relations``: :func:`_relations` of the index, when several pair sets share them."""
+        kern = index.memo.get("gather", lambda: _gatherable([index._kernel]))[0]
+        uniq, row = np.unique(pert, return_inverse=True)
+        k_rows = kern[uniq] if isinstance(kern, np.ndarray) else kern[uniq].toarray()
+        xl: list[NDArray[np.float64]] = []
+        if index.crossline:
+            f = crossline_pair_features(index.labels, index.crossline, pert, gene)
+            xl = [f[c] for c in ("xl_same_measured", "xl_same_pos", "xl_gene_rate", "xl_pert_strength")]
+        return cls(relations or _relations(index), row.astype(np.intp), k_rows, xl)
+
+
+def _relations(index: CoreIndex) -> list[Any]:
+    """The index's relation matrices, gather-ready (dense up to a size), in relation order."""
+    return _gatherable([rm.matrix for rm in index.relation_set.relations.values()])
+
+
 def _features(
-    index: CoreIndex, evidence: _Evidence, pert: NDArray[np.intp], gene: NDArray[np.intp]
+    index: CoreIndex,
+    evidence: _Evidence,
+    pert: NDArray[np.intp],
+    gene: NDArray[np.intp],
+    shared: _PairInputs | None = None,
 ) -> NDArray[np.float64]:
-    """(n, F) feature matrix of pairs with ``evidence`` (column order: :func:`_feature_names`)."""
+    """(n, F) feature matrix of pairs with ``evidence`` (column order: :func:`_feature_names`).
+
+    ``shared``: :meth:`_PairInputs.of` the same pairs, when they are scored under several evidence sets.
+    """
     lab = evidence.lab
-    rels = [rm.matrix for rm in index.relation_set.relations.values()]
+    shared = shared or _PairInputs.of(index, pert, gene)
     kern = index.memo.get("gather", lambda: _gatherable([index._kernel]))[0]
-    sums = _evidence_sums(_gatherable(rels), lab, pert, gene)
+    sums = _evidence_sums(shared.relations, lab, pert, gene)
     cols: list[NDArray[np.float64]] = []
     with np.errstate(divide="ignore", invalid="ignore"):
         for r in range(sums.shape[0]):
@@ -178,9 +218,7 @@ def _features(
         )
         cols += [_logit(np.clip(shrunk, _EPS, 1 - _EPS)) - _logit(pi[gene]), tot]
         cols += [_logit(f[gene]), lab.n_meas[gene]]
-        # only the query perturbations' kernel rows are needed
-        uniq, row = np.unique(pert, return_inverse=True)
-        k_rows = kern[uniq] if isinstance(kern, np.ndarray) else kern[uniq].toarray()
+        row, k_rows = shared.row, shared.k_rows  # only the query perturbations' kernel rows
         meas_p = np.asarray(lab.meas.sum(axis=1)).ravel()
         pos_p = np.asarray(lab.pos.sum(axis=1)).ravel()
         strength = np.where(meas_p > 0, pos_p / meas_p, 0.0)
@@ -192,10 +230,7 @@ def _features(
         sp_pos = (ky[row[:, None], nb[gene]] * w[gene]).sum(axis=1)
         sp_meas = (km[row[:, None], nb[gene]] * w[gene]).sum(axis=1)
         cols += [sp_pos, np.where(sp_meas > 0, sp_pos / sp_meas, np.nan)]
-    if index.crossline:
-        xl = crossline_pair_features(index.labels, index.crossline, pert, gene)
-        cols += [xl[c] for c in ("xl_same_measured", "xl_same_pos", "xl_gene_rate", "xl_pert_strength")]
-    return np.column_stack(cols).astype(np.float64)
+    return np.column_stack([*cols, *shared.crossline]).astype(np.float64)
 
 
 _MISSING = -1e3  # stand-in for "no evidence" (NaN) below every real feature value
@@ -250,7 +285,8 @@ class CoreLearned:
     def feature_matrices(self, pert: NDArray[np.intp], gene: NDArray[np.intp]) -> list[NDArray[np.float64]]:
         """Features of pairs (perturbation and gene codes), one (n, F) matrix per fold's evidence set."""
         p, g = np.asarray(pert, dtype=np.intp), np.asarray(gene, dtype=np.intp)
-        return [_features(self.index, ev, p, g) for ev in self.evidence]
+        shared = _PairInputs.of(self.index, p, g)
+        return [_features(self.index, ev, p, g, shared) for ev in self.evidence]
 
     def score(self, pert: NDArray[np.intp], gene: NDArray[np.intp]) -> pd.DataFrame:
         """``score`` of pairs given as codes: the probability averaged over the folds' evidence sets."""
@@ -326,8 +362,9 @@ def fit_core_learned(index: CoreIndex, options: LearnedOptions | None = None) ->
     pert, gene, y, _ = _codes(labels)
     folds = _fold_evidence(index, options.gene_neighbours)
     xs, ys, gs, fs = [], [], [], []
+    rels = _relations(index)
     for k, (q, ev) in enumerate(folds):
-        xs.append(_features(index, ev, pert[q], gene[q]))
+        xs.append(_features(index, ev, pert[q], gene[q], _PairInputs.of(index, pert[q], gene[q], rels)))
         ys.append(y[q])
         gs.append(gene[q])
         fs.append(np.full(int(q.sum()), k))
