@@ -234,6 +234,9 @@ st.dataframe(
         ),
     },
 )
+flagged = table["note"][table["note"] != ""]
+if len(flagged):  # the note column can sit past the table's right edge: repeat the flags in full
+    st.markdown("Note: " + "; ".join(f"**{m}**: {n}" for m, n in flagged.items()) + ".")
 st.caption("; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items()) + ".")
 ui.csv_download(
     table.rename_axis("method"),

@@ -156,3 +156,5 @@ def test_identical_baseline_rows_are_flagged_in_the_table(real_data, open_page) 
     if "identical to cell_mean" not in notes["drug_mean"]:  # the default query's drug may be a training drug
         pytest.skip("drug_mean did not fall back on this query")
     assert "identical to cell_mean" in notes["drug_mean"]
+    # and in full under the table, where a narrow window cannot cut it off
+    assert any("**drug_mean**: identical to cell_mean" in m.value for m in at.markdown)
