@@ -1,7 +1,7 @@
 """The package's layers, held by reading the source (AST): what may import what.
 
 - ``perturb_core`` never imports Streamlit (it is importable without it).
-- Foundations (config, errors, memo, spec, serialize, kg, chem, data, llm, metrics) import no
+- Foundations (config, errors, memo, processes, spec, serialize, kg, chem, data, llm, metrics) import no
   method code (retrieval, evidence, evaluate, cli); retrieval and evidence import neither each
   other nor evaluate/cli; evaluate imports no cli.
 - No private name or private module crosses a subpackage boundary; the app imports only
@@ -28,7 +28,19 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     # importer (first component under perturb_core) -> subpackages it may not import
     **{
         base: METHOD_CODE
-        for base in ("config", "errors", "memo", "spec", "serialize", "kg", "chem", "data", "llm", "metrics")
+        for base in (
+            "config",
+            "errors",
+            "memo",
+            "processes",
+            "spec",
+            "serialize",
+            "kg",
+            "chem",
+            "data",
+            "llm",
+            "metrics",
+        )
     },
     "retrieval": ("evidence", "evaluate", "cli"),
     "evidence": ("retrieval", "evaluate", "cli"),
