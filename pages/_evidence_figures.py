@@ -29,7 +29,7 @@ from pages._figures import (
     fmt,
     plotly_layout,
 )
-from perturb_core.evidence import CROSSLINE_RELATION
+from perturb_core.evidence import CROSSLINE_RELATION, CROSSLINE_SAME
 
 if TYPE_CHECKING:
     from perturb_core.evidence import EvidenceGraph, EvidenceItem
@@ -141,7 +141,7 @@ def evidence_graph(
                     continue
                 seen.add((a, b))
                 rel = relation_of.get((a, b)) or relation_of.get((b, a)) or it.relation
-                groups["crossline" if rel == CROSSLINE_RELATION else "relation"].append((a, b, rel))
+                groups["crossline" if rel in (CROSSLINE_RELATION, CROSSLINE_SAME) else "relation"].append((a, b, rel))
     for name, group in groups.items():
         if not group:
             continue

@@ -119,8 +119,9 @@ if dataset.startswith("perturbqa-"):
     crossline = st.toggle(
         "Cross-line evidence (core_voting_crossline)",
         key="core_crossline",
-        help="Add the co_response relation: knock-downs whose TRAINING responses in the other PerturbQA "
-        "lines agree with p's. Drawn in purple; never a test label of any line.",
+        help="Add two kinds of evidence from the other PerturbQA lines' TRAINING labels: knock-downs whose "
+        "responses there agree with p's (co_response), and p itself measured there (same_knockdown: "
+        "did g respond to p in that line?). Drawn in purple; never a test label of any line.",
     )
 state.share_link(dataset=dataset, task=task, perturbation=perturbation, gene=gene)
 with ui.guard("collecting evidence"):

@@ -132,6 +132,7 @@ def _explain(args: argparse.Namespace) -> int:
     from perturb_core.errors import check_choice
     from perturb_core.evidence import (
         CROSSLINE_RELATION,
+        CROSSLINE_SAME,
         core_index,
         core_learned,
         crossline_labels,
@@ -156,9 +157,15 @@ def _explain(args: argparse.Namespace) -> int:
             it
             for side in ("positive", "negative")
             for it in doc[side]
-            if CROSSLINE_RELATION in it["relations"]
+            if {CROSSLINE_RELATION, CROSSLINE_SAME} & set(it["relations"])
         ]
-        doc["crossline"] = {"lines": [o.name for o in xl], "relation": CROSSLINE_RELATION, "items": items}
+        sources = [r for r in (CROSSLINE_RELATION, CROSSLINE_SAME) if r in index.model.relations_used]
+        doc["crossline"] = {
+            "lines": [o.name for o in xl],
+            "relation": CROSSLINE_RELATION,
+            "sources": sources,
+            "items": items,
+        }
     if learned:
         model = core_learned(index)
         pc, gc = labels.pair_codes([ex.perturbation], [ex.gene])
@@ -259,7 +266,13 @@ def _reasoning_doc(labels: Any, graph: Any, ex: Any, index: Any, settings: Any, 
 
 def _methods(args: argparse.Namespace) -> int:
     from perturb_core.evaluate.core import CORE_METHODS
-    from perturb_core.evidence import CROSSLINE_LABEL, CROSSLINE_RELATION, RELATION_SPECS
+    from perturb_core.evidence import (
+        CROSSLINE_LABEL,
+        CROSSLINE_RELATION,
+        CROSSLINE_SAME,
+        CROSSLINE_SAME_LABEL,
+        RELATION_SPECS,
+    )
 
     doc = {
         "methods": {
@@ -276,6 +289,13 @@ def _methods(args: argparse.Namespace) -> int:
                 "label": CROSSLINE_LABEL,
                 "description": "p and p' respond alike in the other PerturbQA lines' TRAINING labels "
                 "(cross-line methods only)",
+                "leaky": False,
+            },
+            CROSSLINE_SAME: {
+                "kind": "knockdown",
+                "label": CROSSLINE_SAME_LABEL,
+                "description": "p itself in the other PerturbQA lines' TRAINING labels: did g respond "
+                "to p there (core_voting_crossline only)",
                 "leaky": False,
             },
         },

@@ -168,8 +168,9 @@ CORE_METHODS: Mapping[str, MethodSpec[MethodFn]] = registry(
     MethodSpec(
         "core_voting_crossline",
         "CORE-Voting + cross-line evidence (no LLM)",
-        "CORE-Voting with one more fitted relation, co_response: two knock-downs whose TRAINING "
-        "response profiles in the other PerturbQA lines agree (sum of cosines, top-k neighbours by CV)",
+        "CORE-Voting with two more fitted evidence sources from the other PerturbQA lines' TRAINING "
+        "labels: co_response (two knock-downs whose response profiles there agree; sum of cosines, "
+        "top-k neighbours by CV) and same_knockdown (p itself measured there on g)",
         _voting(crossline=True),
     ),
     MethodSpec(

@@ -44,7 +44,10 @@ Modules (private; import from here):
 from perturb_core.evidence._crossline import (
     CROSSLINE_LABEL,
     CROSSLINE_RELATION,
+    CROSSLINE_SAME,
+    CROSSLINE_SAME_LABEL,
     CROSSLINE_TOP_K_GRID,
+    SameKnockdown,
     crossline_labels,
     crossline_pair_features,
 )
@@ -113,7 +116,10 @@ __all__ = [  # noqa: RUF022 (grouped, not sorted)
     # cross-line evidence (other PerturbQA lines' TRAINING labels)
     "CROSSLINE_LABEL",
     "CROSSLINE_RELATION",
+    "CROSSLINE_SAME",
+    "CROSSLINE_SAME_LABEL",
     "CROSSLINE_TOP_K_GRID",
+    "SameKnockdown",
     "crossline_labels",
     "crossline_pair_features",
     # CORE-Learned (a boosted model over the evidence)

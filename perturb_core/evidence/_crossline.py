@@ -12,10 +12,18 @@ responded; task ``dir``: +1 up, -1 down), only for p, p' that are TRAINING pertu
 L. Negative similarities are dropped, each row keeps its ``top_k`` strongest entries (fitted
 by CV), the diagonal is zero and the matrix is scaled to mean row sum 1 like every relation.
 
+The same knock-down measured in another line is evidence too (:class:`SameKnockdown`, the
+``same_knockdown`` source of the vote): for a query (p, g), each other line L where p is a
+TRAINING perturbation gives one item, positive if g responded (went up) under p in L, negative
+if g was measured and did not (went down), unmeasured if g is labelled in L's training rows but
+not under p (PerturbQA lists every responder, so that is weak evidence of no response). The
+items are scaled like a relation (mean over the query line's perturbations of the number of
+lines giving items is 1) and weighted by a fitted weight.
+
 Only rows with ``split == "train"`` of the other lines are read, so no test label of any
 line is evidence; the query line's own labels are never read here. Perturbations and genes
-are matched across lines by symbol. The same (p, g) pair labelled in another line
-(:func:`crossline_pair_features`) is used by the learned model only.
+are matched across lines by symbol. The learned model reads the same pairs as its own
+features (:func:`crossline_pair_features`).
 """
 
 from __future__ import annotations
@@ -36,7 +44,10 @@ from perturb_core.evidence._relations import RelationMatrix
 __all__ = [
     "CROSSLINE_LABEL",
     "CROSSLINE_RELATION",
+    "CROSSLINE_SAME",
+    "CROSSLINE_SAME_LABEL",
     "CROSSLINE_TOP_K_GRID",
+    "SameKnockdown",
     "check_crossline",
     "crossline_labels",
     "crossline_pair_features",
@@ -48,6 +59,12 @@ CROSSLINE_RELATION = "co_response"
 
 CROSSLINE_LABEL = "cross-line co-response"
 """Its human label (legend of the Evidence page, ``relation_label`` of explain items)."""
+
+CROSSLINE_SAME = "same_knockdown"
+"""Name of the second cross-line source: the query's own knock-down measured in another line."""
+
+CROSSLINE_SAME_LABEL = "same knock-down, other line"
+"""Its human label."""
 
 CROSSLINE_TOP_K_GRID: tuple[int, ...] = (20, 50, 100, 0)
 """Candidate neighbours kept per perturbation (0 = all); chosen per line by CV inside train."""
@@ -161,6 +178,74 @@ def crossline_relation(similarity: NDArray[np.float64], top_k: int) -> RelationM
     mean = raw.sum() / max(raw.shape[0], 1)
     matrix = (raw / mean).tocsr() if mean > 0 else raw
     return RelationMatrix(CROSSLINE_RELATION, matrix, "similarity", CROSSLINE_RELATION, values=raw)
+
+
+@dataclass(frozen=True, eq=False)
+class SameKnockdown:
+    """The query line's knock-downs in the other lines' TRAINING labels, as votes on the same gene.
+
+    Build it with :meth:`of`. ``sums`` gives the vote's masses of every pair at once; ``outcomes``
+    the items of one pair (for explanations).
+    """
+
+    lines: tuple[str, ...]  # the other lines' cell-line names
+    rows: NDArray[np.intp]  # (L, P): p's row in line L, -1 unless p is a training perturbation of L
+    cols: NDArray[np.intp]  # (L, G): g's column in L, -1 unless g is labelled in L's training rows
+    labels: tuple[sp.csr_matrix, ...]  # per line: label + 1 on training pairs (0 = unlabelled)
+    scale: float  # mean over the query line's perturbations of the lines where they are training
+
+    @classmethod
+    def of(cls, labels: LabelSet, others: Sequence[LabelSet]) -> SameKnockdown:
+        """Match the query line's perturbations and genes to each other line (by symbol)."""
+        perts = pd.Index(labels.table["pert"].cat.categories)
+        genes = pd.Index(labels.table["gene"].cat.categories)
+        rows, cols, mats = [], [], []
+        for o in others:
+            prof = _line_profiles(o)
+            r = prof.perts.get_indexer(perts)
+            rows.append(np.where((r >= 0) & prof.train[np.maximum(r, 0)], r, -1))
+            c = prof.genes.get_indexer(genes)
+            labelled = np.asarray((prof.label > 0).sum(axis=0)).ravel() > 0
+            cols.append(np.where((c >= 0) & labelled[np.maximum(c, 0)], c, -1))
+            mats.append(prof.label)
+        r_all = np.array(rows, dtype=np.intp).reshape(len(rows), len(perts))
+        mean_lines = float((r_all >= 0).sum(axis=0).mean()) if len(perts) else 0.0
+        return cls(
+            tuple(o.cell_line for o in others),
+            r_all,
+            np.array(cols, dtype=np.intp).reshape(len(cols), len(genes)),
+            tuple(mats),
+            mean_lines if mean_lines > 0 else 1.0,
+        )
+
+    def _outcome(self, line: int, pert: NDArray[np.intp], gene: NDArray[np.intp]) -> NDArray[np.float64]:
+        """Per pair in one line: -1 no item (p not training there, or g never labelled), else label + 1."""
+        r, c = self.rows[line][pert], self.cols[line][gene]
+        ok = (r >= 0) & (c >= 0)
+        out = np.full(len(pert), -1.0)
+        if ok.any():
+            out[ok] = np.asarray(self.labels[line][r[ok], c[ok]]).ravel()
+        return out
+
+    def sums(self, pert: NDArray[np.intp], gene: NDArray[np.intp]) -> NDArray[np.float64]:
+        """(3, n) masses (positive, negative, unmeasured) of each pair, scaled by :attr:`scale`."""
+        out = np.zeros((3, len(pert)))
+        for line in range(len(self.lines)):
+            o = self._outcome(line, pert, gene)
+            out[0] += o == 2
+            out[1] += o == 1
+            out[2] += o == 0
+        return out / self.scale
+
+    def outcomes(self, pert: int, gene: int) -> list[tuple[str, int | None]]:
+        """The items of one pair: (cell line, label), label ``None`` where g is unmeasured under p there."""
+        p, g = np.array([pert], dtype=np.intp), np.array([gene], dtype=np.intp)
+        out: list[tuple[str, int | None]] = []
+        for line, name in enumerate(self.lines):
+            o = float(self._outcome(line, p, g)[0])
+            if o >= 0:
+                out.append((name, None if o == 0 else int(o) - 1))
+        return out
 
 
 def crossline_pair_features(

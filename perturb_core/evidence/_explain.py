@@ -21,7 +21,12 @@ from numpy.typing import NDArray
 
 from perturb_core.data.registry import LabelSet
 from perturb_core.errors import check_int_range
-from perturb_core.evidence._crossline import CROSSLINE_LABEL, CROSSLINE_RELATION
+from perturb_core.evidence._crossline import (
+    CROSSLINE_LABEL,
+    CROSSLINE_RELATION,
+    CROSSLINE_SAME,
+    CROSSLINE_SAME_LABEL,
+)
 from perturb_core.evidence._index import CoreIndex, core_index
 from perturb_core.evidence._items import (
     EvidenceGraph,
@@ -234,7 +239,11 @@ def _paths(index: CoreIndex, i: int, js: NDArray[np.intp], relation: str) -> lis
 
 @dataclass(frozen=True, eq=False)
 class _Selection:
-    """The evidence of one query kept for the vote: labelled items and unmeasured ones."""
+    """The evidence of one query kept for the vote: labelled items and unmeasured ones.
+
+    An item is a perturbation index j >= 0 of the label set, or a negative key -(1 + k) for the
+    k-th other line's ``same_knockdown`` item (the query's own knock-down measured there).
+    """
 
     row: NDArray[np.float64]  # relation weight of every perturbation to the query (0 = unrelated)
     labelled: list[int]  # kept labelled evidence, strongest first
@@ -243,6 +252,24 @@ class _Selection:
     pos_mass: float
     neg_mass: float
     unm_mass: float
+    same: Mapping[int, tuple[str, int | None]]  # key -> (other line, label or None if unmeasured)
+    same_weight: float  # weight of each same_knockdown item
+
+    def weight(self, j: int) -> float:
+        """Relation weight of item j to the query."""
+        return float(self.row[j]) if j >= 0 else self.same_weight
+
+    def is_positive(self, j: int) -> bool:
+        """g responded (went up) under item j."""
+        return bool(self.positive[j]) if j >= 0 else self.same[j][1] == 1
+
+
+def _same_items(index: CoreIndex, i: int, gi: int) -> tuple[dict[int, tuple[str, int | None]], float]:
+    """The query's ``same_knockdown`` items by key, and their common weight (none when unfitted)."""
+    w = index.model.weight(CROSSLINE_SAME)
+    if index.same is None or w <= 0:
+        return {}, 0.0
+    return {-(1 + k): o for k, o in enumerate(index.same.outcomes(i, gi))}, w / index.same.scale
 
 
 def _select(index: CoreIndex, i: int, gi: int, budget: int | None) -> _Selection:
@@ -254,34 +281,43 @@ def _select(index: CoreIndex, i: int, gi: int, budget: int | None) -> _Selection
     positive = lab.pos[:, gi].toarray().ravel() > 0
     measured_col = lab.meas[:, gi].toarray().ravel() > 0
     names = np.asarray(index.perturbations, dtype=object)
+    same, same_w = _same_items(index, i, gi)
 
-    def ranked(js: NDArray[np.intp]) -> list[int]:
-        return sorted(js.tolist(), key=lambda j: (-row[j], str(names[j])))
+    def weight(j: int) -> float:
+        return float(row[j]) if j >= 0 else same_w
 
-    labelled = ranked(related[measured_col[related]])
-    unmeasured = related[~measured_col[related]]
+    def ranked(js: Sequence[int]) -> list[int]:
+        return sorted(js, key=lambda j: (-weight(j), str(names[j]) if j >= 0 else f"{names[i]} ({same[j][0]})"))
+
+    labelled = ranked([*related[measured_col[related]].tolist(), *(k for k, o in same.items() if o[1] is not None)])
+    unmeasured = [*related[~measured_col[related]].tolist(), *(k for k, o in same.items() if o[1] is None)]
     if budget is not None:
         labelled = labelled[:budget]
-        floor = row[labelled[-1]] if labelled else np.inf
-        unmeasured = unmeasured[row[unmeasured] >= floor]
-    kept = np.asarray(labelled, dtype=np.intp)
+        floor = weight(labelled[-1]) if labelled else np.inf
+        unmeasured = [j for j in unmeasured if weight(j) >= floor]
+    pos = sum(weight(j) for j in labelled if (positive[j] if j >= 0 else same[j][1] == 1))
     return _Selection(
         row=row,
         labelled=labelled,
         unmeasured=ranked(unmeasured),
         positive=positive,
-        pos_mass=float((row[kept] * positive[kept]).sum()),
-        neg_mass=float((row[kept] * ~positive[kept]).sum()),
-        unm_mass=float(row[unmeasured].sum()),
+        pos_mass=float(pos),
+        neg_mass=float(sum(weight(j) for j in labelled) - pos),
+        unm_mass=float(sum(weight(j) for j in unmeasured)),
+        same=same,
+        same_weight=same_w,
     )
 
 
 def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[int, EvidenceItem]:
     """Evidence items of the shown perturbations, each named by its strongest relation with its path."""
     model = index.model
-    rels = list(model.relations_used)
+    rels = [r for r in model.relations_used if r in index.relation_set.relations]
+    pert_ids, perts = index.relation_set.node_ids, index.perturbations
+    out = {j: _same_item(sel, j, str(pert_ids[i]), str(perts[i]), model.unmeasured) for j in shown if j < 0}
+    shown = [j for j in shown if j >= 0]
     if not shown or not rels:
-        return {}
+        return out
     contrib = np.array(
         [index.relation_set.relations[r].matrix[i].toarray().ravel()[shown] * model.weight(r) for r in rels]
     )
@@ -292,9 +328,7 @@ def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[
         paths.update(zip(js, _paths(index, i, np.asarray(js, dtype=np.intp), r), strict=True))
     g = index.graph
     node_ids, node_names = g.nodes["id"].to_numpy(), g.nodes["name"].to_numpy()
-    pert_ids, perts = index.relation_set.node_ids, index.perturbations
     measured = set(sel.labelled)
-    out = {}
     for col, j in enumerate(shown):
         pth, detail, _ = paths[j]
         ends = {0: (pert_ids[i], str(perts[i])), len(pth) - 1: (pert_ids[j], str(perts[j]))}
@@ -314,6 +348,23 @@ def _items(index: CoreIndex, i: int, sel: _Selection, shown: list[int]) -> dict[
             vote_weight=float(sel.row[j] * (model.unmeasured if label is None else 1.0)),
         )
     return out
+
+
+def _same_item(sel: _Selection, j: int, query_id: str, query: str, u: float) -> EvidenceItem:
+    """The ``same_knockdown`` item j: the query's knock-down measured in another line's training labels."""
+    line, label = sel.same[j]
+    return EvidenceItem(
+        perturbation=query,
+        relation=CROSSLINE_SAME,
+        relation_label=f"{CROSSLINE_SAME_LABEL} ({line})",
+        relations=(CROSSLINE_SAME,),
+        path=(query_id, f"{query_id}@{line}"),
+        path_names=(query, f"{query} in {line}"),
+        path_detail=f"{line} training label" if label is not None else f"not among its {line} genes",
+        label=label,
+        weight=sel.same_weight,
+        vote_weight=sel.same_weight * (u if label is None else 1.0),
+    )
 
 
 def _draw(
@@ -355,7 +406,8 @@ def _draw(
                 j = int(g.idx(ids[k])[0])
                 add_node(ids[k], names[k], str(kinds[j]) if j >= 0 else "term", "intermediate")
             add_node(ids[-1], names[-1], kind_of, role)
-            rel_edge = index.relation_set.relations[it.relation].edge_relation
+            rels = index.relation_set.relations
+            rel_edge = rels[it.relation].edge_relation if it.relation in rels else it.relation
             for a, b in itertools.pairwise(ids):
                 edges[GraphEdge(a, b, rel_edge)] = None
             if role in outcome:
@@ -456,8 +508,8 @@ def explain(
     vote_v = None if math.isnan(float(vote[0])) else float(vote[0])
     shown_unm = sel.unmeasured[:_UNMEASURED_SHOWN]
     items = _items(index, i, sel, [*sel.labelled, *shown_unm])
-    positive = tuple(items[j] for j in sel.labelled if sel.positive[j])
-    negative = tuple(items[j] for j in sel.labelled if not sel.positive[j])
+    positive = tuple(items[j] for j in sel.labelled if sel.is_positive(j))
+    negative = tuple(items[j] for j in sel.labelled if not sel.is_positive(j))
     unm_items = tuple(items[j] for j in shown_unm)
     drawn = _draw(index, i, g_name, positive, negative, unm_items)
 

@@ -9,7 +9,7 @@ out-of-fold pairs. See ``docs/core.md``.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
@@ -21,7 +21,12 @@ from perturb_core.evidence._options import CoreVoting, VotingOptions
 from perturb_core.evidence._relations import Relation, RelationSet, build_relations
 from perturb_core.kg import KnowledgeGraph
 
-__all__ = ["fit_core_voting"]
+__all__ = ["ExtraSource", "fit_core_voting"]
+
+ExtraSource = tuple[str, Callable[[NDArray[np.intp], NDArray[np.intp]], NDArray[np.float64]]]
+"""An evidence source that is no relation of the label set: its name and the (3, n) masses
+(positive, negative, unmeasured) of pairs given as codes; its weight is fitted like a relation's.
+It must read no label of the label set it is fitted on (e.g. the same knock-down in other lines)."""
 
 
 def _codes(
@@ -81,16 +86,16 @@ class _GeneAUROC:
 
 
 def _fit(
-    rs: RelationSet, labels: LabelSet, options: VotingOptions
+    rs: RelationSet, labels: LabelSet, options: VotingOptions, extra: ExtraSource | None = None
 ) -> tuple[NDArray[np.float64], float, float, float, float, tuple[float, float, float]]:
-    """Coordinate ascent of (weights, m, u) on the CV objective.
+    """Coordinate ascent of (weights, m, u) on the CV objective (``extra``: a last weighted source).
 
     Returns:
         ``(weights, m, u, objective, start objective, calibration)``.
     """
     pert, gene, y, train = _codes(labels)
-    names = list(rs.relations)
-    kernels = _gatherable([rs.relations[r].matrix for r in names])
+    names = list(rs.relations) + ([extra[0]] if extra else [])
+    kernels = _gatherable([rs.relations[r].matrix for r in rs.relations])
     shape = (len(rs.perturbations), len(labels.table["gene"].cat.categories))
     train_perts = np.unique(pert[train])
     fold_of = np.full(shape[0], -1)
@@ -104,7 +109,10 @@ def _fit(
         if not q.any() or not ev.any():
             continue
         lab = _Labels.build(pert[ev], gene[ev], y[ev], shape)
-        pieces.append((lab, _evidence_sums(kernels, lab, pert[q], gene[q]), y[q], gene[q]))
+        sums = _evidence_sums(kernels, lab, pert[q], gene[q])
+        if extra:
+            sums = np.concatenate([sums, extra[1](pert[q], gene[q])[None]])
+        pieces.append((lab, sums, y[q], gene[q]))
     if not pieces:
         raise ValidationError(f"{labels.name}: too few training perturbations to cross-validate")
 
@@ -187,6 +195,7 @@ def fit_core_voting(
     include_leaky: bool = False,
     options: VotingOptions | None = None,
     relation_set: RelationSet | None = None,
+    extra: ExtraSource | None = None,
 ) -> CoreVoting:
     """Fit CORE-Voting's relation weights, shrinkage and unmeasured weight on the training split.
 
@@ -204,6 +213,8 @@ def fit_core_voting(
         include_leaky: allow ``regulates`` (ablation).
         options: fitting options (grids, folds, fixed values).
         relation_set: prebuilt relation matrices (from :func:`build_relations`).
+        extra: one more evidence source, named after the relations in the model (e.g.
+            ``same_knockdown`` of ``core_voting_crossline``); its weight is fitted the same way.
 
     Returns:
         The fitted :class:`CoreVoting`.
@@ -212,11 +223,11 @@ def fit_core_voting(
     rs = relation_set or build_relations(
         labels, graph, relations=relations, include_leaky=include_leaky, options=options
     )
-    w, m, u, best, base, calibration = _fit(rs, labels, options)
+    w, m, u, best, base, calibration = _fit(rs, labels, options, extra)
     return CoreVoting(
         dataset=labels.name,
         task=labels.task,
-        relations=tuple(rs.relations),
+        relations=(*rs.relations, *([extra[0]] if extra else [])),
         weights=tuple(float(x) for x in w),
         shrinkage=m,
         unmeasured=u,

@@ -22,7 +22,9 @@ from perturb_core.data.registry import DrugTable, LabelSet
 from perturb_core.errors import ValidationError
 from perturb_core.evidence._crossline import (
     CROSSLINE_RELATION,
+    CROSSLINE_SAME,
     CROSSLINE_TOP_K_GRID,
+    SameKnockdown,
     check_crossline,
     crossline_relation,
     crossline_similarity,
@@ -75,6 +77,8 @@ class CoreIndex:
         genes: the label set's genes (column order).
         crossline: the other lines' label sets whose TRAINING labels build the ``co_response``
             relation (empty: single-line evidence).
+        same: the same knock-down's labels in those lines (the ``same_knockdown`` source;
+            ``None`` when it is not part of the model).
         memo: tables derived from this index (gather-ready kernel, test scores, per-gene
             AUROC, node descriptions), each built once.
     """
@@ -87,6 +91,7 @@ class CoreIndex:
     genes: pd.Index
     _kernel: sp.csr_matrix = field(repr=False)
     crossline: tuple[LabelSet, ...] = field(default=(), repr=False)
+    same: SameKnockdown | None = field(default=None, repr=False)
     memo: Memo = field(default_factory=Memo, init=False, repr=False, compare=False)
 
     @property
@@ -103,8 +108,13 @@ class CoreIndex:
             ``prior`` (f_g) and ``score``.
         """
         model = self.model
+        # codes straight from a categorical are int8/int16: flat kernel offsets would overflow
+        pert, gene = np.asarray(pert, dtype=np.intp), np.asarray(gene, dtype=np.intp)
         gather = self.memo.get("gather", lambda: _gatherable([self._kernel]))
         sums = _evidence_sums(gather, self.train, pert, gene)
+        w_same = model.weight(CROSSLINE_SAME)
+        if self.same is not None and w_same > 0:
+            sums = sums + w_same * self.same.sums(pert, gene)[None]
         f, pi = self.train.rates(model.unmeasured, model.prior_pseudocount)
         pos, tot, vote, score = _combine(
             sums, np.ones(1), f[gene], pi[gene], model.shrinkage, model.unmeasured, model.calibration
@@ -234,6 +244,7 @@ def core_index(
     options: VotingOptions | None = None,
     drugs: DrugTable | None = None,
     crossline: Sequence[LabelSet] | None = None,
+    crossline_same: bool = True,
 ) -> CoreIndex:
     """Build (or fetch from the label set's ``memo``) the :class:`CoreIndex` of a label set.
 
@@ -252,6 +263,8 @@ def core_index(
         crossline: other lines' label sets (same task, e.g. :func:`crossline_labels`): adds the
             ``co_response`` relation built from their TRAINING labels, its neighbour count
             chosen by CV inside train (``core_voting_crossline``). ``None``: single-line.
+        crossline_same: with ``crossline``, also the ``same_knockdown`` source (the query's own
+            knock-down in those lines' TRAINING labels), its weight fitted by CV like a relation's.
 
     Returns:
         The index with its fitted model.
@@ -267,8 +280,11 @@ def core_index(
         options,
         _Same(drugs),
         tuple(_Same(o) for o in xl),
+        bool(xl) and crossline_same,
     )
-    return labels.memo.get(key, lambda: _build_index(labels, graph, rels, include_leaky, options, drugs, xl))
+    return labels.memo.get(
+        key, lambda: _build_index(labels, graph, rels, include_leaky, options, drugs, xl, crossline_same)
+    )
 
 
 def _build_index(
@@ -279,18 +295,20 @@ def _build_index(
     options: VotingOptions,
     drugs: DrugTable | None,
     crossline: tuple[LabelSet, ...] = (),
+    crossline_same: bool = False,
 ) -> CoreIndex:
     rs = build_relations(
         labels, graph, relations=rels, include_leaky=include_leaky, options=options, drugs=drugs
     )
+    same = SameKnockdown.of(labels, crossline) if crossline and crossline_same else None
     if crossline:
-        rs, model = _fit_crossline(labels, graph, rs, options, crossline)
+        rs, model = _fit_crossline(labels, graph, rs, options, crossline, same)
     else:
         model = fit_core_voting(labels, graph, options=options, relation_set=rs)
     pert, gene, y, train = _codes(labels)
     genes = pd.Index(labels.table["gene"].cat.categories)
     lab = _Labels.build(pert[train], gene[train], y[train], (len(rs.perturbations), len(genes)))
-    return CoreIndex(labels, graph, rs, model, lab, genes, _kernel(rs, model), crossline)
+    return CoreIndex(labels, graph, rs, model, lab, genes, _kernel(rs, model), crossline, same)
 
 
 def _fit_crossline(
@@ -299,8 +317,11 @@ def _fit_crossline(
     rs: RelationSet,
     options: VotingOptions,
     crossline: tuple[LabelSet, ...],
+    same: SameKnockdown | None = None,
 ) -> tuple[RelationSet, CoreVoting]:
     """Add ``co_response`` and fit; its neighbour count is the CV-best of :data:`CROSSLINE_TOP_K_GRID`.
+
+    ``same``: the ``same_knockdown`` source, fitted with its own weight (0 switches it off).
 
     Coordinate ascent runs until the CV objective stops rising (at most :data:`CROSSLINE_MAX_ROUNDS`
     passes): the number of passes is chosen by CV, not kept at the single-line default of 1.
@@ -311,7 +332,8 @@ def _fit_crossline(
     for k in CROSSLINE_TOP_K_GRID:
         rel = crossline_relation(sim, k)
         rs_k = replace(rs, relations={**rs.relations, CROSSLINE_RELATION: rel})
-        model = fit_core_voting(labels, graph, options=options, relation_set=rs_k)
+        extra = (CROSSLINE_SAME, same.sums) if same is not None else None
+        model = fit_core_voting(labels, graph, options=options, relation_set=rs_k, extra=extra)
         if best is None or model.cv_macro_gene_auroc > best[1].cv_macro_gene_auroc + 1e-6:
             lines = tuple(o.name for o in crossline)
             best = rs_k, replace(model, crossline_top_k=k, crossline_lines=lines)
@@ -323,7 +345,7 @@ def _kernel(rs: RelationSet, model: CoreVoting) -> sp.csr_matrix:
     p = len(rs.perturbations)
     k = sp.csr_matrix((p, p))
     for r, w in zip(model.relations, model.weights, strict=True):
-        if w > 0:
+        if w > 0 and r in rs.relations:  # sources other than relations (same_knockdown) are no kernel
             k = k + w * rs.relations[r].matrix
     return sp.csr_matrix(k)
 

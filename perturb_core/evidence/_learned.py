@@ -404,10 +404,12 @@ def learned_index(
     Single-line: CORE-Voting refitted with coordinate ascent run until a pass no longer raises
     the CV objective (at most :data:`CROSSLINE_MAX_ROUNDS` passes), so no setting chosen with a
     test number in view (``core_voting``'s one pass) enters the learned model. Cross-line: the
-    ``core_voting_crossline`` index (which already chooses its passes that way).
+    ``core_voting_crossline`` index (which already chooses its passes that way) without the
+    ``same_knockdown`` source: the learned model reads the same pairs as its own features
+    (``xl_same_measured``, ``xl_same_pos``).
     """
     if crossline is not None:
-        return core_index(labels, graph, crossline=crossline)
+        return core_index(labels, graph, crossline=crossline, crossline_same=False)
     return core_index(labels, graph, options=VotingOptions(n_rounds=CROSSLINE_MAX_ROUNDS))
 
 

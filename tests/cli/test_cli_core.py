@@ -82,7 +82,8 @@ def test_explain_crossline_json(real_data: Settings, capsys: pytest.CaptureFixtu
     assert doc["method"] == "core_voting_crossline"
     xl = doc["crossline"]
     assert xl["relation"] == "co_response" and "perturbqa-hepg2" not in xl["lines"] and len(xl["lines"]) == 3
-    assert all("co_response" in it["relations"] for it in xl["items"])
+    assert all({"co_response", "same_knockdown"} & set(it["relations"]) for it in xl["items"])
+    assert set(xl["sources"]) <= {"co_response", "same_knockdown"}
     assert doc["model"]["crossline_top_k"] is not None
 
 

@@ -1,7 +1,8 @@
-"""Cross-line evidence: the co_response relation from other lines' TRAINING labels, never a test label."""
+"""Cross-line evidence: co_response and same_knockdown from other lines' TRAINING labels, never a test label."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -13,6 +14,9 @@ from perturb_core.errors import ValidationError
 from perturb_core.evidence import (
     CROSSLINE_LABEL,
     CROSSLINE_RELATION,
+    CROSSLINE_SAME,
+    CROSSLINE_SAME_LABEL,
+    SameKnockdown,
     VotingOptions,
     core_index,
     crossline_pair_features,
@@ -116,3 +120,56 @@ def test_shuffled_test_labels_of_every_line_change_no_crossline_score() -> None:
     )
     assert a.model == b.model
     assert_allclose(a.test_scores()["score"], b.test_scores()["score"])
+
+
+def test_same_knockdown_masses_read_only_other_lines_training_labels() -> None:
+    labels, other = tiny_labels(), tiny_other_line()
+    same = SameKnockdown.of(labels, [other])
+    # A..D are training perturbations of the other line, E (test there) and F (absent) are not
+    assert same.scale == pytest.approx(4 / 6)
+    pert, gene = np.array([0, 0, 1, 2, 4, 5]), np.array([0, 2, 2, 1, 0, 0])  # A-G1 A-G3 B-G3 C-G2 E-G1 F-G1
+    sums = same.sums(pert, gene) * same.scale
+    assert sums.tolist() == [[1, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0]]
+    assert same.outcomes(0, 0) == [("OTHER", 1)] and same.outcomes(1, 2) == [("OTHER", None)]
+    assert same.outcomes(4, 0) == []  # (E, G1) is a test pair of the other line: never evidence
+    shuffled = [(p, g, 1 - y if s == "test" else y, s) for p, g, y, s in OTHER_ROWS]
+    assert_allclose(SameKnockdown.of(labels, [tiny_other_line(shuffled)]).sums(pert, gene), same.sums(pert, gene))
+
+
+def test_same_knockdown_in_the_vote_and_in_explain() -> None:
+    labels, graph, other = tiny_labels(), tiny_graph(), tiny_other_line()
+    w = (("interacts", 1.0), ("shared_pathway", 1.0), (CROSSLINE_RELATION, 0.0), (CROSSLINE_SAME, 2.0))
+    opts = VotingOptions(weights=w, shrinkage=1.0, unmeasured=0.0, n_folds=2, calibrate=False)
+    with_same = core_index(labels, graph, options=opts, crossline=[other])
+    no_same = dataclasses.replace(opts, weights=w[:3])
+    without = core_index(labels, graph, options=no_same, crossline=[other], crossline_same=False)
+    assert with_same.model.relations[-1] == CROSSLINE_SAME and with_same.model.weight(CROSSLINE_SAME) == 2.0
+    assert CROSSLINE_SAME not in without.model.relations and without.same is None
+    pert, gene = np.array([0, 0], dtype=np.int8), np.array([0, 2], dtype=np.int8)  # A-G1, A-G3
+    a, b = with_same.score(pert, gene), without.score(pert, gene)
+    weight = 2.0 / with_same.same.scale
+    assert_allclose(a["pos"] - b["pos"], [weight, 0.0])  # (A, G1) responded in the other line
+    assert_allclose(a["neg"] - b["neg"], [0.0, weight])  # (A, G3) was measured there, no response
+    ex = explain(labels, graph, perturbation="A", gene="G1", index=with_same)
+    item = next(it for it in ex.positive if it.relation == CROSSLINE_SAME)
+    assert item.perturbation == "A" and item.label == 1 and item.weight == pytest.approx(weight)
+    assert item.path == ("gene:A", "gene:A@OTHER") and item.relation_label == f"{CROSSLINE_SAME_LABEL} (OTHER)"
+    assert ex.score == pytest.approx(float(a["score"].iat[0]))  # full support = batch score
+    assert ex.mass["positive"] == pytest.approx(float(a["pos"].iat[0]))
+    assert CROSSLINE_SAME in {e.relation for e in ex.graph.edges}
+    kept = explain(labels, graph, perturbation="A", gene="G1", index=with_same, budget=1)
+    assert [it.relation for it in kept.positive + kept.negative] == [CROSSLINE_SAME]  # the heaviest item
+
+
+def test_same_knockdown_weight_is_fitted_and_zero_switches_it_off() -> None:
+    labels, graph, other = tiny_labels(), tiny_graph(), tiny_other_line()
+    fitted = core_index(labels, graph, options=OPTS, crossline=[other])
+    assert fitted.model.weight(CROSSLINE_SAME) in OPTS.weight_grid
+    assert "same_knockdown" in fitted.model.to_dict()["weights"]
+    off = VotingOptions(weights=(("interacts", 1.0), (CROSSLINE_SAME, 0.0)), n_folds=2)
+    idx = core_index(labels, graph, options=off, crossline=[other])
+    no_same = dataclasses.replace(off, weights=off.weights[:1] if off.weights else None)
+    base = core_index(labels, graph, options=no_same, crossline=[other], crossline_same=False)
+    assert_allclose(idx.test_scores()["score"], base.test_scores()["score"])
+    ex = explain(labels, graph, perturbation="A", gene="G1", index=idx)
+    assert all(it.relation != CROSSLINE_SAME for _, it in ex.all_items())
