@@ -33,6 +33,17 @@ def test_evidence_crossline_toggle_shows_crossline_items(real_data, open_page, a
     assert set(items["kind"]) <= {"graph", "cross-line"} and "cross-line" in set(items["kind"])
 
 
+def test_evidence_crossline_shows_the_same_knockdown_in_other_lines(real_data, open_with_query, assert_clean) -> None:
+    # EIF2B1 -> ATF4 (integrated stress response): ATF4 responded to EIF2B1 in the other lines' training labels
+    at = open_with_query("evidence", {"dataset": "perturbqa-k562", "perturbation": "EIF2B1", "gene": "ATF4"})
+    at.toggle(key="core_crossline").set_value(True).run()
+    assert_clean(at)
+    items = next(d.value for d in at.dataframe if "side" in d.value.columns)
+    same = items[items["relation_label"].str.startswith("same knock-down, other line")]
+    assert len(same) >= 2 and set(same["kind"]) == {"cross-line"} and set(same["perturbation"]) == {"EIF2B1"}
+    assert "positive" in set(same["side"])
+
+
 def test_evidence_pick_a_node_shows_its_path(real_data, open_page, assert_clean) -> None:
     at = open_page("evidence")
     at.selectbox(key="core_pert_perturbqa-k562_de").select("AAMP").run()
