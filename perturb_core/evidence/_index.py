@@ -108,7 +108,6 @@ class CoreIndex:
             ``prior`` (f_g) and ``score``.
         """
         model = self.model
-        # codes straight from a categorical are int8/int16: flat kernel offsets would overflow
         pert, gene = np.asarray(pert, dtype=np.intp), np.asarray(gene, dtype=np.intp)
         gather = self.memo.get("gather", lambda: _gatherable([self._kernel]))
         sums = _evidence_sums(gather, self.train, pert, gene)

@@ -97,6 +97,8 @@ def _evidence_sums(
     entries: no per-pair loop. The kernel's diagonal is zero, so a perturbation is never
     evidence for itself.
     """
+    # codes straight from a categorical are int8/int16: the flat kernel offsets below would overflow
+    pert, gene = np.asarray(pert, dtype=np.intp), np.asarray(gene, dtype=np.intp)
     n = len(pert)
     out = np.zeros((len(kernels), 3, n))
     if n == 0:

@@ -12,6 +12,7 @@ from numpy.testing import assert_allclose
 
 from perturb_core.data.registry import load_labels
 from perturb_core.evidence import VotingOptions, core_index, gene_frequency, predict_core_voting
+from perturb_core.evidence._labels import _evidence_sums, _gatherable
 from perturb_core.kg import load_graph
 from perturb_core.metrics import macro_gene_auroc
 from perturb_core.testing.graphs import (
@@ -163,3 +164,17 @@ def test_real_leakage_test_labels_never_change_predictions(real_data: object) ->
     a, b = core_index(labels, graph), core_index(flipped, graph)
     assert a is not b and a.model == b.model
     assert_allclose(a.test_scores()["score"], b.test_scores()["score"])
+
+
+def test_real_scores_take_narrow_integer_codes(real_data: object) -> None:
+    # a categorical's own codes are int16 on PerturbQA: the kernel offsets p * P + p' must not overflow
+    graph = load_graph(real_data)  # type: ignore[arg-type]
+    labels = load_labels("perturbqa-k562", "de", real_data)  # type: ignore[arg-type]
+    index = core_index(labels, graph)
+    t = labels.table[labels.table["split"] == "test"].head(2000)
+    narrow = t["pert"].cat.codes.to_numpy(), t["gene"].cat.codes.to_numpy()
+    assert narrow[0].dtype == np.int16
+    wide = [c.astype(np.intp) for c in narrow]
+    assert_allclose(index.score(*narrow)["score"], index.score(*wide)["score"])
+    kernels = _gatherable([index._kernel])  # the learned model's features gather the same way
+    assert_allclose(_evidence_sums(kernels, index.train, *narrow), _evidence_sums(kernels, index.train, *wide))
