@@ -141,7 +141,9 @@ def evidence_graph(
                     continue
                 seen.add((a, b))
                 rel = relation_of.get((a, b)) or relation_of.get((b, a)) or it.relation
-                groups["crossline" if rel in (CROSSLINE_RELATION, CROSSLINE_SAME) else "relation"].append((a, b, rel))
+                groups["crossline" if rel in (CROSSLINE_RELATION, CROSSLINE_SAME) else "relation"].append(
+                    (a, b, rel)
+                )
     for name, group in groups.items():
         if not group:
             continue

@@ -117,7 +117,9 @@ def items_table(ex: evidence.EvidenceExplanation) -> pd.DataFrame:
     rows = [
         {
             "side": side,
-            "kind": "cross-line" if {evidence.CROSSLINE_RELATION, evidence.CROSSLINE_SAME} & set(it.relations) else "graph",
+            "kind": "cross-line"
+            if {evidence.CROSSLINE_RELATION, evidence.CROSSLINE_SAME} & set(it.relations)
+            else "graph",
             "perturbation": it.perturbation,
             "relation_label": it.relation_label,
             "weight": it.weight,

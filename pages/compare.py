@@ -5,14 +5,14 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from pages import _compare_views as cv
 from pages import _figures as figs
 from pages import _links as links
 from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
 from perturb_core import retrieval
-from perturb_core.compare import COMPARE_MODE_LABELS, COMPARE_MODES, NOTABLE, Comparison, compare_predictions
-from perturb_core.config import get_settings
+from perturb_core.compare import COMPARE_MODE_LABELS, COMPARE_MODES, NOTABLE, Comparison
 from perturb_core.metrics import METRICS, REGRESSION_METRICS, RETRIEVAL_METRICS
 
 ui.header(
@@ -31,35 +31,6 @@ DEFAULTS = {
 }
 SHOWN_METRICS = ("pearson", "sign_accuracy", "mse", "r2")
 SHARED_BG = "#D6EAF8"
-
-
-@st.cache_resource(max_entries=64, show_spinner="Predicting both sides…")
-def compare(
-    dataset: str,
-    cell_line: str,
-    drug: str,
-    selector: str,
-    cell_line_b: str,
-    drug_b: str,
-    selector_b: str,
-    k: int,
-    regime: str,
-) -> Comparison:
-    """One comparison of rule-based selectors (no LLM), cached per input; frozen and only read."""
-    return compare_predictions(
-        load.signatures(dataset),
-        cell_line=cell_line,
-        drug=drug,
-        selector=selector,
-        cell_line_b=cell_line_b,
-        drug_b=drug_b,
-        selector_b=selector_b,
-        k=k,
-        regime=regime,
-        settings=get_settings(),
-        drugs=load.drugs(),
-        graph=load.graph(),
-    )
 
 
 def pick_default(options: list[str], preferred: tuple[str, ...], avoid: str | None = None) -> str:
@@ -165,7 +136,9 @@ state.share_link(
 )  # fmt: skip
 
 with ui.guard("comparing the two predictions"):
-    cmp = compare(dataset, cell_line, drug, selector, cell_line_b, drug_b, selector_b, k, regime)
+    query = (dataset, cell_line, drug, selector, cell_line_b, drug_b, selector_b, k, regime)
+    cmp = cv.compare(*query)
+    scatters = cv.scatters(*query)
 left, right = cmp.left, cmp.right
 nb = cmp.neighbours()
 shared = {s["name"] for s in nb["shared"]}
@@ -250,7 +223,7 @@ def side(col, ex: retrieval.QueryExplanation, other_side: str, key: str) -> None
                 border=True,
             )
         ui.chart(
-            figs.prediction_scatter(ex.prediction, ex.truth, ex.genes),
+            scatters[key],
             name=f"compare_scatter_{key}",
             key=f"cmp_scatter_{key}",
         )

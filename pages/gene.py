@@ -7,10 +7,8 @@ from urllib.parse import urlencode
 import pandas as pd
 import streamlit as st
 
-from pages import _enrichment as enr
-from pages import _explore_figures as xfig
+from pages import _gene_views as gv
 from pages import _links as links
-from pages import _loaders as load
 from pages import _state as state
 from pages import _widgets as ui
 from perturb_core import explore
@@ -22,25 +20,6 @@ ui.header(
     "responds to, CORE's per-gene accuracy and its pathways, on one screen.",
 )
 ui.require_data()
-
-
-@st.cache_resource(max_entries=64, show_spinner="Collecting the gene's data (CORE is fitted once per line)…")
-def view(gene: str, dataset: str) -> explore.GeneView:
-    """The gene view of one gene (frozen, read-only: shared by every session)."""
-    de = [load.labels(f"perturbqa-{ln}", "de") for ln in PERTURBQA_LINES]
-    dr = [load.labels(f"perturbqa-{ln}", "dir") for ln in PERTURBQA_LINES]
-    ds = load.signatures(dataset)
-    graph = load.graph()
-    v = explore.gene_view(gene, ds=ds, de_sets=de, dir_sets=dr, sets=enr.gene_sets(), drugs=load.drugs())
-    return explore.GeneView(
-        v.gene,
-        v.dataset,
-        v.units,
-        v.response,
-        v.knockdowns,
-        explore.core_gene_auroc(de, graph, v.gene),
-        v.gene_sets,
-    )
 
 
 def evidence_link(row: pd.Series) -> str:
@@ -70,7 +49,7 @@ if not gene:
     st.info("Type a gene symbol or Ensembl id, e.g. EGR1.", icon=":material/search:")
     st.stop()
 with ui.guard(f"building the view of {gene}"):
-    v = view(gene, dataset)
+    v = gv.view(gene, dataset)
 state.share_link(dataset=dataset, gene=v.gene)
 st.caption(f"{v.gene}: {links.markdown(links.gene_links(v.gene))}")
 
@@ -105,10 +84,7 @@ with left:
             "All drugs", value=False, key="gene_all_drugs", help="Default: the 25 most up and down."
         )
         matrix = v.matrix()
-        ui.chart(
-            xfig.response_heatmap(matrix, gene=v.gene, units="rank score z", max_drugs=None if full else 25),
-            name=f"gene_response_{v.gene}_{dataset}",
-        )
+        ui.chart(gv.response_heatmap(v.gene, dataset, full), name=f"gene_response_{v.gene}_{dataset}")
         ui.csv_download(
             matrix,
             name=f"gene_{v.gene}_{dataset}_drug_x_line",

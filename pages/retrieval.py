@@ -234,9 +234,16 @@ st.dataframe(
         ),
     },
 )
+# the last columns can sit past the table's right edge at common widths: say them in full below it
+winners = table["best in"][table["best in"] != ""]
 flagged = table["note"][table["note"] != ""]
-if len(flagged):  # the note column can sit past the table's right edge: repeat the flags in full
-    st.markdown("Note: " + "; ".join(f"**{m}**: {n}" for m, n in flagged.items()) + ".")
+below = [
+    f"{title}: " + "; ".join(f"**{m}**: {v}" for m, v in rows.items()) + "."
+    for title, rows in (("Best per metric", winners), ("Note", flagged))
+    if len(rows)
+]
+if below:
+    st.markdown("  \n".join(below))
 st.caption("; ".join(f"**{b}**: {spec.definition}" for b, spec in retrieval.BASELINES.items()) + ".")
 ui.csv_download(
     table.rename_axis("method"),

@@ -287,9 +287,13 @@ def _select(index: CoreIndex, i: int, gi: int, budget: int | None) -> _Selection
         return float(row[j]) if j >= 0 else same_w
 
     def ranked(js: Sequence[int]) -> list[int]:
-        return sorted(js, key=lambda j: (-weight(j), str(names[j]) if j >= 0 else f"{names[i]} ({same[j][0]})"))
+        return sorted(
+            js, key=lambda j: (-weight(j), str(names[j]) if j >= 0 else f"{names[i]} ({same[j][0]})")
+        )
 
-    labelled = ranked([*related[measured_col[related]].tolist(), *(k for k, o in same.items() if o[1] is not None)])
+    labelled = ranked(
+        [*related[measured_col[related]].tolist(), *(k for k, o in same.items() if o[1] is not None)]
+    )
     unmeasured = [*related[~measured_col[related]].tolist(), *(k for k, o in same.items() if o[1] is None)]
     if budget is not None:
         labelled = labelled[:budget]

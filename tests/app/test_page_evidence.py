@@ -33,7 +33,9 @@ def test_evidence_crossline_toggle_shows_crossline_items(real_data, open_page, a
     assert set(items["kind"]) <= {"graph", "cross-line"} and "cross-line" in set(items["kind"])
 
 
-def test_evidence_crossline_shows_the_same_knockdown_in_other_lines(real_data, open_with_query, assert_clean) -> None:
+def test_evidence_crossline_shows_the_same_knockdown_in_other_lines(
+    real_data, open_with_query, assert_clean
+) -> None:
     # EIF2B1 -> ATF4 (integrated stress response): ATF4 responded to EIF2B1 in the other lines' training labels
     at = open_with_query("evidence", {"dataset": "perturbqa-k562", "perturbation": "EIF2B1", "gene": "ATF4"})
     at.toggle(key="core_crossline").set_value(True).run()

@@ -158,3 +158,12 @@ def test_identical_baseline_rows_are_flagged_in_the_table(real_data, open_page) 
     assert "identical to cell_mean" in notes["drug_mean"]
     # and in full under the table, where a narrow window cannot cut it off
     assert any("**drug_mean**: identical to cell_mean" in m.value for m in at.markdown)
+
+
+def test_best_per_metric_is_said_in_full_under_the_baselines(real_data, open_page) -> None:
+    at = open_page("retrieval")
+    table = next(d.value for d in at.dataframe if "pearson" in d.value.columns)
+    line = next(m.value for m in at.markdown if m.value.startswith("Best per metric: "))
+    for method, best in table["best in"].items():
+        if best:
+            assert f"**{method}**: {best}" in line

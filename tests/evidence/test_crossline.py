@@ -133,7 +133,9 @@ def test_same_knockdown_masses_read_only_other_lines_training_labels() -> None:
     assert same.outcomes(0, 0) == [("OTHER", 1)] and same.outcomes(1, 2) == [("OTHER", None)]
     assert same.outcomes(4, 0) == []  # (E, G1) is a test pair of the other line: never evidence
     shuffled = [(p, g, 1 - y if s == "test" else y, s) for p, g, y, s in OTHER_ROWS]
-    assert_allclose(SameKnockdown.of(labels, [tiny_other_line(shuffled)]).sums(pert, gene), same.sums(pert, gene))
+    assert_allclose(
+        SameKnockdown.of(labels, [tiny_other_line(shuffled)]).sums(pert, gene), same.sums(pert, gene)
+    )
 
 
 def test_same_knockdown_in_the_vote_and_in_explain() -> None:
@@ -153,7 +155,9 @@ def test_same_knockdown_in_the_vote_and_in_explain() -> None:
     ex = explain(labels, graph, perturbation="A", gene="G1", index=with_same)
     item = next(it for it in ex.positive if it.relation == CROSSLINE_SAME)
     assert item.perturbation == "A" and item.label == 1 and item.weight == pytest.approx(weight)
-    assert item.path == ("gene:A", "gene:A@OTHER") and item.relation_label == f"{CROSSLINE_SAME_LABEL} (OTHER)"
+    assert (
+        item.path == ("gene:A", "gene:A@OTHER") and item.relation_label == f"{CROSSLINE_SAME_LABEL} (OTHER)"
+    )
     assert ex.score == pytest.approx(float(a["score"].iat[0]))  # full support = batch score
     assert ex.mass["positive"] == pytest.approx(float(a["pos"].iat[0]))
     assert CROSSLINE_SAME in {e.relation for e in ex.graph.edges}

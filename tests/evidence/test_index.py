@@ -177,4 +177,6 @@ def test_real_scores_take_narrow_integer_codes(real_data: object) -> None:
     wide = [c.astype(np.intp) for c in narrow]
     assert_allclose(index.score(*narrow)["score"], index.score(*wide)["score"])
     kernels = _gatherable([index._kernel])  # the learned model's features gather the same way
-    assert_allclose(_evidence_sums(kernels, index.train, *narrow), _evidence_sums(kernels, index.train, *wide))
+    assert_allclose(
+        _evidence_sums(kernels, index.train, *narrow), _evidence_sums(kernels, index.train, *wide)
+    )
