@@ -6,6 +6,8 @@ Cached functions live outside the page script: a page script runs again on every
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import plotly.graph_objects as go
 import streamlit as st
 
@@ -16,29 +18,27 @@ from perturb_core.compare import Comparison, compare_predictions
 from perturb_core.config import get_settings
 
 
+class CompareQuery(NamedTuple):
+    """The inputs of one comparison (hashable: the cache key of :func:`compare` and :func:`scatters`)."""
+
+    dataset: str
+    cell_line: str
+    drug: str
+    selector: str
+    cell_line_b: str
+    drug_b: str
+    selector_b: str
+    k: int
+    regime: str
+
+
 @st.cache_resource(max_entries=64, show_spinner="Predicting both sides…")
-def compare(
-    dataset: str,
-    cell_line: str,
-    drug: str,
-    selector: str,
-    cell_line_b: str,
-    drug_b: str,
-    selector_b: str,
-    k: int,
-    regime: str,
-) -> Comparison:
+def compare(query: CompareQuery) -> Comparison:
     """One comparison of rule-based selectors (no LLM), cached per input; frozen and only read."""
+    fields = query._asdict()
     return compare_predictions(
-        load.signatures(dataset),
-        cell_line=cell_line,
-        drug=drug,
-        selector=selector,
-        cell_line_b=cell_line_b,
-        drug_b=drug_b,
-        selector_b=selector_b,
-        k=k,
-        regime=regime,
+        load.signatures(fields.pop("dataset")),
+        **fields,
         settings=get_settings(),
         drugs=load.drugs(),
         graph=load.graph(),
@@ -46,19 +46,9 @@ def compare(
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
-def scatters(
-    dataset: str,
-    cell_line: str,
-    drug: str,
-    selector: str,
-    cell_line_b: str,
-    drug_b: str,
-    selector_b: str,
-    k: int,
-    regime: str,
-) -> dict[str, go.Figure]:
+def scatters(query: CompareQuery) -> dict[str, go.Figure]:
     """Both sides' predicted-vs-observed scatters (``left``, ``right``), frozen once per comparison."""
-    cmp = compare(dataset, cell_line, drug, selector, cell_line_b, drug_b, selector_b, k, regime)
+    cmp = compare(query)
     return {
         key: export.frozen(figs.prediction_scatter(ex.prediction, ex.truth, ex.genes))
         for key, ex in (("left", cmp.left), ("right", cmp.right))

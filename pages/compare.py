@@ -136,9 +136,9 @@ state.share_link(
 )  # fmt: skip
 
 with ui.guard("comparing the two predictions"):
-    query = (dataset, cell_line, drug, selector, cell_line_b, drug_b, selector_b, k, regime)
-    cmp = cv.compare(*query)
-    scatters = cv.scatters(*query)
+    query = cv.CompareQuery(dataset, cell_line, drug, selector, cell_line_b, drug_b, selector_b, k, regime)
+    cmp = cv.compare(query)
+    scatters = cv.scatters(query)
 left, right = cmp.left, cmp.right
 nb = cmp.neighbours()
 shared = {s["name"] for s in nb["shared"]}

@@ -127,10 +127,12 @@ def test_compare_and_gene_views_hand_over_frozen_figures(real_data) -> None:
     from pages import _compare_views as cv
     from pages import _gene_views as gv
 
-    query = ("tahoe", "C32", "Trametinib", "kg_mechanism", "C32", "Binimetinib", "kg_mechanism", 10, "open-world")
-    scatters = cv.scatters(*query)
+    query = cv.CompareQuery(
+        "tahoe", "C32", "Trametinib", "kg_mechanism", "C32", "Binimetinib", "kg_mechanism", 10, "open-world"
+    )
+    scatters = cv.scatters(query)
     assert set(scatters) == {"left", "right"}
-    assert cv.scatters(*query) is scatters  # built once, shared
+    assert cv.scatters(query) is scatters  # built once, shared
     heat = gv.response_heatmap("EGR1", "tahoe", False)
     for fig in (*scatters.values(), heat):
         assert getattr(fig, export.FROZEN_SPEC, None) is not None
