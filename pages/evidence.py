@@ -212,7 +212,7 @@ def _graph_panel(ex: evidence.EvidenceExplanation) -> None:
         else ""
     )
     st.markdown(
-        f"<span style='color:{figs.SIDE_COLOURS[side]};font-weight:600'>● {side}</span> **{row['perturbation']}**: "
+        f"<span style='color:{figs.SIDE_COLOURS[side]};font-weight:600'>● {side}</span> **{node.name}**: "
         f"{outcome}; related by *{row['relation_label']}* (weight {figs.fmt(row['weight'], 3)}){cross}",
         unsafe_allow_html=True,
     )

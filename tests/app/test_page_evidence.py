@@ -44,6 +44,11 @@ def test_evidence_crossline_shows_the_same_knockdown_in_other_lines(
     same = items[items["relation_label"].str.startswith("same knock-down, other line")]
     assert len(same) >= 2 and set(same["kind"]) == {"cross-line"} and set(same["perturbation"]) == {"EIF2B1"}
     assert "positive" in set(same["side"])
+    box = _node_box(at)
+    label = next(o for o in box.options if o.startswith("EIF2B1 in "))  # e.g. "EIF2B1 in HEPG2 (positive)"
+    line = label.split(" ")[2]
+    box.select(f"gene:EIF2B1@{line}").run()
+    assert any(f"**EIF2B1 in {line}**" in m.value for m in at.markdown)
 
 
 def test_evidence_pick_a_node_shows_its_path(real_data, open_page, assert_clean) -> None:
