@@ -255,10 +255,6 @@ class _Selection:
     same: Mapping[int, tuple[str, int | None]]  # key -> (other line, label or None if unmeasured)
     same_weight: float  # weight of each same_knockdown item
 
-    def weight(self, j: int) -> float:
-        """Relation weight of item j to the query."""
-        return float(self.row[j]) if j >= 0 else self.same_weight
-
     def is_positive(self, j: int) -> bool:
         """g responded (went up) under item j."""
         return bool(self.positive[j]) if j >= 0 else self.same[j][1] == 1
