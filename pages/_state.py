@@ -317,6 +317,30 @@ def seed_int(seed: dict[str, str], param: str, key: str, low: int, high: int) ->
         link_warning(f"{param} = {value!r} must be a whole number from {low} to {high}")
 
 
+_FLAG_VALUES = {
+    "1": True,
+    "true": True,
+    "on": True,
+    "yes": True,
+    "0": False,
+    "false": False,
+    "off": False,
+    "no": False,
+}
+
+
+def seed_flag(seed: dict[str, str], param: str, key: str) -> None:
+    """Preset a toggle from a link parameter (``1``/``true``/``on``/``yes`` or ``0``/``false``/``off``/``no``)."""
+    value = seed.get(param)
+    if value is None:
+        return
+    flag = _FLAG_VALUES.get(str(value).strip().lower())
+    if flag is None:
+        link_warning(f"{param} = {value!r} must be 1 or 0 (true/false, on/off, yes/no)")
+    else:
+        st.session_state[key] = flag
+
+
 def keep_choice(key: str, options: list[str], previous_key: str) -> None:
     """Keep the previous choice when the options change (e.g. another cell line), if still valid."""
     prev = st.session_state.get(previous_key)

@@ -116,6 +116,7 @@ with st.container(border=True):
 
 crossline = False
 if dataset.startswith("perturbqa-"):
+    state.seed_flag(seed, "crossline", "core_crossline")
     crossline = st.toggle(
         "Cross-line evidence (core_voting_crossline)",
         key="core_crossline",
@@ -123,7 +124,11 @@ if dataset.startswith("perturbqa-"):
         "responses there agree with p's (co_response), and p itself measured there (same_knockdown: "
         "did g respond to p in that line?). Drawn in purple; never a test label of any line.",
     )
-state.share_link(dataset=dataset, task=task, perturbation=perturbation, gene=gene)
+elif seed.get("crossline"):
+    state.link_warning(f"crossline: cross-line evidence is for the PerturbQA lines only, not {dataset}")
+state.share_link(
+    dataset=dataset, task=task, perturbation=perturbation, gene=gene, crossline="1" if crossline else None
+)
 with ui.guard("collecting evidence"):
     ex = explain(dataset, task, perturbation, gene, crossline)
 

@@ -26,6 +26,12 @@ PAGES = [
     ("retrieval", "Retrieval explorer", "retrieval"),
     # a link straight to one pair (query parameters seed the inputs): a test positive with both kinds of evidence
     ("evidence?dataset=perturbqa-k562&perturbation=INTS1&gene=LIMD2", "Evidence graph", "evidence"),
+    # cross-line evidence from a link: ATF4 responded to EIF2B1 in other lines (same_knockdown items)
+    (
+        "evidence?dataset=perturbqa-k562&perturbation=EIF2B1&gene=ATF4&crossline=1",
+        "Evidence graph",
+        "evidence_crossline",
+    ),
     ("benchmarks", "Benchmarks", "benchmarks"),
     ("data", "Data", "data"),
     ("settings", "Settings", "settings"),

@@ -37,9 +37,11 @@ def test_evidence_crossline_shows_the_same_knockdown_in_other_lines(
     real_data, open_with_query, assert_clean
 ) -> None:
     # EIF2B1 -> ATF4 (integrated stress response): ATF4 responded to EIF2B1 in the other lines' training labels
-    at = open_with_query("evidence", {"dataset": "perturbqa-k562", "perturbation": "EIF2B1", "gene": "ATF4"})
-    at.toggle(key="core_crossline").set_value(True).run()
+    link = {"dataset": "perturbqa-k562", "perturbation": "EIF2B1", "gene": "ATF4", "crossline": "1"}
+    at = open_with_query("evidence", link)  # the link turns cross-line evidence on, and keeps it in the URL
     assert_clean(at)
+    assert at.toggle(key="core_crossline").value is True
+    assert at.query_params.get("crossline") in ("1", ["1"])
     items = next(d.value for d in at.dataframe if "side" in d.value.columns)
     same = items[items["relation_label"].str.startswith("same knock-down, other line")]
     assert len(same) >= 2 and set(same["kind"]) == {"cross-line"} and set(same["perturbation"]) == {"EIF2B1"}
@@ -165,3 +167,13 @@ def test_drug_annotations_say_where_they_come_from(real_data, open_page, assert_
         "none matched (no targets or mechanism)",
         "not in the drug table",
     }
+
+
+def test_evidence_link_with_a_bad_crossline_value_is_warned(real_data, open_with_query) -> None:
+    at = open_with_query("evidence", {"dataset": "perturbqa-k562", "crossline": "maybe"})
+    assert not at.exception
+    assert any("crossline = 'maybe' must be 1 or 0" in w.value for w in at.warning)
+    assert at.toggle(key="core_crossline").value is False
+    tahoe = open_with_query("evidence", {"dataset": "tahoe-c32", "crossline": "1"})
+    assert not tahoe.exception
+    assert any("PerturbQA lines only, not tahoe-c32" in w.value for w in tahoe.warning)
