@@ -259,26 +259,18 @@ def crossline_pair_features(
         lines, NaN if never labelled), ``xl_pert_strength`` (p's responders per labelled
         gene over the other lines, NaN if p is no training perturbation there).
     """
-    perts = pd.Index(labels.table["pert"].cat.categories)[pert]
-    genes = pd.Index(labels.table["gene"].cat.categories)[gene]
+    same = SameKnockdown.of(labels, others)
     n = len(pert)
     same_m, same_p = np.zeros(n), np.zeros(n)
     g_pos, g_meas, p_pos, p_meas = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
-    for o in others:
-        prof = _line_profiles(o)
-        pi = prof.perts.get_indexer(perts)
-        gi = prof.genes.get_indexer(genes)
-        pi = np.where((pi >= 0) & prof.train[np.maximum(pi, 0)], pi, -1)
-        both = (pi >= 0) & (gi >= 0)
-        lab = np.zeros(n)
-        if both.any():
-            lab[both] = np.asarray(prof.label[pi[both], gi[both]]).ravel()
-        same_m += lab > 0
-        same_p += lab == 2
-        meas = (prof.label > 0).astype(np.float64)
-        pos = (prof.label == 2).astype(np.float64)
+    for line, mat in enumerate(same.labels):
+        o = same._outcome(line, pert, gene)
+        same_m += o > 0
+        same_p += o == 2
+        meas, pos = (mat > 0).astype(np.float64), (mat == 2).astype(np.float64)
         gm, gp = np.asarray(meas.sum(axis=0)).ravel(), np.asarray(pos.sum(axis=0)).ravel()
         pm, pp = np.asarray(meas.sum(axis=1)).ravel(), np.asarray(pos.sum(axis=1)).ravel()
+        gi, pi = same.cols[line][gene], same.rows[line][pert]
         okg, okp = gi >= 0, pi >= 0
         g_meas[okg] += gm[gi[okg]]
         g_pos[okg] += gp[gi[okg]]
