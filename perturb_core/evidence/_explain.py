@@ -295,15 +295,18 @@ def _select(index: CoreIndex, i: int, gi: int, budget: int | None) -> _Selection
         labelled = labelled[:budget]
         floor = weight(labelled[-1]) if labelled else np.inf
         unmeasured = [j for j in unmeasured if weight(j) >= floor]
-    pos = sum(weight(j) for j in labelled if (positive[j] if j >= 0 else same[j][1] == 1))
+    # masses as array sums over perturbations (as the batch vote sums them), plus the same-knock-down items
+    kept = np.array([j for j in labelled if j >= 0], dtype=np.intp)
+    unm = np.array([j for j in unmeasured if j >= 0], dtype=np.intp)
+    same_kept = [same[j][1] for j in labelled if j < 0]
     return _Selection(
         row=row,
         labelled=labelled,
         unmeasured=ranked(unmeasured),
         positive=positive,
-        pos_mass=float(pos),
-        neg_mass=float(sum(weight(j) for j in labelled) - pos),
-        unm_mass=float(sum(weight(j) for j in unmeasured)),
+        pos_mass=float((row[kept] * positive[kept]).sum() + same_w * same_kept.count(1)),
+        neg_mass=float((row[kept] * ~positive[kept]).sum() + same_w * same_kept.count(0)),
+        unm_mass=float(row[unm].sum() + same_w * (len(unmeasured) - len(unm))),
         same=same,
         same_weight=same_w,
     )
